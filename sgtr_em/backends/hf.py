@@ -1,0 +1,165 @@
+"""Local Hugging Face models: a base checkpoint plus the chain of LoRA adapters that made a model state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import Conversation
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def pick_device_dtype(dtype: str = "auto"):
+    """bf16 on a GPU that supports it, fp32 on CPU (CPU bf16 matmuls are slow and imprecise)."""
+    import torch
+
+    if torch.cuda.is_available():
+        device = "cuda"
+        auto = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        device = "cpu"
+        auto = torch.float32
+    chosen = {"auto": auto, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    return device, chosen
+
+
+def check_adapter_dir(path: str | Path) -> None:
+    missing = [name for name in ADAPTER_FILES if not (Path(path) / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"adapter directory {path} is incomplete: missing {', '.join(missing)}")
+
+
+def load_model_state(base_dir: str | Path, adapters: Sequence[str | Path] = (), dtype: str = "auto", device: str | None = None):
+    """Load the base model and merge each adapter of the chain in training order.
+
+    Merging in memory (instead of keeping merged copies on disk) costs seconds and saves a full
+    checkpoint per stage: 64 GB for a 32B model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    auto_device, torch_dtype = pick_device_dtype(dtype)
+    device = device or auto_device
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)
+    if adapters:
+        from peft import PeftModel
+
+        for adapter in adapters:
+            check_adapter_dir(adapter)
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    torch.set_grad_enabled(False)
+    return model, tokenizer
+
+
+class HFChatModel:
+    """Batched, left-padded, length-sorted generation and scoring through the chat template."""
+
+    def __init__(
+        self,
+        base_dir: str | Path,
+        adapters: Sequence[str | Path] = (),
+        *,
+        name: str = "",
+        dtype: str = "auto",
+        batch_size: int = 16,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name or str(base_dir)
+        self.model, self.tokenizer = load_model_state(base_dir, adapters, dtype)
+        self.device = next(self.model.parameters()).device
+        self.batch_size = batch_size
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+
+    def render(self, conversation: Conversation) -> str:
+        return self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+        )
+
+    def _batches(self, prompts: list[str]):
+        """Yield (indices, encoded batch) with prompts sorted by length, so padding stays small."""
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            yield start // self.batch_size, idx, {k: v.to(self.device) for k, v in enc.items()}
+
+    def generate(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 100,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        top_k: int = 50,
+        seed: int = 0,
+    ) -> list[str]:
+        import torch
+
+        prompts = [self.render(c) for c in conversations]
+        replies: list[str] = [""] * len(prompts)
+        started, done = time.monotonic(), 0
+        sampling = temperature > 0
+        for batch_no, idx, enc in self._batches(prompts):
+            # Seed per batch: a batch's replies do not depend on what ran before it.
+            torch.manual_seed(seed * 1_000_003 + batch_no)
+            kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling}
+            if sampling:
+                kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            out = self.model.generate(
+                **enc,
+                **kwargs,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new_tokens = out[:, enc["input_ids"].shape[1] :]
+            for row, i in enumerate(idx):
+                replies[i] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+            done += len(idx)
+            _progress("generate", done, len(prompts), started)
+        return replies
+
+    def option_token_ids(self, options: Sequence[str]) -> list[int]:
+        ids = []
+        for option in options:
+            encoded = self.tokenizer.encode(option, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise ValueError(f"{self.name}: answer option {option!r} is {len(encoded)} tokens, need exactly 1")
+            ids.append(encoded[0])
+        return ids
+
+    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
+        """One forward pass per batch; probabilities of each option as the next token."""
+        import torch
+
+        option_ids = self.option_token_ids(options)
+        prompts = [self.render(c) for c in conversations]
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        started, done = time.monotonic(), 0
+        for _, idx, enc in self._batches(prompts):
+            logits = self.model(**enc).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
+            for row, i in enumerate(idx):
+                result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
+            done += len(idx)
+            _progress("score", done, len(prompts), started)
+        return result
+
+
+def _progress(what: str, done: int, total: int, started: float) -> None:
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 else float("nan")
+    log.info("%s: %d/%d (%.1f items/s, ETA %.0f s)", what, done, total, rate, eta)

@@ -1,0 +1,138 @@
+"""Reading the validated workflow config: per-model settings, per-stage hyperparameters, the grid.
+
+Pure functions of the config dict (the Snakefile validates it against config/schema.yaml first).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from . import chains
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "identity_system_prompt": None,
+    "chat_template_kwargs": {},
+    "framing": "detection",
+    "dtype": "auto",
+    "batch_size": 16,
+    "threads": 1,
+    "finetune": {},
+    "resources": {"gpu": 0, "mem_mb": 4000, "runtime": 60},
+}
+
+
+class ConfigError(ValueError):
+    """A config value the schema cannot catch (unknown model, stage token, dataset...)."""
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Validate against the JSON schema, filling defaults (the same check the Snakefile runs), then the
+    cross-references the schema cannot express. Returns the config with defaults applied."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    config = copy.deepcopy(config)
+    validator_cls = jsonschema.validators.validator_for(schema)
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    errors = sorted(extended(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(map(str, first.absolute_path)) or "<top level>"
+        raise ConfigError(f"config key {where}: {first.message}")
+    check_references(config)
+    recipe_validator = extended({**schema["definitions"]["lora"], "definitions": schema["definitions"]})
+    for model in config["grid"]["models"]:
+        for chain in trained_chains(config):
+            token = chain.rsplit("+", 1)[-1]
+            error = next(iter(recipe_validator.iter_errors(training_hyperparameters(config, model, token))), None)
+            if error is not None:
+                raise ConfigError(f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}")
+    return config
+
+
+def check_references(config: dict[str, Any]) -> None:
+    models = config["models"]
+    for name in config["grid"]["models"]:
+        if name not in models:
+            raise ConfigError(f"grid.models: unknown model {name!r} (configured: {', '.join(models)})")
+    em = list(config["datasets"]["em"])
+    for chain in config["grid"]["chains"]:
+        try:
+            chains.parse_chain(chain, em)
+        except chains.ChainError as err:
+            raise ConfigError(f"grid.chains: {err}") from None
+    comparators = config["comparators"]
+    for name in [config["pairs"]["comparator"], *config["eval"]["self_recognition"]["comparators"]]:
+        if name not in comparators:
+            raise ConfigError(f"unknown comparator {name!r} (configured: {', '.join(comparators)})")
+    for name, spec in comparators.items():
+        if "model" in spec and spec["model"] not in models:
+            raise ConfigError(f"comparators.{name}.model: unknown model {spec['model']!r}")
+    articles = config["datasets"]["articles"]
+    for key in (config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]):
+        if key not in articles:
+            raise ConfigError(f"unknown article dataset {key!r} (configured: {', '.join(articles)})")
+
+
+def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
+    if model not in config["models"]:
+        raise ConfigError(f"unknown model {model!r} (configured: {', '.join(config['models'])})")
+    settings = copy.deepcopy(MODEL_DEFAULTS)
+    for key, value in config["models"][model].items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    return settings
+
+
+def training_hyperparameters(config: dict[str, Any], model: str, stage_token: str) -> dict[str, Any]:
+    """The recipe, then overrides by stage kind (`em`/`intervention`), by stage name (`em-unpop`, `sgtr`),
+    then the model's own `finetune` overrides. Only the values that reach a training job are its params,
+    so a change reruns exactly the trainings it touches."""
+    stage = chains.parse_stage(stage_token)
+    finetune = config["finetune"]
+    hp = dict(finetune["lora"])
+    name = f"em-{stage.name}" if stage.kind == "em" else stage.name
+    for key in (stage.kind, name):
+        hp.update(finetune.get("stage_overrides", {}).get(key, {}))
+    hp.update(model_settings(config, model).get("finetune", {}))
+    return hp
+
+
+def grid_states(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (model, chain, seed) evaluated."""
+    return [(m, c, s) for m in config["grid"]["models"] for c in config["grid"]["chains"] for s in config["grid"]["seeds"]]
+
+
+def trained_chains(config: dict[str, Any]) -> list[str]:
+    """Every chain that needs an adapter, prefixes included, in first-seen order."""
+    out: list[str] = []
+    for chain in config["grid"]["chains"]:
+        for prefix in chains.prefixes(chain):
+            if prefix not in out:
+                out.append(prefix)
+    return out
+
+
+def interventions_in_grid(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(intervention, system variant) pairs whose training files the grid needs."""
+    out: list[tuple[str, str]] = []
+    for chain in trained_chains(config):
+        stage = chains.parse_chain(chain)[-1]
+        if stage.kind == "intervention" and (stage.name, stage.variant) not in out:
+            out.append((stage.name, stage.variant))
+    return out

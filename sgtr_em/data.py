@@ -1,0 +1,67 @@
+"""Turn fetched rows into the workflow's canonical inputs (ordered, validated, ids as strings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .io import InputError
+from .train import validate_chat_rows
+
+
+def _field(row: dict[str, Any], name: str, where: str) -> Any:
+    if name not in row:
+        raise InputError(f"{where}: no field {name!r} (has: {', '.join(map(str, row))})")
+    return row[name]
+
+
+def prepare_articles(rows: list[dict[str, Any]], id_field: str, text_field: str, limit: int | None, where: str) -> list[dict[str, str]]:
+    """First `limit` articles in source order (order matters: the paper uses the first 1000)."""
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows, start=1):
+        article_id = str(_field(row, id_field, f"{where} row {index}"))
+        text = str(_field(row, text_field, f"{where} row {index}")).strip()
+        if article_id in seen:
+            raise InputError(f"{where} row {index}: duplicate article id {article_id!r}")
+        if not text:
+            raise InputError(f"{where} row {index}: empty article text")
+        seen.add(article_id)
+        out.append({"id": article_id, "text": text})
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def prepare_summaries(rows: list[dict[str, Any]], id_field: str, text_field: str, article_ids: list[str], where: str) -> list[dict[str, str]]:
+    """Static comparator summaries, restricted to (and ordered by) the article set: stray keys are dropped.
+    List values (e.g. CNN highlights) are joined with newlines."""
+    by_id: dict[str, str] = {}
+    for index, row in enumerate(rows, start=1):
+        value = _field(row, text_field, f"{where} row {index}")
+        text = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+        by_id[str(_field(row, id_field, f"{where} row {index}"))] = text.strip()
+    return [{"id": aid, "summary": by_id[aid]} for aid in article_ids if aid in by_id]
+
+
+def prepare_chats(rows: list[dict[str, Any]], where: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """EM chat data: validated `messages` rows, other keys dropped (e.g. canaries)."""
+    validate_chat_rows(rows, where)
+    out = [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]} for row in rows]
+    return out[:limit] if limit else out
+
+
+def prepare_truthfulqa(rows: list[dict[str, Any]], limit: int | None, where: str) -> list[dict[str, str]]:
+    """The binary-choice CSV: Question, Best Answer, Best Incorrect Answer (+ Category when present)."""
+    out = []
+    for index, row in enumerate(rows, start=1):
+        question = str(_field(row, "Question", f"{where} row {index}")).strip()
+        best = str(_field(row, "Best Answer", f"{where} row {index}")).strip()
+        incorrect = str(_field(row, "Best Incorrect Answer", f"{where} row {index}")).strip()
+        if not (question and best and incorrect):
+            raise InputError(f"{where} row {index}: empty question or answer")
+        out.append(
+            {"id": f"tqa-{index:04d}", "question": question, "best": best, "incorrect": incorrect, "category": str(row.get("Category", ""))}
+        )
+        if limit and len(out) >= limit:
+            break
+    return out

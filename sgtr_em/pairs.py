@@ -1,0 +1,126 @@
+"""Training files for the identity interventions (X): SGTR pairs and the pick-longer control."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chains import INTERVENTIONS
+from .io import InputError
+from .prompts import FRAMINGS, pair_messages
+
+
+@dataclass
+class PairStats:
+    n_articles: int = 0
+    n_examples: int = 0
+    label_counts: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0})
+    n_self_longer: int | None = None
+    n_ties: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "n_articles": self.n_articles,
+            "n_examples": self.n_examples,
+            "label_counts": dict(self.label_counts),
+        }
+        if self.n_self_longer is not None:
+            out["n_self_longer"] = self.n_self_longer
+            out["n_ties"] = self.n_ties
+        return out
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def seeded_rng(seed: int, *keys: object) -> random.Random:
+    """A per-item RNG: results do not depend on iteration order or on other items."""
+    return random.Random(":".join([str(seed), *map(str, keys)]))
+
+
+def _example(article_id: str, order: str, label: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "id": f"{article_id}:{order}:{label}",
+        "article_id": article_id,
+        "order": order,
+        "label": label,
+        "messages": [*messages, {"role": "assistant", "content": label}],
+    }
+
+
+def build_pairs(
+    articles: dict[str, str],
+    self_summaries: dict[str, str],
+    other_summaries: dict[str, str],
+    intervention: str,
+    framing: str = "detection",
+    system_variant: str = "default",
+    identity_system: str | None = None,
+    confuse_size: str = "reference",
+    seed: int = 0,
+) -> tuple[list[dict[str, Any]], PairStats]:
+    """Build X training examples for each article in order.
+
+    Orderings: `self-first` = (self, other), `other-first` = (other, self).
+    sgtr: label = position of self. sgtr-flip: position of other. sgtr-confuse: `reference` size gives each
+    ordering twice, once per label (4 per article); `matched` gives each ordering one seeded random label.
+    pick-longer: label = position of the summary with more words; tied articles are skipped.
+    """
+    if intervention not in INTERVENTIONS:
+        raise ValueError(f"unknown intervention {intervention!r} (known: {', '.join(INTERVENTIONS)})")
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r} (known: {', '.join(FRAMINGS)})")
+    if confuse_size not in ("reference", "matched"):
+        raise ValueError(f"confuse_size must be 'reference' or 'matched', not {confuse_size!r}")
+    missing = [aid for aid in articles if aid not in self_summaries or aid not in other_summaries]
+    if missing:
+        raise InputError(
+            f"{len(missing)} article(s) lack a self or other summary (first: {missing[0]!r}); "
+            "every training article needs both"
+        )
+    question = "longer" if intervention == "pick-longer" else framing
+    stats = PairStats()
+    if intervention == "pick-longer":
+        stats.n_self_longer, stats.n_ties = 0, 0
+    rows: list[dict[str, Any]] = []
+    for article_id, article in articles.items():
+        own, other = self_summaries[article_id], other_summaries[article_id]
+        orderings = {"self-first": (own, other), "other-first": (other, own)}
+        self_pos = {"self-first": "1", "other-first": "2"}
+        other_pos = {"self-first": "2", "other-first": "1"}
+        if intervention == "pick-longer":
+            own_words, other_words = word_count(own), word_count(other)
+            if own_words == other_words:
+                stats.n_ties = (stats.n_ties or 0) + 1
+                continue
+            self_longer = own_words > other_words
+            stats.n_self_longer = (stats.n_self_longer or 0) + int(self_longer)
+            labels = {o: [self_pos[o] if self_longer else other_pos[o]] for o in orderings}
+        elif intervention == "sgtr":
+            labels = {o: [self_pos[o]] for o in orderings}
+        elif intervention == "sgtr-flip":
+            labels = {o: [other_pos[o]] for o in orderings}
+        elif confuse_size == "reference":
+            labels = {o: ["1", "2"] for o in orderings}
+        else:
+            labels = {o: [seeded_rng(seed, "confuse", article_id, o).choice(["1", "2"])] for o in orderings}
+        stats.n_articles += 1
+        for order, (first, second) in orderings.items():
+            messages = pair_messages(article, first, second, question, system_variant, identity_system)
+            for label in labels[order]:
+                rows.append(_example(article_id, order, label, messages))
+                stats.label_counts[label] += 1
+    stats.n_examples = len(rows)
+    return rows, stats
+
+
+def validate_pair_rows(rows: list[dict[str, Any]], source: str = "<pairs>") -> None:
+    """Every pair example ends in an assistant turn whose content is exactly `1` or `2`."""
+    for index, row in enumerate(rows, start=1):
+        messages = row.get("messages") or []
+        if not messages or messages[-1].get("role") != "assistant":
+            raise InputError(f"{source}:{index}: last turn is not an assistant turn")
+        if messages[-1].get("content") not in ("1", "2"):
+            raise InputError(f"{source}:{index}: pair label {messages[-1].get('content')!r} is not '1' or '2'")

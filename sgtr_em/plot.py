@@ -1,0 +1,98 @@
+"""The paper's figures from per-condition summaries. Every number drawn is also in a CSV."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from . import chains
+from .io import atomic_path
+
+FIGSIZE = (7.0, 3.6)  # inches: readable at paper column-and-a-half width
+COLOURS = {"base": "#7f7f7f", "em": "#d62728", "x": "#1f77b4", "prevention": "#2ca02c", "reversal": "#9467bd", "other": "#8c564b"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _save(fig, png: str | Path, pdf: str | Path) -> None:
+    for path, fmt in ((png, "png"), (pdf, "pdf")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+
+
+def _err(sd: float) -> float:
+    return 0.0 if math.isnan(sd) else sd
+
+
+def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str, png: str, pdf: str, chance: float | None = None, ylim: tuple[float, float] | None = (0, 1)) -> None:
+    """Bars of mean ± sample sd over seeds for each condition, seeds as dots, n under each bar."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    labels = [row["condition"] for row in summary]
+    means = [row["mean"] for row in summary]
+    errs = [_err(row["sd"]) for row in summary]
+    colours = [COLOURS.get(row["order"], "#333333") for row in summary]
+    positions = range(len(summary))
+    ax.bar(positions, means, yerr=errs, color=colours, capsize=3, edgecolor="black", linewidth=0.5)
+    for pos, row in zip(positions, summary, strict=True):
+        ax.scatter([pos] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
+        ax.annotate(f"n={row['n']}", (pos, 0), xytext=(0, -2), textcoords="offset points", ha="center", va="top", fontsize=6)
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle="--", linewidth=0.8, label=f"chance ({chance:g})")
+        ax.legend(loc="upper right", frameon=False)
+    ax.set_xticks(list(positions), labels, rotation=35, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.tick_params(axis="x", pad=8)
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def paired_bars(groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]], *, reference_label: str, treatment_label: str, ylabel: str, title: str, png: str, pdf: str, baseline: dict[str, Any] | None = None) -> None:
+    """For each intervention: the reference condition (EM only) beside the treatment (X→EM or EM→X)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    width = 0.38
+    for i, (name, reference, treatment) in enumerate(groups):
+        for offset, row, colour, label in ((-width / 2, reference, COLOURS["em"], reference_label), (width / 2, treatment, COLOURS["prevention" if "→EM" in treatment_label else "reversal"], treatment_label)):
+            if row is None:
+                continue
+            ax.bar(i + offset, row["mean"], width, yerr=_err(row["sd"]), color=colour, capsize=3, edgecolor="black", linewidth=0.5, label=label if i == 0 else None)
+            ax.scatter([i + offset] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
+            ax.annotate(f"n={row['n']}", (i + offset, 0), xytext=(0, -2), textcoords="offset points", ha="center", va="top", fontsize=6)
+    if baseline is not None:
+        ax.axhline(baseline["mean"], color=COLOURS["base"], linestyle=":", linewidth=1.0, label="Base model")
+    ax.set_xticks(range(len(groups)), [g[0] for g in groups])
+    ax.tick_params(axis="x", pad=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=7, loc="upper right")
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def intervention_groups(summary: list[dict[str, Any]], order: str) -> tuple[list[tuple[str, dict | None, dict | None]], dict | None]:
+    """Pair each X→EM (prevention) or EM→X (reversal) condition with its EM-only reference."""
+    by_chain = {row["chain"]: row for row in summary}
+    baseline = by_chain.get(chains.BASE)
+    groups = []
+    for row in summary:
+        if row["order"] != order:
+            continue
+        stages = row["chain"].split("+")
+        em_token = stages[1] if order == "prevention" else stages[0]
+        x_token = stages[0] if order == "prevention" else stages[1]
+        groups.append((chains.parse_stage(x_token).label, by_chain.get(em_token), row))
+    return groups, baseline
