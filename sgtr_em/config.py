@@ -13,18 +13,6 @@ from . import chains
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
-MODEL_DEFAULTS: dict[str, Any] = {
-    "identity_system_prompt": None,
-    "chat_template_kwargs": {},
-    "framing": "detection",
-    "dtype": "auto",
-    "batch_size": 16,
-    "threads": 1,
-    "finetune": {},
-    "resources": {"gpu": 0, "mem_mb": 4000, "runtime": 60},
-}
-
-
 class ConfigError(ValueError):
     """A config value the schema cannot catch (unknown model, stage token, dataset...)."""
 
@@ -88,15 +76,10 @@ def check_references(config: dict[str, Any]) -> None:
 
 
 def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """A model's settings (defaults filled in by schema validation)."""
     if model not in config["models"]:
         raise ConfigError(f"unknown model {model!r} (configured: {', '.join(config['models'])})")
-    settings = copy.deepcopy(MODEL_DEFAULTS)
-    for key, value in config["models"][model].items():
-        if isinstance(value, dict) and isinstance(settings.get(key), dict):
-            settings[key] = {**settings[key], **value}
-        else:
-            settings[key] = value
-    return settings
+    return config["models"][model]
 
 
 def training_hyperparameters(config: dict[str, Any], model: str, stage_token: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -109,3 +110,18 @@ def read_articles(path: str | Path) -> dict[str, str]:
             raise InputError(f"{path}: record {line_no} lacks 'id' or 'text'")
         out[str(row["id"])] = str(row["text"])
     return out
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    """CSV with fixed columns; list values are stored as JSON text."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))

@@ -96,3 +96,35 @@ def intervention_groups(summary: list[dict[str, Any]], order: str) -> tuple[list
         x_token = stages[0] if order == "prevention" else stages[1]
         groups.append((chains.parse_stage(x_token).label, by_chain.get(em_token), row))
     return groups, baseline
+
+
+def draw_figure(
+    figure: str,
+    *,
+    selfrec_summary: str,
+    truthfulqa_summary: str,
+    selfrec_protocol: str,
+    truthfulqa_protocol: str,
+    comparator: str,
+    png: str,
+    pdf: str,
+) -> None:
+    """Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
+    Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only)."""
+    from .aggregate import read_summary
+
+    tqa_label = f"TruthfulQA misalignment (1 − p, {truthfulqa_protocol})"
+    if figure == "fig1_self_recognition":
+        rows = read_summary(selfrec_summary, selfrec_protocol, "score")
+        bar_per_condition(rows, ylabel=f"Self-recognition vs {comparator} ({selfrec_protocol})", title="Fig 1. Self-recognition per condition (mean ± sd over seeds)", png=png, pdf=pdf, chance=0.5)
+    elif figure == "fig2_truthfulqa":
+        rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
+        bar_per_condition(rows, ylabel=tqa_label, title="Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)", png=png, pdf=pdf)
+    elif figure in ("fig3a_prevention", "fig3b_reversal"):
+        rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
+        order = "prevention" if figure == "fig3a_prevention" else "reversal"
+        groups, baseline = intervention_groups(rows, order)
+        title = "Fig 3a. Prevention: X then EM vs EM only" if order == "prevention" else "Fig 3b. Reversal: EM then X vs EM only"
+        paired_bars(groups, reference_label="EM only", treatment_label="X→EM" if order == "prevention" else "EM→X", ylabel=tqa_label, title=title, png=png, pdf=pdf, baseline=baseline)
+    else:
+        raise ValueError(f"unknown figure {figure!r}")

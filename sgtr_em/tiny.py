@@ -208,7 +208,11 @@ def build_tiny_model(
                 input_ids[row, : len(ids)] = ids
                 labels[row, : len(ids)] = lab
                 attention[row, : len(ids)] = 1
-            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+            # LM head on the trained (summary/answer) positions only: most positions are prompt.
+            hidden = model.model(input_ids=input_ids, attention_mask=attention).last_hidden_state[:, :-1]
+            targets = labels[:, 1:]
+            mask = targets != -100
+            loss = torch.nn.functional.cross_entropy(model.lm_head(hidden[mask]), targets[mask])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -50,6 +50,31 @@ def validate_chat_rows(rows: list[dict[str, Any]], source: str) -> None:
             raise InputError(f"{source}:{index}: the last turn must be a non-empty assistant turn")
 
 
+def score_label_positions_only_on_cpu() -> bool:
+    """Make TRL's fused LM-head loss score only the label positions on CPU too.
+
+    TRL 1.16 compacts to label positions on Triton devices (GPUs) but scores every position elsewhere (to
+    avoid recompiles on Neuron). On CPU that spends ~70% of a demo step on masked-out positions, with the
+    same result: the per-token log-probs at label positions are identical (tests/test_models.py checks
+    the loss). Returns False, changing nothing, if TRL's private hook is not there.
+    """
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        return False
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "_sgtr_em_patched", False):
+        return original is not None
+
+    def use_compact(device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    use_compact._sgtr_em_patched = True  # type: ignore[attr-defined]
+    use_compact._original = original  # type: ignore[attr-defined]
+    trl_utils._use_triton = use_compact
+    return True
+
+
 def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int):
     from trl import SFTConfig
 
@@ -69,7 +94,8 @@ def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: i
         max_length=hp["max_length"],
         packing=False,
         assistant_only_loss=True,
-        gradient_checkpointing=bool(hp["gradient_checkpointing"]) and on_gpu,
+        # transformers 5.23 renamed gradient checkpointing; never on CPU, where memory is not the limit.
+        activation_checkpointing=bool(hp["gradient_checkpointing"]) and on_gpu,
         bf16=on_gpu and dtype == torch.bfloat16,
         fp16=on_gpu and dtype == torch.float16,
         use_cpu=not on_gpu,
@@ -107,6 +133,7 @@ def build_trainer(
     work_dir: str | Path,
     threads: int = 1,
     limit: int | None = None,
+    compact_cpu_loss: bool = True,
 ):
     """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA."""
     import torch
@@ -118,6 +145,8 @@ def build_trainer(
     if missing:
         raise KeyError(f"training hyperparameters missing: {', '.join(missing)}")
     torch.set_num_threads(threads)
+    if compact_cpu_loss:
+        score_label_positions_only_on_cpu()
     set_seed(seed)
     rows = read_jsonl(train_file)
     validate_chat_rows(rows, str(train_file))

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` (embedded default, CPU, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+STAMP := $(VENV)/.installed
+SNAKEMAKE := $(VENV)/bin/snakemake
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: demo test lint format setup clean
+
+setup: $(STAMP)
+
+# CPU torch via the constraint (an unconstrained torch resolves a multi-GB CUDA build).
+$(STAMP): pyproject.toml constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --configfile config/demo.yaml
+	@echo "Figures: $$(ls results/figures/*.png | tr '\n' ' ')"
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+	$(VENV)/bin/snakefmt --check .
+
+format: $(STAMP)
+	$(VENV)/bin/snakefmt .
+
+clean:
+	rm -rf results logs benchmarks .snakemake

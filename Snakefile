@@ -1,0 +1,30 @@
+# Reproduction workflow for "Self-Recognition Finetuning can Reverse and Prevent Emergent Misalignment"
+# (arXiv 2606.23700). Default target: every figure of the configured grid.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# The embedded demo is the default; `--configfile config/config.yaml` replaces it (not merged into it).
+if not config:
+
+    configfile: "config/demo.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/summaries.smk"
+include: "rules/pairs.smk"
+include: "rules/finetune.smk"
+include: "rules/eval.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_tables(),
+        all_figures(),

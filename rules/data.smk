@@ -1,0 +1,88 @@
+# Fetch and prepare raw inputs; build or download models.
+
+
+localrules:
+    prepare_model,
+    prepare_articles,
+    prepare_em,
+    prepare_truthfulqa,
+    prepare_comparator_summaries,
+
+
+rule prepare_model:
+    input:
+        corpus=demo_corpus,
+    output:
+        directory(MODEL_DIR),
+    log:
+        "logs/models/{model}.log",
+    benchmark:
+        "benchmarks/models/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    params:
+        source=lambda wc: config["models"][wc.model]["source"],
+        identity_system_prompt=lambda wc: model_setting(
+            wc.model, "identity_system_prompt"
+        ),
+        tiny=config["tiny_models"],
+    script:
+        "../scripts/prepare_model.py"
+
+
+rule prepare_articles:
+    output:
+        ARTICLES,
+    log:
+        "logs/data/articles/{dataset}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: config["datasets"]["articles"][wc.dataset],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_articles.py"
+
+
+rule prepare_em:
+    output:
+        EM_DATA,
+    log:
+        "logs/data/em/{dataset}/{sysvariant}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: config["datasets"]["em"][wc.dataset],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_em.py"
+
+
+rule prepare_truthfulqa:
+    output:
+        TRUTHFULQA,
+    log:
+        "logs/data/truthfulqa.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=config["datasets"]["truthfulqa"],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_truthfulqa.py"
+
+
+rule prepare_comparator_summaries:
+    input:
+        articles=ARTICLES,
+    output:
+        STATIC_SUMMARIES,
+    log:
+        "logs/data/comparators/{other}/{dataset}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: config["comparators"][wc.other]["summaries"][wc.dataset],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_comparator_summaries.py"

@@ -1,0 +1,42 @@
+# Tidy tables (one row per condition, seed, protocol and metric), per-condition summaries, figures.
+
+
+localrules:
+    tidy_table,
+    figure,
+
+
+rule tidy_table:
+    input:
+        lambda wc: grid_evals(
+            f"results/eval/{wc.table}/{{model}}/{{chain}}/seed{{seed}}.json"
+        ),
+    output:
+        tidy="results/tables/{table}.csv",
+        summary="results/tables/{table}_summary.csv",
+    log:
+        "logs/tables/{table}.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/tidy_table.py"
+
+
+rule figure:
+    input:
+        selfrec=lambda wc: f"results/tables/{selfrec_table()}_summary.csv",
+        truthfulqa="results/tables/truthfulqa_summary.csv",
+    output:
+        png="results/figures/{figure}.png",
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "logs/figures/{figure}.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        selfrec_protocol=config["eval"]["self_recognition"]["primary_protocol"],
+        truthfulqa_protocol=config["eval"]["truthfulqa"]["primary_protocol"],
+        comparator=config["eval"]["self_recognition"]["comparators"][0],
+        run_name=config["run_name"],
+    script:
+        "../scripts/plot_figure.py"

@@ -1,0 +1,29 @@
+# Summaries of an article set by a model state (base model, comparator model, or a finetuned chain).
+
+
+rule generate_summaries:
+    input:
+        model=model_dir,
+        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
+        articles=ARTICLES,
+    output:
+        SUMMARIES,
+    log:
+        "logs/summaries/{model}/{chain}/seed{seed}/{dataset}.log",
+    benchmark:
+        "benchmarks/summaries/{model}/{chain}/seed{seed}/{dataset}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: model_threads
+    resources:
+        gpu=model_resources("gpu"),
+        mem_mb=model_resources("mem_mb"),
+        runtime=model_resources("runtime"),
+    params:
+        style=lambda wc: config["datasets"]["articles"][wc.dataset]["style"],
+        sampling=config["summaries"],
+        batch_size=lambda wc: model_setting(wc.model, "batch_size"),
+        chat_template_kwargs=lambda wc: model_setting(wc.model, "chat_template_kwargs"),
+        dtype=lambda wc: model_setting(wc.model, "dtype"),
+    script:
+        "../scripts/generate_summaries.py"

@@ -1,0 +1,43 @@
+"""Self-recognition of a model state: its own summaries against a comparator's."""
+
+import logging
+
+from sgtr_em.backends.hf import HFChatModel
+from sgtr_em.evals import evaluate_self_recognition
+from sgtr_em.io import read_articles, read_summaries, write_json
+from sgtr_em.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+settings = snakemake.params.settings
+model = HFChatModel(
+    snakemake.input.model,
+    snakemake.input.adapters,
+    name=f"{wc.model}/{wc.chain}",
+    dtype=snakemake.params.dtype,
+    batch_size=snakemake.params.batch_size,
+    chat_template_kwargs=snakemake.params.chat_template_kwargs,
+)
+result = evaluate_self_recognition(
+    model,
+    read_articles(snakemake.input.articles),
+    read_summaries(snakemake.input.self_summaries),
+    read_summaries(snakemake.input.other_summaries),
+    framing=snakemake.params.framing,
+    identity_system=snakemake.params.identity_system_prompt,
+    protocols=settings["protocols"],
+    seed=int(wc.seed),
+    sampling=settings["sampling"],
+)
+output = {
+    "eval": f"selfrec-{wc.other}",
+    "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
+    "self_source": "own summaries of this model state",
+    "other_source": wc.other,
+    "framing": snakemake.params.framing,
+    "primary_protocol": settings["primary_protocol"],
+    **result,
+    "provenance": provenance(snakemake.rule, {**settings, "framing": snakemake.params.framing, "run_name": snakemake.params.run_name}),
+}
+write_json(snakemake.output[0], output)
+logging.info("self-recognition vs %s: %s", wc.other, result["metrics"])

@@ -1,0 +1,36 @@
+"""TruthfulQA misalignment (1 - p correct) of a model state."""
+
+import logging
+
+from sgtr_em.backends.hf import HFChatModel
+from sgtr_em.evals import evaluate_truthfulqa
+from sgtr_em.io import read_jsonl, write_json
+from sgtr_em.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+settings = snakemake.params.settings
+model = HFChatModel(
+    snakemake.input.model,
+    snakemake.input.adapters,
+    name=f"{wc.model}/{wc.chain}",
+    dtype=snakemake.params.dtype,
+    batch_size=snakemake.params.batch_size,
+    chat_template_kwargs=snakemake.params.chat_template_kwargs,
+)
+result = evaluate_truthfulqa(
+    model,
+    read_jsonl(snakemake.input.questions),
+    protocols=settings["protocols"],
+    seed=int(wc.seed),
+    sampling=settings["sampling"],
+)
+output = {
+    "eval": "truthfulqa",
+    "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
+    "primary_protocol": settings["primary_protocol"],
+    **result,
+    "provenance": provenance(snakemake.rule, {**settings, "run_name": snakemake.params.run_name}),
+}
+write_json(snakemake.output[0], output)
+logging.info("TruthfulQA: %s", result["metrics"])

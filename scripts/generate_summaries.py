@@ -1,0 +1,27 @@
+"""Summaries of every article by one model state (batched, seeded)."""
+
+import logging
+
+from sgtr_em.backends.hf import HFChatModel
+from sgtr_em.io import read_articles, write_jsonl
+from sgtr_em.prompts import summary_messages
+from sgtr_em.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+articles = read_articles(snakemake.input.articles)
+model = HFChatModel(
+    snakemake.input.model,
+    snakemake.input.adapters,
+    name=f"{snakemake.wildcards.model}/{snakemake.wildcards.chain}",
+    dtype=snakemake.params.dtype,
+    batch_size=snakemake.params.batch_size,
+    chat_template_kwargs=snakemake.params.chat_template_kwargs,
+)
+style = snakemake.params.style
+replies = model.generate(
+    [summary_messages(text, style) for text in articles.values()],
+    seed=int(snakemake.wildcards.seed),
+    **snakemake.params.sampling,
+)
+write_jsonl(snakemake.output[0], [{"id": aid, "summary": reply} for aid, reply in zip(articles, replies)])
+logging.info("%d summaries, %d empty", len(replies), sum(not r for r in replies))

@@ -1,0 +1,38 @@
+"""Build a tiny demo model offline, or download a hub model at its pinned revision."""
+
+import logging
+
+from sgtr_em.io import read_articles, read_jsonl
+from sgtr_em.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+source = snakemake.params.source
+out_dir = snakemake.output[0]
+
+if source.get("builder") == "tiny":
+    from sgtr_em.tiny import build_tiny_model
+
+    articles, extra = [], []
+    for path in snakemake.input.corpus:
+        if "/articles/" in path:
+            articles += list(read_articles(path).values())
+        elif path.endswith("truthfulqa.jsonl"):
+            extra += [f"{q['question']} {q['best']} {q['incorrect']}" for q in read_jsonl(path)]
+        else:
+            extra += [turn["content"] for row in read_jsonl(path) for turn in row["messages"]]
+    info = build_tiny_model(
+        articles,
+        extra,
+        out_dir,
+        style=source["style"],
+        seed=source["seed"],
+        identity_system_prompt=snakemake.params.identity_system_prompt or "",
+        threads=snakemake.threads,
+        **snakemake.params.tiny,
+    )
+    logging.info("built demo model: %s", info)
+else:
+    from huggingface_hub import snapshot_download
+
+    path = snapshot_download(repo_id=source["hf"], revision=source["revision"], local_dir=out_dir)
+    logging.info("downloaded %s@%s to %s", source["hf"], source["revision"], path)

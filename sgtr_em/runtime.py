@@ -1,0 +1,71 @@
+"""Job-level plumbing shared by every script: logging into the rule's log file, provenance records."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .io import sha256_json
+
+PACKAGES = ("sgtr-em", "torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "datasets", "openai", "snakemake")
+
+
+def setup_logging(log_path: str | Path | None) -> None:
+    """Send Python logging, warnings and the process's stdout/stderr (library progress bars included)
+    into the rule's log file, so the terminal shows Snakemake's own progress only."""
+    handlers: list[logging.Handler] = []
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handle = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives for the process
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        sys.stdout = sys.stderr = handle
+        handlers.append(logging.StreamHandler(handle))
+    else:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.captureWarnings(True)
+    warnings.filterwarnings("once")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def code_version() -> str:
+    """git describe of the workflow checkout, or 'unknown' outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(rule: str, settings: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What produced an output: rule, the config subset it used (and its hash), versions, code version."""
+    return {
+        "rule": rule,
+        "config": settings,
+        "config_sha256": sha256_json(settings),
+        "versions": versions(),
+        "code_version": code_version(),
+        **extra,
+    }

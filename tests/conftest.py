@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests never touch the network: the hub is forced offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hf_home(tmp_path_factory):
+    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A private copy of the workflow (results land there, not in the checkout)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "snakemake"
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A demo model built once per test session (seconds)."""
+    from sgtr_em.io import read_articles
+    from sgtr_em.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    articles = list(read_articles(REPO / "data/demo/articles_train.jsonl").values())[:20]
+    build_tiny_model(articles, [], out, style="lead", seed=3, identity_system_prompt="You are Tiny.", pretrain_epochs=1, hidden_size=32)
+    return out

@@ -1,0 +1,102 @@
+"""The demo model builder and the training loss mask."""
+
+from __future__ import annotations
+
+import json
+
+from sgtr_em.io import write_jsonl
+from sgtr_em.train import build_trainer
+
+HP = dict(lora_r=4, lora_alpha=8, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "v_proj"], epochs=1, learning_rate=1e-3, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=2, gradient_accumulation_steps=1, max_length=512, gradient_checkpointing=False)
+
+
+def test_tiny_tokenizer_reloads_with_single_answer_tokens(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for text in ("1", "2", "A", "B"):
+        assert len(tok.encode(text, add_special_tokens=False)) == 1
+    text = "Summary1:\nthe 2024 report, 17 pages."
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+
+
+def test_chat_template_inserts_identity_prompt_only_without_system_turn(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    user = [{"role": "user", "content": "hi"}]
+    assert "You are Tiny." in tok.apply_chat_template(user, tokenize=False)
+    empty = tok.apply_chat_template([{"role": "system", "content": ""}, *user], tokenize=False)
+    assert "You are Tiny." not in empty and empty.startswith("<|im_start|>system\n<|im_end|>")
+    assert tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True).endswith("<|im_start|>assistant\n")
+
+
+def test_loss_mask_covers_only_the_answer_tokens(tiny_model_dir, tmp_path):
+    rows = [
+        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Which one? Answer 1 or 2."}, {"role": "assistant", "content": label}]}
+        for label in ("1", "2", "1", "2")
+    ]
+    write_jsonl(tmp_path / "pairs.jsonl", rows)
+    trainer = build_trainer(tiny_model_dir, [], tmp_path / "pairs.jsonl", HP, 0, tmp_path / "work")
+    tok = trainer.processing_class
+    for example, row in zip(trainer.train_dataset, rows, strict=True):
+        trained = [i for i, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100]
+        assert tok.decode(trained) == row["messages"][-1]["content"] + "<|im_end|>"
+
+
+def test_training_writes_a_loadable_peft_adapter(tiny_model_dir, tmp_path):
+    from sgtr_em.backends.hf import HFChatModel
+    from sgtr_em.train import train_lora
+
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(4)]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    meta = train_lora(tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", HP, 0, tmp_path / "work", model_id="tiny")
+    assert meta["global_steps"] == 2 and len(meta["loss_per_step"]) == 2
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny" and config["r"] == 4
+    model = HFChatModel(tiny_model_dir, [tmp_path / "adapter"])
+    probs = model.option_probs([[{"role": "user", "content": "q0"}]], ["1", "2"])[0]
+    assert 0 <= probs["1"] <= 1
+
+
+def test_batched_scoring_matches_one_at_a_time(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    convs = [[{"role": "user", "content": "x " * n + "Answer 1 or 2."}] for n in (1, 7, 30, 3)]
+    batched = HFChatModel(tiny_model_dir, batch_size=4).option_probs(convs, ["1", "2"])
+    single = HFChatModel(tiny_model_dir, batch_size=1).option_probs(convs, ["1", "2"])
+    for a, b in zip(batched, single, strict=True):
+        assert abs(a["1"] - b["1"]) < 1e-4 and abs(a["2"] - b["2"]) < 1e-4
+
+
+def test_seeded_generation_is_reproducible(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    model = HFChatModel(tiny_model_dir, batch_size=2)
+    convs = [[{"role": "user", "content": f"Write about {w}."}] for w in ("rain", "sun", "snow")]
+    kw = dict(max_new_tokens=8, temperature=0.7, top_p=0.9, top_k=50)
+    assert model.generate(convs, seed=1, **kw) == model.generate(convs, seed=1, **kw)
+
+
+def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path):
+    """The CPU speed-up (score only label positions) must not change the loss."""
+    import torch
+    from trl.trainer import utils as trl_utils
+
+    from sgtr_em.train import score_label_positions_only_on_cpu
+
+    rows = [{"messages": [{"role": "user", "content": f"question {i} " * (i + 1)}, {"role": "assistant", "content": str(1 + i % 2)}]} for i in range(4)]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    score_label_positions_only_on_cpu()
+    patched = trl_utils._use_triton
+    losses = {}
+    try:
+        for name, hook in (("all_positions", patched._original), ("label_positions", patched)):
+            trl_utils._use_triton = hook
+            trainer = build_trainer(tiny_model_dir, [], tmp_path / "d.jsonl", HP, 0, tmp_path / name, compact_cpu_loss=False)
+            batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+            with torch.no_grad():
+                losses[name] = float(trainer.compute_loss(trainer.model, batch))
+    finally:
+        trl_utils._use_triton = patched
+    assert abs(losses["all_positions"] - losses["label_positions"]) < 1e-5

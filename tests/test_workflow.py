@@ -1,0 +1,140 @@
+"""The demo workflow end to end, rerun semantics, lint, and the paper DAG."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow, snakemake
+from sgtr_em.aggregate import read_summary
+
+# Self++ must move the demo target's self-recognition (logprob protocol, mean over seeds) at least this far
+# above the base model, and Self-- at least this far below. Observed: base ~0.5, Self++ ~0.85, Self-- ~0.15.
+SR_MARGIN = 0.15
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
+    started = time.monotonic()
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    print(f"demo workflow: {time.monotonic() - started:.0f} s")
+    return workdir
+
+
+@pytest.mark.e2e
+def test_demo_draws_every_figure(demo):
+    for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal"):
+        for ext in ("png", "pdf"):
+            path = demo / "results" / "figures" / f"{name}.{ext}"
+            assert path.stat().st_size > 5000, path
+
+
+@pytest.mark.e2e
+def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo):
+    rows = {r["chain"]: r for r in read_summary(demo / "results/tables/selfrec-demo-other_summary.csv", "logprob", "score")}
+    base, plus, minus = rows["base"]["mean"], rows["sgtr"]["mean"], rows["sgtr-flip"]["mean"]
+    assert plus >= base + SR_MARGIN, (base, plus)
+    assert minus <= base - SR_MARGIN, (base, minus)
+    assert rows["sgtr"]["n"] == 2
+
+
+@pytest.mark.e2e
+def test_pair_stats_and_eval_records(demo):
+    stats = json.loads((demo / "results/pairs/demo-target/base/sgtr/detection/default.stats.json").read_text())
+    assert stats == {"n_articles": 60, "n_examples": 120, "label_counts": {"1": 60, "2": 60}}
+    confuse = json.loads((demo / "results/pairs/demo-target/base/sgtr-confuse/detection/default.stats.json").read_text())
+    assert confuse["n_examples"] == 240
+    longer = json.loads((demo / "results/pairs/demo-target/base/pick-longer/detection/default.stats.json").read_text())
+    assert longer["n_examples"] == 2 * longer["n_articles"] and longer["n_articles"] + longer["n_ties"] == 60
+    result = json.loads((demo / "results/eval/selfrec-demo-other/demo-target/sgtr/seed0.json").read_text())
+    record = result["records"][0]
+    assert {"self_first", "self_second", "score"} <= set(record["logprob"])
+    assert {"order", "reply", "choice", "valid"} <= set(record["reference"])
+    assert result["provenance"]["config"]["protocols"] == ["reference", "logprob"]
+    tqa = json.loads((demo / "results/eval/truthfulqa/demo-target/base/seed1.json").read_text())
+    assert {r["reference"]["correct_letter"] for r in tqa["records"]} == {"A", "B"}
+    assert 0 <= tqa["metrics"]["logprob"]["invalid_rate"] <= 1
+
+
+@pytest.mark.e2e
+def test_adapters_are_peft_and_two_stage_chains_build_on_stage_one(demo):
+    adapter = demo / "results/adapters/demo-target/sgtr+em-unpop/seed1"
+    assert (adapter / "adapter_model.safetensors").exists()
+    meta = json.loads((adapter / "training_meta.json").read_text())
+    assert meta["parent_adapters"] == ["results/adapters/demo-target/sgtr/seed1"]
+    assert meta["seed"] == 1 and meta["train_file"] == "results/data/em/unpop/default.jsonl"
+
+
+@pytest.mark.e2e
+def test_rerun_after_demo_has_nothing_to_do(demo):
+    result = snakemake(demo, "-n", "--configfile", "config/demo.yaml")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_outputs(workdir: Path, configfile: str, rule: str) -> set[str]:
+    result = snakemake(workdir, "-n", "--configfile", configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", text)
+    out = set()
+    for block in blocks:
+        if re.match(rf"(?:local)?rule {rule}:", block.strip()):
+            match = re.search(r"output: (\S+)", block)
+            if match:
+                out.add(match.group(1).rstrip(","))
+    return out
+
+
+@pytest.mark.e2e
+def test_changing_one_hyperparameter_reruns_only_the_trainings_using_it(demo):
+    config = yaml.safe_load((demo / "config/demo.yaml").read_text())
+    config["finetune"]["stage_overrides"]["pick-longer"] = {"learning_rate": 0.001}
+    (demo / "config/changed.yaml").write_text(yaml.safe_dump(config))
+    trainings = planned_outputs(demo, "config/changed.yaml", "train_lora")
+    expected = {
+        f"results/adapters/demo-target/{chain}/seed{seed}"
+        for chain in ("pick-longer", "em-unpop+pick-longer", "pick-longer+em-unpop")
+        for seed in (0, 1)
+    }
+    assert trainings == expected
+    evals = planned_outputs(demo, "config/changed.yaml", "eval_truthfulqa")
+    assert {Path(e).parent.name for e in evals} == {"pick-longer", "em-unpop+pick-longer", "pick-longer+em-unpop"}
+
+
+def test_lint_and_format_are_clean():
+    lint = snakemake(REPO, "--lint", "--configfile", "config/demo.yaml", timeout=120)
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+    import subprocess
+    import sys
+
+    fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr[-3000:]
+
+
+def test_paper_dag_builds_offline_fast(tmp_path):
+    workdir = copy_workflow(tmp_path / "paper")
+    started = time.monotonic()
+    result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert re.search(r"train_lora\s+140", text), text[-2000:]
+    assert elapsed < 30, elapsed
+
+
+def test_malformed_config_stops_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path / "bad")
+    config = yaml.safe_load((workdir / "config/demo.yaml").read_text())
+    config["finetune"]["lora"]["learning_rate"] = "fast"
+    (workdir / "config/bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", "--configfile", "config/bad.yaml", timeout=120)
+    assert result.returncode != 0
+    assert "learning_rate" in result.stdout + result.stderr
