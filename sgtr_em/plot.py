@@ -45,7 +45,7 @@ def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str,
     ax.bar(positions, means, yerr=errs, color=colours, capsize=3, edgecolor="black", linewidth=0.5)
     for pos, row in zip(positions, summary, strict=True):
         ax.scatter([pos] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
-        ax.annotate(f"n={row['n']}", (pos, 0), xytext=(0, -2), textcoords="offset points", ha="center", va="top", fontsize=6)
+        ax.annotate(f"n={row['n']}", (pos, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=6, color="white")
     if chance is not None:
         ax.axhline(chance, color="black", linestyle="--", linewidth=0.8, label=f"chance ({chance:g})")
         ax.legend(loc="upper right", frameon=False)
@@ -54,7 +54,6 @@ def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str,
     ax.set_title(title)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.tick_params(axis="x", pad=8)
     _save(fig, png, pdf)
     plt.close(fig)
 
@@ -70,11 +69,11 @@ def paired_bars(groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | 
                 continue
             ax.bar(i + offset, row["mean"], width, yerr=_err(row["sd"]), color=colour, capsize=3, edgecolor="black", linewidth=0.5, label=label if i == 0 else None)
             ax.scatter([i + offset] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
-            ax.annotate(f"n={row['n']}", (i + offset, 0), xytext=(0, -2), textcoords="offset points", ha="center", va="top", fontsize=6)
+            ax.annotate(f"n={row['n']}", (i + offset, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=6, color="white")
     if baseline is not None:
         ax.axhline(baseline["mean"], color=COLOURS["base"], linestyle=":", linewidth=1.0, label="Base model")
     ax.set_xticks(range(len(groups)), [g[0] for g in groups])
-    ax.tick_params(axis="x", pad=8)
+    ax.set_xlabel("Identity intervention X")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.set_ylim(0, 1)
