@@ -13,7 +13,6 @@ setup: $(STAMP)
 # CPU torch via the constraint (an unconstrained torch resolves a multi-GB CUDA build).
 $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test]'
 	touch $(STAMP)
 

@@ -4,6 +4,7 @@ from sgtr_em import chains as chainlib
 from sgtr_em import config as cfglib
 
 cfglib.check_references(config)
+cfglib.canonicalise_in_place(config)
 
 MODEL_DIR = "results/models/{model}"
 ARTICLES = "results/data/articles/{dataset}.jsonl"
@@ -99,6 +100,18 @@ def self_source_summaries(model, source, dataset):
     """'Self' summaries of pair files: `base` = the base model's (seeded by summary_seed)."""
     return SUMMARIES.format(
         model=model, chain="base", seed=config["summary_seed"], dataset=dataset
+    )
+
+
+def selfrec_self_summaries(wc):
+    """'Self' summaries of the self-recognition eval: the state's own fresh ones, or the base model's."""
+    dataset = config["eval"]["self_recognition"]["dataset"]
+    if config["eval"]["self_recognition"]["self_source"] == "base":
+        return SUMMARIES.format(
+            model=wc.model, chain="base", seed=config["summary_seed"], dataset=dataset
+        )
+    return SUMMARIES.format(
+        model=wc.model, chain=wc.chain, seed=wc.seed, dataset=dataset
     )
 
 

@@ -6,9 +6,7 @@ rule eval_self_recognition:
         model=model_dir,
         adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
         articles=ARTICLES.format(dataset=config["eval"]["self_recognition"]["dataset"]),
-        self_summaries=SUMMARIES.replace(
-            "{dataset}", config["eval"]["self_recognition"]["dataset"]
-        ),
+        self_summaries=selfrec_self_summaries,
         other_summaries=lambda wc: comparator_summaries(
             wc.other, config["eval"]["self_recognition"]["dataset"]
         ),

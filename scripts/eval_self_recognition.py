@@ -32,7 +32,8 @@ result = evaluate_self_recognition(
 output = {
     "eval": f"selfrec-{wc.other}",
     "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
-    "self_source": "own summaries of this model state",
+    "self_source": settings["self_source"],
+    "self_summaries": snakemake.input.self_summaries,
     "other_source": wc.other,
     "framing": snakemake.params.framing,
     "primary_protocol": settings["primary_protocol"],

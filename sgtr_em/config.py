@@ -41,6 +41,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
         where = "/".join(map(str, first.absolute_path)) or "<top level>"
         raise ConfigError(f"config key {where}: {first.message}")
     check_references(config)
+    config = canonical(config)
     recipe_validator = extended({**schema["definitions"]["lora"], "definitions": schema["definitions"]})
     for model in config["grid"]["models"]:
         for chain in trained_chains(config):
@@ -49,6 +50,26 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
             if error is not None:
                 raise ConfigError(f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}")
     return config
+
+
+def canonical(value: Any) -> Any:
+    """Dicts with sorted keys, recursively; lists keep their order (it is meaningful: chains, seeds).
+
+    Snakemake compares params by their printed form, so without this, reordering keys in a YAML file
+    would rerun every job whose params hold a dict.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def canonicalise_in_place(config: dict[str, Any]) -> None:
+    """Replace the (global) config's contents by their canonical form."""
+    ordered = canonical(config)
+    config.clear()
+    config.update(ordered)
 
 
 def check_references(config: dict[str, Any]) -> None:
