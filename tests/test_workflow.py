@@ -14,8 +14,9 @@ from conftest import REPO, copy_workflow, snakemake
 from sgtr_em.aggregate import read_summary
 
 # Self++ must move the demo target's self-recognition (logprob protocol, mean over seeds) at least this far
-# above the base model, and Self-- at least this far below. Observed: base ~0.5, Self++ ~0.85, Self-- ~0.15.
-SR_MARGIN = 0.15
+# above the base model, and Self-- at least this far below. Observed (seeds 0-2): base 0.50, Self++ 0.85-0.87,
+# Self-- 0.11-0.12.
+SR_MARGIN = 0.25
 
 
 @pytest.fixture(scope="module")
