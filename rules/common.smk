@@ -45,6 +45,12 @@ def model_setting(name, key):
     return cfglib.model_settings(config, name)[key]
 
 
+def backend_settings(model):
+    """What a job needs to load and query a model: dtype, batch size, chat-template options."""
+    settings = cfglib.model_settings(config, model)
+    return {k: settings[k] for k in ("batch_size", "chat_template_kwargs", "dtype")}
+
+
 def model_resources(key):
     """Resource of the job's model (GPU count, memory, runtime), per model size in the config."""
     return lambda wc: model_setting(wc.model, "resources")[key]

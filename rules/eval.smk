@@ -29,9 +29,7 @@ rule eval_self_recognition:
             wc.model, "identity_system_prompt"
         ),
         settings=config["eval"]["self_recognition"],
-        batch_size=lambda wc: model_setting(wc.model, "batch_size"),
-        chat_template_kwargs=lambda wc: model_setting(wc.model, "chat_template_kwargs"),
-        dtype=lambda wc: model_setting(wc.model, "dtype"),
+        backend=lambda wc: backend_settings(wc.model),
         run_name=config["run_name"],
     script:
         "../scripts/eval_self_recognition.py"
@@ -57,9 +55,7 @@ rule eval_truthfulqa:
         runtime=model_resources("runtime"),
     params:
         settings=config["eval"]["truthfulqa"],
-        batch_size=lambda wc: model_setting(wc.model, "batch_size"),
-        chat_template_kwargs=lambda wc: model_setting(wc.model, "chat_template_kwargs"),
-        dtype=lambda wc: model_setting(wc.model, "dtype"),
+        backend=lambda wc: backend_settings(wc.model),
         run_name=config["run_name"],
     script:
         "../scripts/eval_truthfulqa.py"

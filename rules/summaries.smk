@@ -22,8 +22,6 @@ rule generate_summaries:
     params:
         style=lambda wc: config["datasets"]["articles"][wc.dataset]["style"],
         sampling=config["summaries"],
-        batch_size=lambda wc: model_setting(wc.model, "batch_size"),
-        chat_template_kwargs=lambda wc: model_setting(wc.model, "chat_template_kwargs"),
-        dtype=lambda wc: model_setting(wc.model, "dtype"),
+        backend=lambda wc: backend_settings(wc.model),
     script:
         "../scripts/generate_summaries.py"

@@ -10,13 +10,8 @@ from sgtr_em.runtime import provenance, setup_logging
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 settings = snakemake.params.settings
-model = HFChatModel(
-    snakemake.input.model,
-    snakemake.input.adapters,
-    name=f"{wc.model}/{wc.chain}",
-    dtype=snakemake.params.dtype,
-    batch_size=snakemake.params.batch_size,
-    chat_template_kwargs=snakemake.params.chat_template_kwargs,
+model = HFChatModel.from_settings(
+    snakemake.input.model, snakemake.input.adapters, f"{wc.model}/{wc.chain}", snakemake.params.backend
 )
 result = evaluate_self_recognition(
     model,

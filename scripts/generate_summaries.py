@@ -9,13 +9,8 @@ from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])
 articles = read_articles(snakemake.input.articles)
-model = HFChatModel(
-    snakemake.input.model,
-    snakemake.input.adapters,
-    name=f"{snakemake.wildcards.model}/{snakemake.wildcards.chain}",
-    dtype=snakemake.params.dtype,
-    batch_size=snakemake.params.batch_size,
-    chat_template_kwargs=snakemake.params.chat_template_kwargs,
+model = HFChatModel.from_settings(
+    snakemake.input.model, snakemake.input.adapters, f"{snakemake.wildcards.model}/{snakemake.wildcards.chain}", snakemake.params.backend
 )
 style = snakemake.params.style
 replies = model.generate(

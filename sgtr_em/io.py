@@ -92,24 +92,24 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_summaries(path: str | Path) -> dict[str, str]:
-    """Summaries file (JSONL of {"id", "summary"}) as an ordered {article_id: summary} map."""
+def read_id_map(path: str | Path, field: str) -> dict[str, str]:
+    """A JSONL of {"id", field} records as an ordered {id: value} map."""
     out: dict[str, str] = {}
     for line_no, row in enumerate(read_jsonl(path), start=1):
-        if "id" not in row or "summary" not in row:
-            raise InputError(f"{path}: record {line_no} lacks 'id' or 'summary'")
-        out[str(row["id"])] = str(row["summary"])
+        if "id" not in row or field not in row:
+            raise InputError(f"{path}: record {line_no} lacks 'id' or {field!r}")
+        out[str(row["id"])] = str(row[field])
     return out
+
+
+def read_summaries(path: str | Path) -> dict[str, str]:
+    """Summaries file as an ordered {article_id: summary} map."""
+    return read_id_map(path, "summary")
 
 
 def read_articles(path: str | Path) -> dict[str, str]:
-    """Prepared articles file (JSONL of {"id", "text"}) as an ordered {article_id: text} map."""
-    out: dict[str, str] = {}
-    for line_no, row in enumerate(read_jsonl(path), start=1):
-        if "id" not in row or "text" not in row:
-            raise InputError(f"{path}: record {line_no} lacks 'id' or 'text'")
-        out[str(row["id"])] = str(row["text"])
-    return out
+    """Prepared articles file as an ordered {article_id: text} map."""
+    return read_id_map(path, "text")
 
 
 def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:

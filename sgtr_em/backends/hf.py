@@ -81,6 +81,18 @@ class HFChatModel:
         self.batch_size = batch_size
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
+    @classmethod
+    def from_settings(cls, base_dir: str | Path, adapters: Sequence[str | Path], name: str, settings: dict[str, Any]) -> HFChatModel:
+        """Build from a model's backend settings in the config (dtype, batch_size, chat_template_kwargs)."""
+        return cls(
+            base_dir,
+            adapters,
+            name=name,
+            dtype=settings["dtype"],
+            batch_size=settings["batch_size"],
+            chat_template_kwargs=settings["chat_template_kwargs"],
+        )
+
     def render(self, conversation: Conversation) -> str:
         return self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
