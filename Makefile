@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 
 demo: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --configfile config/demo.yaml
-	@echo "Figures: $$(ls results/figures/*.png | tr '\n' ' ')"
+	@echo "Figures: $$(ls results/figures/*/*.png | tr '\n' ' ')"
 
 test: $(STAMP)
 	$(VENV)/bin/pytest

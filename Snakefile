@@ -21,6 +21,9 @@ include: "rules/pairs.smk"
 include: "rules/finetune.smk"
 include: "rules/eval.smk"
 include: "rules/figures.smk"
+include: "rules/api.smk"
+include: "rules/cluster.smk"
+include: "rules/release.smk"
 
 
 rule all:

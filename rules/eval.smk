@@ -23,6 +23,9 @@ rule eval_self_recognition:
         gpu=model_resources("gpu"),
         mem_mb=model_resources("mem_mb"),
         runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
         framing=lambda wc: model_setting(wc.model, "framing"),
         identity_system_prompt=lambda wc: model_setting(
@@ -53,6 +56,9 @@ rule eval_truthfulqa:
         gpu=model_resources("gpu"),
         mem_mb=model_resources("mem_mb"),
         runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
         settings=config["eval"]["truthfulqa"],
         backend=lambda wc: backend_settings(wc.model),

@@ -27,10 +27,10 @@ rule figure:
         selfrec=lambda wc: f"results/tables/{selfrec_table()}_summary.csv",
         truthfulqa="results/tables/truthfulqa_summary.csv",
     output:
-        png="results/figures/{figure}.png",
-        pdf="results/figures/{figure}.pdf",
+        png="results/figures/{model}/{figure}.png",
+        pdf="results/figures/{model}/{figure}.pdf",
     log:
-        "logs/figures/{figure}.log",
+        "logs/figures/{model}/{figure}.log",
     conda:
         "../envs/core.yaml"
     params:

@@ -1,4 +1,6 @@
-# One LoRA stage: the parent state (base + earlier adapters, merged in memory) plus a fresh adapter.
+# One training stage of a chain. Local models: a fresh LoRA adapter on the parent state (base + earlier
+# adapters, merged in memory). API models (source: {openai: ...}): a fine-tuning job on the parent's
+# model id, its result in <output>/openai_model.json; the job's state file lives in the work_dir.
 
 
 rule train_lora:
@@ -19,12 +21,14 @@ rule train_lora:
         gpu=model_resources("gpu"),
         mem_mb=model_resources("mem_mb"),
         runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
-        hp=lambda wc: cfglib.training_hyperparameters(
-            config, wc.model, wc.chain.split("+")[-1]
-        ),
-        model_id=lambda wc: config["models"][wc.model]["source"].get("hf", wc.model),
-        # Trainer scratch space, outside the declared output (a failed job's outputs are deleted).
+        hp=stage_hyperparameters,
+        model_id=lambda wc: model_identity(wc.model),
+        # Trainer scratch space or fine-tuning job state, outside the declared output (a failed
+        # job's outputs are deleted).
         work_dir=lambda wc: f"results/checkpoints/{wc.model}/{wc.chain}/seed{wc.seed}",
     script:
         "../scripts/train_lora.py"

@@ -19,6 +19,9 @@ rule generate_summaries:
         gpu=model_resources("gpu"),
         mem_mb=model_resources("mem_mb"),
         runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
         style=lambda wc: config["datasets"]["articles"][wc.dataset]["style"],
         sampling=config["summaries"],

@@ -2,7 +2,7 @@
 
 import logging
 
-from sgtr_em.backends.hf import HFChatModel
+from sgtr_em.backends import load_chat_model
 from sgtr_em.evals import evaluate_self_recognition
 from sgtr_em.io import read_articles, read_summaries, write_json
 from sgtr_em.runtime import provenance, setup_logging
@@ -10,8 +10,13 @@ from sgtr_em.runtime import provenance, setup_logging
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 settings = snakemake.params.settings
-model = HFChatModel.from_settings(
-    snakemake.input.model, snakemake.input.adapters, f"{wc.model}/{wc.chain}", snakemake.params.backend
+model = load_chat_model(
+    f"{snakemake.rule} {snakemake.wildcards.model}/{snakemake.wildcards.chain}",
+    snakemake.config["models"][snakemake.wildcards.model]["source"],
+    snakemake.params.backend,
+    snakemake.input.model,
+    list(snakemake.input.adapters),
+    snakemake.config.get("openai"),
 )
 result = evaluate_self_recognition(
     model,

@@ -2,15 +2,20 @@
 
 import logging
 
-from sgtr_em.backends.hf import HFChatModel
+from sgtr_em.backends import load_chat_model
 from sgtr_em.io import read_articles, write_jsonl
 from sgtr_em.prompts import summary_messages
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])
 articles = read_articles(snakemake.input.articles)
-model = HFChatModel.from_settings(
-    snakemake.input.model, snakemake.input.adapters, f"{snakemake.wildcards.model}/{snakemake.wildcards.chain}", snakemake.params.backend
+model = load_chat_model(
+    f"{snakemake.rule} {snakemake.wildcards.model}/{snakemake.wildcards.chain}",
+    snakemake.config["models"][snakemake.wildcards.model]["source"],
+    snakemake.params.backend,
+    snakemake.input.model,
+    list(snakemake.input.adapters),
+    snakemake.config.get("openai"),
 )
 style = snakemake.params.style
 replies = model.generate(

@@ -15,5 +15,6 @@ draw_figure(
     comparator=snakemake.params.comparator,
     png=snakemake.output.png,
     pdf=snakemake.output.pdf,
+    model=snakemake.wildcards.model,
 )
 logging.info("drew %s", snakemake.wildcards.figure)

@@ -44,7 +44,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     config = canonical(config)
     recipe_validator = extended({**schema["definitions"]["lora"], "definitions": schema["definitions"]})
     for model in config["grid"]["models"]:
-        for chain in trained_chains(config):
+        for chain in trained_chains(config, model):
             token = chain.rsplit("+", 1)[-1]
             error = next(iter(recipe_validator.iter_errors(training_hyperparameters(config, model, token))), None)
             if error is not None:
@@ -78,11 +78,15 @@ def check_references(config: dict[str, Any]) -> None:
         if name not in models:
             raise ConfigError(f"grid.models: unknown model {name!r} (configured: {', '.join(models)})")
     em = list(config["datasets"]["em"])
-    for chain in config["grid"]["chains"]:
-        try:
-            chains.parse_chain(chain, em)
-        except chains.ChainError as err:
-            raise ConfigError(f"grid.chains: {err}") from None
+    for name in config["grid"].get("per_model", {}):
+        if name not in config["grid"]["models"]:
+            raise ConfigError(f"grid.per_model: {name!r} is not in grid.models")
+    for model in config["grid"]["models"]:
+        for chain in model_chains(config, model):
+            try:
+                chains.parse_chain(chain, em)
+            except chains.ChainError as err:
+                raise ConfigError(f"grid.chains ({model}): {err}") from None
     comparators = config["comparators"]
     for name in [config["pairs"]["comparator"], *config["eval"]["self_recognition"]["comparators"]]:
         if name not in comparators:
@@ -117,25 +121,37 @@ def training_hyperparameters(config: dict[str, Any], model: str, stage_token: st
     return hp
 
 
+def model_chains(config: dict[str, Any], model: str) -> list[str]:
+    """A target model's chains: grid.per_model.<model>.chains, else grid.chains."""
+    return config["grid"].get("per_model", {}).get(model, {}).get("chains", config["grid"]["chains"])
+
+
+def model_seeds(config: dict[str, Any], model: str) -> list[int]:
+    """A target model's seeds: grid.per_model.<model>.seeds, else grid.seeds."""
+    return config["grid"].get("per_model", {}).get(model, {}).get("seeds", config["grid"]["seeds"])
+
+
 def grid_states(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     """Every (model, chain, seed) evaluated."""
-    return [(m, c, s) for m in config["grid"]["models"] for c in config["grid"]["chains"] for s in config["grid"]["seeds"]]
+    return [(m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)]
 
 
-def trained_chains(config: dict[str, Any]) -> list[str]:
-    """Every chain that needs an adapter, prefixes included, in first-seen order."""
+def trained_chains(config: dict[str, Any], model: str | None = None) -> list[str]:
+    """Every chain that needs an adapter (of one target model, or of any), prefixes included, in
+    first-seen order."""
+    models = [model] if model is not None else config["grid"]["models"]
     out: list[str] = []
-    for chain in config["grid"]["chains"]:
+    for chain in (c for m in models for c in model_chains(config, m)):
         for prefix in chains.prefixes(chain):
             if prefix not in out:
                 out.append(prefix)
     return out
 
 
-def interventions_in_grid(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """(intervention, system variant) pairs whose training files the grid needs."""
+def interventions_in_grid(config: dict[str, Any], model: str | None = None) -> list[tuple[str, str]]:
+    """(intervention, system variant) pairs whose training files the grid needs (for one model, or any)."""
     out: list[tuple[str, str]] = []
-    for chain in trained_chains(config):
+    for chain in trained_chains(config, model):
         stage = chains.parse_chain(chain)[-1]
         if stage.kind == "intervention" and (stage.name, stage.variant) not in out:
             out.append((stage.name, stage.variant))

@@ -107,10 +107,17 @@ def draw_figure(
     comparator: str,
     png: str,
     pdf: str,
+    model: str | None = None,
 ) -> None:
-    """Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
+    """One target model's figure (all rows when `model` is None). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
     Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only)."""
-    from .aggregate import read_summary
+    from .aggregate import read_summary as read_all
+
+    def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
+        rows = [r for r in read_all(path, protocol, metric) if model is None or r["model"] == model]
+        if not rows:
+            raise ValueError(f"{path}: no {protocol} {metric} rows for model {model!r}")
+        return rows
 
     tqa_label = f"TruthfulQA misalignment (1 − p, {truthfulqa_protocol})"
     if figure == "fig1_self_recognition":

@@ -48,6 +48,19 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.Comp
 
 
 @pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The embedded demo, run once per session in a private copy of the workflow."""
+    import time
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
+    started = time.monotonic()
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    print(f"demo workflow: {time.monotonic() - started:.0f} s")
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A demo model built once per test session (seconds)."""
     from sgtr_em.io import read_articles

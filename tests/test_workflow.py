@@ -19,21 +19,11 @@ from sgtr_em.aggregate import read_summary
 SR_MARGIN = 0.25
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
-    started = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    print(f"demo workflow: {time.monotonic() - started:.0f} s")
-    return workdir
-
-
 @pytest.mark.e2e
 def test_demo_draws_every_figure(demo):
     for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal"):
         for ext in ("png", "pdf"):
-            path = demo / "results" / "figures" / f"{name}.{ext}"
+            path = demo / "results" / "figures" / "demo-target" / f"{name}.{ext}"
             assert path.stat().st_size > 5000, path
 
 
@@ -127,7 +117,8 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    assert re.search(r"train_lora\s+140", text), text[-2000:]
+    # 140 LoRA trainings (2 open models x 14 trained chains x 5 seeds) + 10 GPT-4.1 fine-tuning jobs (1 seed)
+    assert re.search(r"train_lora\s+150", text), text[-2000:]
     assert elapsed < 30, elapsed
 
 

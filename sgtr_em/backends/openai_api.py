@@ -1,0 +1,280 @@
+"""Models behind the OpenAI API (or any OpenAI-compatible server), through the official `openai` client.
+
+- The API key is read only from the OPENAI_API_KEY environment variable; it is never logged, stored,
+  hashed into cache keys or shown in error messages (`redact`).
+- The base URL comes from the config (`openai.base_url`), else OPENAI_BASE_URL, else api.openai.com.
+- Requests run in a bounded thread pool; 408/409/429/5xx, timeouts and connection errors are retried
+  with exponential backoff, honouring the server's Retry-After (the client's own retries are off, so
+  every wait is ours and logged).
+- Every response is cached on disk by the content address of its request (`sgtr_em.api_cache`), so a
+  rerun sends no request for anything already asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..api_cache import ApiCache, request_key
+from . import Conversation
+
+log = logging.getLogger(__name__)
+
+API_KEY_VARIABLE = "OPENAI_API_KEY"
+BASE_URL_VARIABLE = "OPENAI_BASE_URL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+TOP_LOGPROBS = 20  # the API's maximum
+MAX_RETRY_AFTER_SECONDS = 600.0
+
+T = TypeVar("T")
+
+
+class MissingAPIKeyError(RuntimeError):
+    """OPENAI_API_KEY is not set."""
+
+
+class OpenAIRequestError(RuntimeError):
+    """A request failed for good (not retryable, or out of retries). The message never holds the key."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The config's `openai` block (defaults as in config/schema.yaml)."""
+
+    base_url: str | None = None
+    max_concurrency: int = 8
+    max_retries: int = 6
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+    timeout: float = 120.0
+    cache_dir: str | None = "results/api_cache"
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None) -> ApiSettings:
+        block = block or {}
+        return cls(**{name: block[name] for name in cls.__dataclass_fields__ if name in block})
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def read_api_key(who: str) -> str:
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise MissingAPIKeyError(
+            f"{who}: the environment variable {API_KEY_VARIABLE} is not set; OpenAI models read their API key "
+            f"only from it (export {API_KEY_VARIABLE}=... before running snakemake)"
+        )
+    return key
+
+
+_KEY_LIKE = re.compile(r"\b(sk-|sess-)[A-Za-z0-9_\-*]{4,}")
+
+
+def redact(text: str) -> str:
+    """Text with the API key (and anything shaped like an OpenAI key, even partly masked) removed."""
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if key:
+        text = text.replace(key, "[redacted]")
+    return _KEY_LIKE.sub(r"\1[redacted]", text)
+
+
+def make_client(settings: ApiSettings, who: str):
+    """An `openai.OpenAI` client with its own retries off (see `call_with_retries`)."""
+    import openai
+
+    # One line per HTTP request is noise at this scale; retries and failures are logged here instead.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    return openai.OpenAI(
+        api_key=read_api_key(who),
+        base_url=settings.resolved_base_url(),
+        timeout=settings.timeout,
+        max_retries=0,
+    )
+
+
+def retry_after_seconds(error: Exception) -> float | None:
+    """The server's Retry-After (seconds or milliseconds header) of a failed response, if any."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, MAX_RETRY_AFTER_SECONDS)
+    return None
+
+
+def describe_error(error: Exception) -> str:
+    status = getattr(error, "status_code", None)
+    name = type(error).__name__
+    message = redact(str(error))[:500]
+    return f"{name} (HTTP {status}): {message}" if status else f"{name}: {message}"
+
+
+def is_retryable(error: Exception) -> bool:
+    import openai
+
+    if isinstance(error, openai.APIConnectionError):  # timeouts included
+        return True
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in RETRYABLE_STATUS or error.status_code >= 500
+    return False
+
+
+def call_with_retries(call: Callable[[], T], *, what: str, settings: ApiSettings) -> T:
+    """Run `call`, retrying transient failures: wait Retry-After if the server sent one, else
+    backoff_seconds · 2^attempt (capped, with a little jitter). Raises OpenAIRequestError at the end."""
+    import openai
+
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except openai.OpenAIError as error:
+            if not is_retryable(error):
+                raise OpenAIRequestError(f"{what}: {describe_error(error)}") from None
+            if attempt >= settings.max_retries:
+                raise OpenAIRequestError(
+                    f"{what}: gave up after {attempt + 1} attempts; last error: {describe_error(error)}"
+                ) from None
+            wait = retry_after_seconds(error)
+            if wait is None:
+                wait = min(settings.backoff_seconds * 2**attempt, settings.max_backoff_seconds)
+                wait *= 1 + 0.2 * random.random()
+            attempt += 1
+            log.warning("%s: %s; retry %d/%d in %.2f s", what, describe_error(error), attempt, settings.max_retries, wait)
+            time.sleep(wait)
+
+
+def option_probabilities(top_logprobs: list[dict[str, Any]], options: list[str]) -> dict[str, float]:
+    """Probability of each option as the first reply token, from the top log-probabilities: the mass of
+    every listed token that equals the option once surrounding whitespace is stripped; 0 if not listed."""
+    probs = dict.fromkeys(options, 0.0)
+    for entry in top_logprobs:
+        token = str(entry.get("token", "")).strip()
+        if token in probs:
+            probs[token] += math.exp(float(entry["logprob"]))
+    return probs
+
+
+class OpenAIChatModel:
+    """The ChatModel protocol on chat.completions: replies, and next-token option probabilities."""
+
+    def __init__(self, model_id: str, settings: ApiSettings | None = None, *, name: str = "") -> None:
+        self.model_id = model_id
+        self.name = name or model_id
+        self.settings = settings or ApiSettings()
+        self.base_url = self.settings.resolved_base_url()
+        self.cache = ApiCache(self.settings.cache_dir)
+        self.client = make_client(self.settings, f"model {self.name} ({model_id})")
+        self.requests_sent = 0
+        self.cache_hits = 0
+
+    # -- one request ----------------------------------------------------------------------------------
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion as a plain dict, from the cache when this exact request was made before."""
+        full = {"model": self.model_id, **request}
+        key = request_key("chat.completions", self.base_url, full)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        response = call_with_retries(
+            lambda: self.client.chat.completions.create(**full),
+            what=f"{self.name}: chat completion",
+            settings=self.settings,
+        )
+        self.requests_sent += 1
+        result = response.model_dump(mode="json", exclude_none=True)
+        self.cache.put(key, "chat.completions", full, result)
+        return result
+
+    def _run_all(self, requests: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        started = time.monotonic()
+        sent_before, hits_before = self.requests_sent, self.cache_hits
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            results = list(pool.map(self.complete, requests))
+        log.info(
+            "%s %s: %d requests, %d answered from the cache, %d sent (%.1f s)",
+            self.name,
+            what,
+            len(requests),
+            self.cache_hits - hits_before,
+            self.requests_sent - sent_before,
+            time.monotonic() - started,
+        )
+        return results
+
+    # -- ChatModel ------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 100,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        top_k: int = 50,
+        seed: int = 0,
+    ) -> list[str]:
+        """One reply per conversation. The API has no top-k: it is ignored. `seed` is passed on (the API's
+        determinism is best effort; the cache makes reruns identical)."""
+        if top_k:
+            log.info("%s: top_k=%d ignored (the OpenAI API has no top-k sampling)", self.name, top_k)
+        requests = [
+            {
+                "messages": conversation,
+                "max_completion_tokens": max_new_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "seed": seed,
+            }
+            for conversation in conversations
+        ]
+        return [_reply_text(r) for r in self._run_all(requests, "generate")]
+
+    def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
+        """One-token greedy completions with the top 20 log-probabilities of the first token."""
+        requests = [
+            {
+                "messages": conversation,
+                "max_completion_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": TOP_LOGPROBS,
+                "seed": 0,
+            }
+            for conversation in conversations
+        ]
+        return [option_probabilities(_first_top_logprobs(r), options) for r in self._run_all(requests, "score")]
+
+
+def _reply_text(response: dict[str, Any]) -> str:
+    choices = response.get("choices") or []
+    if not choices:
+        return ""
+    return str((choices[0].get("message") or {}).get("content") or "").strip()
+
+
+def _first_top_logprobs(response: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = response.get("choices") or []
+    content = ((choices[0].get("logprobs") or {}).get("content") or []) if choices else []
+    return list(content[0].get("top_logprobs") or []) if content else []
