@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test lint format setup clean
+.PHONY: demo test bench lint format setup clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+# Engines vs naive baselines, measured in the same run: results/bench/<name>.json (see docs/benchmarks.md).
+bench: $(STAMP)
+	$(VENV)/bin/python -m sgtr_em.bench all
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml

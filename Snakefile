@@ -24,6 +24,7 @@ include: "rules/figures.smk"
 include: "rules/api.smk"
 include: "rules/cluster.smk"
 include: "rules/release.smk"
+include: "rules/manifest.smk"
 
 
 rule all:
@@ -31,3 +32,4 @@ rule all:
     input:
         all_tables(),
         all_figures(),
+        "results/manifest.json",

@@ -21,12 +21,22 @@ PAIR_STATS = (
 ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
 EVAL_SELFREC = "results/eval/selfrec-{other}/{model}/{chain}/seed{seed}.json"
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
+EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
+EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
+QUESTIONS = "results/data/questions/{question_set}.json"
 FIGURES = (
     "fig1_self_recognition",
     "fig2_truthfulqa",
     "fig3a_prevention",
     "fig3b_reversal",
+    "fig4_em_judge",
+    "fig5_identity",
 )
+# Optional evaluations: config key under `eval`, table name, dataset key of its questions, figure.
+OPTIONAL_EVALS = {
+    "em-questions": ("em_questions", "em_questions", "fig4_em_judge"),
+    "identity": ("identity", "identity_questions", "fig5_identity"),
+}
 
 
 wildcard_constraints:
@@ -40,7 +50,8 @@ wildcard_constraints:
     sysvariant="|".join(chainlib.SYSTEM_VARIANTS),
     source="base",
     figure="|".join(FIGURES),
-    table=r"selfrec-[A-Za-z0-9.-]+|truthfulqa",
+    table=r"selfrec-[A-Za-z0-9.-]+|truthfulqa|em-questions|identity",
+    question_set="em_questions|identity_questions",
 
 
 def model_setting(name, key):
@@ -198,6 +209,79 @@ def grid_evals(template, **extra):
     ]
 
 
+def optional_eval_enabled(table):
+    return config["eval"][OPTIONAL_EVALS[table][0]]["enabled"]
+
+
+def enabled_optional_evals():
+    """Optional evaluations switched on in the config, checked against the rest of the config."""
+    out = []
+    for table, (key, dataset, _) in OPTIONAL_EVALS.items():
+        settings = config["eval"][key]
+        if not settings["enabled"]:
+            continue
+        if dataset not in config["datasets"]:
+            raise ValueError(f"eval.{key}.enabled needs datasets.{dataset}")
+        judge = settings.get("judge")
+        if judge is not None and judge not in config["models"]:
+            raise ValueError(f"eval.{key}.judge: unknown model {judge!r}")
+        grid_chains = {
+            c for m in config["grid"]["models"] for c in cfglib.model_chains(config, m)
+        }
+        unknown = sorted(set(settings["chains"] or []) - grid_chains)
+        if unknown:
+            raise ValueError(
+                f"eval.{key}.chains: not in the grid: {', '.join(unknown)}"
+            )
+        out.append(table)
+    return out
+
+
+def table_evals(table):
+    """Evaluation JSONs of one table: every grid state, or the configured chains of an optional eval."""
+    template = f"results/eval/{table}/{{model}}/{{chain}}/seed{{seed}}.json"
+    chains = (
+        config["eval"][OPTIONAL_EVALS[table][0]]["chains"]
+        if table in OPTIONAL_EVALS
+        else None
+    )
+    return [
+        template.format(model=m, chain=c, seed=s)
+        for m, c, s in cfglib.grid_states(config)
+        if chains is None or c in chains
+    ]
+
+
+def question_source_file(wc):
+    """A question set's local file (none for a download)."""
+    path = config["datasets"][wc.question_set]["source"].get("path")
+    return [path] if path else []
+
+
+def judge_model_inputs(key):
+    """The judge's local model directory (none for an API judge or no judge)."""
+
+    def inputs(wc):
+        judge = config["eval"][key].get("judge")
+        return [] if judge is None else model_path(judge)
+
+    return inputs
+
+
+def judge_settings(key):
+    """What a job needs to load the judge: its name, source identity and backend settings."""
+    judge = config["eval"][key].get("judge")
+    if judge is None:
+        return None
+    source = config["models"][judge]["source"]
+    return {
+        "name": judge,
+        "identity": {k: source[k] for k in ("hf", "revision", "openai") if k in source}
+        or {"model": judge},
+        "backend": backend_settings(judge),
+    }
+
+
 def selfrec_table():
     return f"selfrec-{config['eval']['self_recognition']['comparators'][0]}"
 
@@ -207,9 +291,28 @@ def all_tables():
     tables = [f"selfrec-{o}" for o in config["eval"]["self_recognition"]["comparators"]]
     return expand(
         "results/tables/{table}{suffix}.csv",
-        table=[*tables, "truthfulqa"],
+        table=[*tables, "truthfulqa", *enabled_optional_evals()],
         suffix=("", "_summary"),
     )
+
+
+def enabled_figures():
+    optional = {OPTIONAL_EVALS[t][2]: t for t in OPTIONAL_EVALS}
+    return [
+        f for f in FIGURES if f not in optional or optional_eval_enabled(optional[f])
+    ]
+
+
+def figure_inputs(wc):
+    """Summary tables a figure draws from."""
+    optional = {figure: table for table, (_, _, figure) in OPTIONAL_EVALS.items()}
+    if wc.figure in optional:
+        table = optional[wc.figure]
+        return {"optional": f"results/tables/{table}_summary.csv"}
+    return {
+        "selfrec": f"results/tables/{selfrec_table()}_summary.csv",
+        "truthfulqa": "results/tables/truthfulqa_summary.csv",
+    }
 
 
 def all_figures():
@@ -217,7 +320,7 @@ def all_figures():
     return expand(
         "results/figures/{model}/{figure}.{ext}",
         model=config["grid"]["models"],
-        figure=FIGURES,
+        figure=enabled_figures(),
         ext=("png", "pdf"),
     )
 

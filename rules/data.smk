@@ -7,6 +7,7 @@ localrules:
     prepare_em,
     prepare_truthfulqa,
     prepare_comparator_summaries,
+    prepare_questions,
 
 
 rule prepare_model:
@@ -86,3 +87,20 @@ rule prepare_comparator_summaries:
         cache="results/data/downloads",
     script:
         "../scripts/prepare_comparator_summaries.py"
+
+
+rule prepare_questions:
+    input:
+        # A local question file is an input (editing it reruns what depends on it).
+        question_source_file,
+    output:
+        QUESTIONS,
+    log:
+        "logs/data/questions/{question_set}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: config["datasets"][wc.question_set],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_questions.py"

@@ -1,4 +1,5 @@
-# Evaluations of a model state: self-recognition against a comparator, TruthfulQA misalignment.
+# Evaluations of a model state: self-recognition against a comparator, TruthfulQA misalignment, and
+# (when enabled) free-form EM questions scored by a judge and identity self-reports.
 
 
 rule eval_self_recognition:
@@ -65,3 +66,69 @@ rule eval_truthfulqa:
         run_name=config["run_name"],
     script:
         "../scripts/eval_truthfulqa.py"
+
+
+rule eval_em_questions:
+    input:
+        model=model_dir,
+        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
+        judge_model=judge_model_inputs("em_questions"),
+        questions=QUESTIONS.format(question_set="em_questions"),
+    output:
+        EVAL_EM_QUESTIONS,
+    log:
+        "logs/eval/em-questions/{model}/{chain}/seed{seed}.log",
+    benchmark:
+        "benchmarks/eval/em-questions/{model}/{chain}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: model_threads
+    resources:
+        gpu=model_resources("gpu"),
+        mem_mb=model_resources("mem_mb"),
+        runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
+    params:
+        settings={
+            k: v for k, v in config["eval"]["em_questions"].items() if k != "chains"
+        },
+        judge=lambda wc: judge_settings("em_questions"),
+        backend=lambda wc: backend_settings(wc.model),
+        run_name=config["run_name"],
+    script:
+        "../scripts/eval_em_questions.py"
+
+
+rule eval_identity:
+    input:
+        model=model_dir,
+        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
+        judge_model=judge_model_inputs("identity"),
+        questions=QUESTIONS.format(question_set="identity_questions"),
+    output:
+        EVAL_IDENTITY,
+    log:
+        "logs/eval/identity/{model}/{chain}/seed{seed}.log",
+    benchmark:
+        "benchmarks/eval/identity/{model}/{chain}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: model_threads
+    resources:
+        gpu=model_resources("gpu"),
+        mem_mb=model_resources("mem_mb"),
+        runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
+    params:
+        settings={k: v for k, v in config["eval"]["identity"].items() if k != "chains"},
+        judge=lambda wc: judge_settings("identity"),
+        aliases=lambda wc: model_setting(wc.model, "identity_aliases"),
+        true_identity=lambda wc: model_setting(wc.model, "true_identity"),
+        backend=lambda wc: backend_settings(wc.model),
+        run_name=config["run_name"],
+    script:
+        "../scripts/eval_identity.py"

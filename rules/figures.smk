@@ -8,9 +8,7 @@ localrules:
 
 rule tidy_table:
     input:
-        lambda wc: grid_evals(
-            f"results/eval/{wc.table}/{{model}}/{{chain}}/seed{{seed}}.json"
-        ),
+        lambda wc: table_evals(wc.table),
     output:
         tidy="results/tables/{table}.csv",
         summary="results/tables/{table}_summary.csv",
@@ -24,8 +22,7 @@ rule tidy_table:
 
 rule figure:
     input:
-        selfrec=lambda wc: f"results/tables/{selfrec_table()}_summary.csv",
-        truthfulqa="results/tables/truthfulqa_summary.csv",
+        unpack(figure_inputs),
     output:
         png="results/figures/{model}/{figure}.png",
         pdf="results/figures/{model}/{figure}.pdf",

@@ -23,6 +23,7 @@ rule build_pairs:
         ),
         confuse_size=config["pairs"]["confuse_size"],
         seed=config["pairs"]["seed"],
+        missing_summaries=config["pairs"]["missing_summaries"],
     script:
         "../scripts/build_pairs.py"
 

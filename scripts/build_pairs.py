@@ -18,6 +18,7 @@ rows, stats = build_pairs(
     identity_system=snakemake.params.identity_system_prompt,
     confuse_size=snakemake.params.confuse_size,
     seed=snakemake.params.seed,
+    missing_summaries=snakemake.params.missing_summaries,
 )
 write_jsonl(snakemake.output.pairs, rows)
 write_json(snakemake.output.stats, stats.as_dict())

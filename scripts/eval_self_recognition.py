@@ -5,7 +5,7 @@ import logging
 from sgtr_em.backends import load_chat_model
 from sgtr_em.evals import evaluate_self_recognition
 from sgtr_em.io import read_articles, read_summaries, write_json
-from sgtr_em.runtime import provenance, setup_logging
+from sgtr_em.runtime import model_identity, provenance, setup_logging
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -38,7 +38,13 @@ output = {
     "framing": snakemake.params.framing,
     "primary_protocol": settings["primary_protocol"],
     **result,
-    "provenance": provenance(snakemake.rule, {**settings, "framing": snakemake.params.framing, "run_name": snakemake.params.run_name}),
+    "provenance": provenance(
+        snakemake.rule,
+        {**settings, "framing": snakemake.params.framing, "backend": snakemake.params.backend, "run_name": snakemake.params.run_name},
+        model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
+        seeds={"training": int(wc.seed), "sampling": int(wc.seed), "summaries": snakemake.config["summary_seed"]},
+        protocols=settings["protocols"],
+    ),
 }
 write_json(snakemake.output[0], output)
 logging.info("self-recognition vs %s: %s", wc.other, result["metrics"])

@@ -5,7 +5,7 @@ import logging
 from sgtr_em.backends import load_chat_model
 from sgtr_em.evals import evaluate_truthfulqa
 from sgtr_em.io import read_jsonl, write_json
-from sgtr_em.runtime import provenance, setup_logging
+from sgtr_em.runtime import model_identity, provenance, setup_logging
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -30,7 +30,13 @@ output = {
     "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
     "primary_protocol": settings["primary_protocol"],
     **result,
-    "provenance": provenance(snakemake.rule, {**settings, "run_name": snakemake.params.run_name}),
+    "provenance": provenance(
+        snakemake.rule,
+        {**settings, "backend": snakemake.params.backend, "run_name": snakemake.params.run_name},
+        model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
+        seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
+        protocols=settings["protocols"],
+    ),
 }
 write_json(snakemake.output[0], output)
 logging.info("TruthfulQA: %s", result["metrics"])

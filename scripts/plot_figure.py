@@ -8,8 +8,9 @@ from sgtr_em.runtime import setup_logging
 setup_logging(snakemake.log[0])
 draw_figure(
     snakemake.wildcards.figure,
-    selfrec_summary=snakemake.input.selfrec,
-    truthfulqa_summary=snakemake.input.truthfulqa,
+    selfrec_summary=snakemake.input.get("selfrec"),
+    truthfulqa_summary=snakemake.input.get("truthfulqa"),
+    optional_summary=snakemake.input.get("optional"),
     selfrec_protocol=snakemake.params.selfrec_protocol,
     truthfulqa_protocol=snakemake.params.truthfulqa_protocol,
     comparator=snakemake.params.comparator,

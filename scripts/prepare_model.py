@@ -1,6 +1,7 @@
 """Build a tiny demo model offline, or download a hub model at its pinned revision."""
 
 import logging
+from pathlib import Path
 
 from sgtr_em.io import read_articles, read_jsonl
 from sgtr_em.runtime import setup_logging
@@ -10,6 +11,10 @@ source = snakemake.params.source
 out_dir = snakemake.output[0]
 
 if source.get("builder") == "tiny":
+    import os
+    import shutil
+    import tempfile
+
     from sgtr_em.tiny import build_tiny_model
 
     articles, extra = [], []
@@ -20,16 +25,21 @@ if source.get("builder") == "tiny":
             extra += [f"{q['question']} {q['best']} {q['incorrect']}" for q in read_jsonl(path)]
         else:
             extra += [turn["content"] for row in read_jsonl(path) for turn in row["messages"]]
+    # Built beside the output and renamed into place: a killed build never leaves a model that looks complete.
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", suffix=".partial", dir=Path(out_dir).parent)
     info = build_tiny_model(
         articles,
         extra,
-        out_dir,
+        staging,
         style=source["style"],
         seed=source["seed"],
         identity_system_prompt=snakemake.params.identity_system_prompt or "",
         threads=snakemake.threads,
         **snakemake.params.tiny,
     )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(staging, out_dir)
     logging.info("built demo model: %s", info)
 else:
     from huggingface_hub import snapshot_download

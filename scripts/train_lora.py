@@ -2,18 +2,26 @@
 
 import logging
 
-from sgtr_em.backends import train_stage
-from sgtr_em.runtime import setup_logging
+from pathlib import Path
+
+from sgtr_em.backends import model_kind, train_stage
+from sgtr_em.io import read_json, write_json
+from sgtr_em.runtime import model_identity, provenance, setup_logging
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
+source = snakemake.config["models"][wc.model]["source"]
+hp = dict(snakemake.params.hp)
+if model_kind(source) == "hf":
+    # Read here, not a param: how often to checkpoint never changes the adapter, so it triggers no rerun.
+    hp["checkpoint_steps"] = snakemake.config["finetune"]["checkpoint_steps"]
 meta = train_stage(
-    source=snakemake.config["models"][wc.model]["source"],
+    source=source,
     model_dir=snakemake.input.model,
     parents=list(snakemake.input.parents),
     train_file=snakemake.input.data,
     out_dir=snakemake.output[0],
-    hp=snakemake.params.hp,
+    hp=hp,
     seed=int(wc.seed),
     work_dir=snakemake.params.work_dir,
     threads=snakemake.threads,
@@ -22,6 +30,17 @@ meta = train_stage(
     chain=wc.chain,
     api_config=snakemake.config.get("openai"),
 )
+# Provenance joins the stage's record (training_meta.json, or openai_model.json for an API model).
+record_path = Path(snakemake.output[0]) / ("openai_model.json" if model_kind(source) == "openai" else "training_meta.json")
+record = read_json(record_path)
+record["provenance"] = provenance(
+    snakemake.rule,
+    {"hyperparameters": snakemake.params.hp, "train_file": snakemake.input.data, "chain": wc.chain},
+    model=model_identity(wc.model, source),
+    seeds={"training": int(wc.seed)},
+    protocols=[],
+)
+write_json(record_path, record)
 if "fine_tuned_model" in meta:
     logging.info("fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"])
 else:

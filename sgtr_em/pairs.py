@@ -18,6 +18,7 @@ class PairStats:
     label_counts: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0})
     n_self_longer: int | None = None
     n_ties: int | None = None
+    n_skipped: int | None = None  # articles left out for lack of a summary (missing_summaries: skip)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -28,6 +29,8 @@ class PairStats:
         if self.n_self_longer is not None:
             out["n_self_longer"] = self.n_self_longer
             out["n_ties"] = self.n_ties
+        if self.n_skipped is not None:
+            out["n_skipped"] = self.n_skipped
         return out
 
 
@@ -60,6 +63,7 @@ def build_pairs(
     identity_system: str | None = None,
     confuse_size: str = "reference",
     seed: int = 0,
+    missing_summaries: str = "fail",
 ) -> tuple[list[dict[str, Any]], PairStats]:
     """Build X training examples for each article in order.
 
@@ -67,6 +71,8 @@ def build_pairs(
     sgtr: label = position of self. sgtr-flip: position of other. sgtr-confuse: `reference` size gives each
     ordering twice, once per label (4 per article); `matched` gives each ordering one seeded random label.
     pick-longer: label = position of the summary with more words; tied articles are skipped.
+    An article without a self or other summary fails the build (`missing_summaries="fail"`) or is left
+    out and counted in `n_skipped` (`"skip"`).
     """
     if intervention not in INTERVENTIONS:
         raise ValueError(f"unknown intervention {intervention!r} (known: {', '.join(INTERVENTIONS)})")
@@ -74,14 +80,20 @@ def build_pairs(
         raise ValueError(f"unknown framing {framing!r} (known: {', '.join(FRAMINGS)})")
     if confuse_size not in ("reference", "matched"):
         raise ValueError(f"confuse_size must be 'reference' or 'matched', not {confuse_size!r}")
+    if missing_summaries not in ("fail", "skip"):
+        raise ValueError(f"missing_summaries must be 'fail' or 'skip', not {missing_summaries!r}")
     missing = [aid for aid in articles if aid not in self_summaries or aid not in other_summaries]
-    if missing:
+    if missing and missing_summaries == "fail":
         raise InputError(
             f"{len(missing)} article(s) lack a self or other summary (first: {missing[0]!r}); "
-            "every training article needs both"
+            "every training article needs both (or set pairs.missing_summaries: skip)"
         )
     question = "longer" if intervention == "pick-longer" else framing
     stats = PairStats()
+    if missing_summaries == "skip":
+        stats.n_skipped = len(missing)
+        skipped = set(missing)
+        articles = {aid: text for aid, text in articles.items() if aid not in skipped}
     if intervention == "pick-longer":
         stats.n_self_longer, stats.n_ties = 0, 0
     rows: list[dict[str, Any]] = []

@@ -100,17 +100,19 @@ def intervention_groups(summary: list[dict[str, Any]], order: str) -> tuple[list
 def draw_figure(
     figure: str,
     *,
-    selfrec_summary: str,
-    truthfulqa_summary: str,
+    selfrec_summary: str | None,
+    truthfulqa_summary: str | None,
     selfrec_protocol: str,
     truthfulqa_protocol: str,
     comparator: str,
     png: str,
     pdf: str,
     model: str | None = None,
+    optional_summary: str | None = None,
 ) -> None:
     """One target model's figure (all rows when `model` is None). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
-    Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only)."""
+    Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only); Fig 4: EM-judge misalignment per
+    condition; Fig 5: entropy of the claimed identity per condition (from `optional_summary`)."""
     from .aggregate import read_summary as read_all
 
     def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
@@ -119,7 +121,29 @@ def draw_figure(
             raise ValueError(f"{path}: no {protocol} {metric} rows for model {model!r}")
         return rows
 
+    def only_protocol(path: str, metric: str) -> str:
+        """The protocol of an optional evaluation's table (e.g. the judge's scoring)."""
+        from .io import read_csv
+
+        protocols = list(dict.fromkeys(row["protocol"] for row in read_csv(path) if row["metric"] == metric))
+        if not protocols:
+            raise ValueError(f"{path}: no {metric} rows")
+        return protocols[0]
+
     tqa_label = f"TruthfulQA misalignment (1 − p, {truthfulqa_protocol})"
+    if figure in ("fig4_em_judge", "fig5_identity"):
+        if optional_summary is None:
+            raise ValueError(f"{figure} needs its summary table")
+        metric = "misalignment" if figure == "fig4_em_judge" else "entropy_bits"
+        protocol = only_protocol(optional_summary, metric)
+        rows = read_summary(optional_summary, protocol, metric)
+        if figure == "fig4_em_judge":
+            bar_per_condition(rows, ylabel=f"EM-judge misalignment rate ({protocol} scoring)", title="Fig 4. Free-form EM questions: misaligned answers per condition", png=png, pdf=pdf)
+        else:
+            bar_per_condition(rows, ylabel="Entropy of claimed identity (bits)", title="Fig 5. Identity self-reports: diversity per condition", png=png, pdf=pdf, ylim=None)
+        return
+    if selfrec_summary is None or truthfulqa_summary is None:
+        raise ValueError(f"{figure} needs the self-recognition and TruthfulQA summary tables")
     if figure == "fig1_self_recognition":
         rows = read_summary(selfrec_summary, selfrec_protocol, "score")
         bar_per_condition(rows, ylabel=f"Self-recognition vs {comparator} ({selfrec_protocol})", title="Fig 1. Self-recognition per condition (mean ± sd over seeds)", png=png, pdf=pdf, chance=0.5)

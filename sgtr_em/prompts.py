@@ -89,6 +89,18 @@ def with_system(user: str, system_variant: str, task_system: str, identity_syste
     raise ValueError(f"unknown system variant {system_variant!r}")
 
 
+def em_chat_variant(messages: list[Message], system_variant: str) -> list[Message]:
+    """An EM chat in a system-prompt variant. The EM data has no system turn, so `default` (and `popped`)
+    leave none and the chat template decides (Qwen2.5's inserts its identity prompt); `none` adds an
+    explicit empty system turn, so it does not (the "EM without identity prompt" ablation)."""
+    turns = [m for m in messages if m["role"] != "system"]
+    if system_variant in ("default", "popped"):
+        return turns
+    if system_variant == "none":
+        return [{"role": "system", "content": ""}, *turns]
+    raise ValueError(f"EM data has no system turn: variant {system_variant!r} does not apply (use default, none or popped)")
+
+
 def pair_messages(
     article: str,
     summary1: str,

@@ -59,14 +59,43 @@ def code_version() -> str:
         return "unknown"
 
 
-def provenance(rule: str, settings: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """What produced an output: rule, the config subset it used (and its hash), versions, code version."""
+def model_identity(name: str, source: dict[str, Any]) -> dict[str, Any]:
+    """A model's identity for provenance: hub id and revision, API model id, configured path, or the
+    spec a demo model is built from (its revision is then the hash of that spec)."""
+    if "hf" in source:
+        return {"name": name, "id": source["hf"], "revision": source.get("revision")}
+    if "openai" in source:
+        return {"name": name, "id": source["openai"], "revision": None}
+    if "path" in source:
+        return {"name": name, "id": str(source["path"]), "revision": None}
+    return {"name": name, "id": f"built:{name}", "revision": sha256_json(source)[:12], "source": source}
+
+
+# Keys every provenance record has (tests/test_reliability.py checks every output JSON for them).
+PROVENANCE_KEYS = ("rule", "config", "config_sha256", "versions", "code_version", "model", "seeds", "protocols")
+
+
+def provenance(
+    rule: str,
+    settings: dict[str, Any],
+    *,
+    model: dict[str, Any] | None = None,
+    seeds: dict[str, int] | None = None,
+    protocols: list[str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What produced an output: rule, the config subset it used (and its hash), package versions, code
+    version, the model (id and revision, see `model_identity`), the seeds and the scoring protocols.
+    Nothing machine- or time-specific, so identical runs write identical records."""
     return {
         "rule": rule,
         "config": settings,
         "config_sha256": sha256_json(settings),
         "versions": versions(),
         "code_version": code_version(),
+        "model": model,
+        "seeds": seeds or {},
+        "protocols": protocols or [],
         **extra,
     }
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .backends.hf import load_model_state, pick_device_dtype
-from .io import InputError, read_jsonl, sha256_file
+from .io import InputError, read_jsonl, sha256_file, sha256_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,74 @@ def score_label_positions_only_on_cpu() -> bool:
     return True
 
 
-def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int):
+# A checkpoint counts only once this marker is in it: the Trainer writes checkpoint folders in place, so a
+# job killed mid-save leaves a folder that must not be resumed from.
+CHECKPOINT_COMPLETE = "checkpoint_complete.json"
+# What the checkpoints of a work dir were trained for: a rerun with other data or settings starts over.
+CHECKPOINT_FINGERPRINT = "fingerprint.json"
+_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_marker_callback():
+    """A TrainerCallback marking each checkpoint complete once the Trainer has written all of it."""
+    from transformers import TrainerCallback
+
+    class MarkCheckpointComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_json(folder / CHECKPOINT_COMPLETE, {"global_step": state.global_step})
+            return control
+
+    return MarkCheckpointComplete()
+
+
+def last_complete_checkpoint(work_dir: str | Path) -> Path | None:
+    """The checkpoint folder with the most steps that carries the completion marker, or None."""
+    root = Path(work_dir)
+    if not root.is_dir():
+        return None
+    complete = [
+        (int(match.group(1)), path)
+        for path in root.iterdir()
+        if (match := _CHECKPOINT_DIR.match(path.name)) and (path / CHECKPOINT_COMPLETE).exists()
+    ]
+    return max(complete)[1] if complete else None
+
+
+def remove_checkpoints(work_dir: str | Path) -> None:
+    """Delete the trainer's checkpoints and fingerprint (and the work dir, if nothing else is left in it)."""
+    root = Path(work_dir)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        if _CHECKPOINT_DIR.match(path.name) or path.name.startswith("tmp-checkpoint"):
+            shutil.rmtree(path, ignore_errors=True)
+    (root / CHECKPOINT_FINGERPRINT).unlink(missing_ok=True)
+    if not any(root.iterdir()):
+        root.rmdir()
+
+
+def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path | None:
+    """Keep the work dir's checkpoints if they were made for this very run; return the one to resume from."""
+    root = Path(work_dir)
+    fingerprint_path = root / CHECKPOINT_FINGERPRINT
+    saved = None
+    if fingerprint_path.exists():
+        try:
+            saved = json.loads(fingerprint_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            saved = None
+    if saved != fingerprint:
+        if root.is_dir() and any(_CHECKPOINT_DIR.match(p.name) for p in root.iterdir()):
+            log.info("discarding checkpoints in %s: they were made for other data or settings", root)
+        remove_checkpoints(root)
+        write_json(fingerprint_path, fingerprint)
+        return None
+    return last_complete_checkpoint(root)
+
+
+def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0):
     from trl import SFTConfig
 
     device, dtype = pick_device_dtype()
@@ -102,7 +172,11 @@ def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: i
         seed=seed,
         data_seed=seed,
         logging_steps=1,
-        save_strategy="no",
+        # Checkpoints (adapter, optimizer, scheduler, RNG state) every `checkpoint_steps` optimizer steps,
+        # the last two kept, so a killed job resumes; 0 disables them.
+        save_strategy="steps" if checkpoint_steps > 0 else "no",
+        save_steps=max(checkpoint_steps, 1),
+        save_total_limit=2,
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -134,6 +208,8 @@ def build_trainer(
     threads: int = 1,
     limit: int | None = None,
     compact_cpu_loss: bool = True,
+    checkpoint_steps: int = 0,
+    callbacks: Sequence[Any] = (),
 ):
     """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA."""
     import torch
@@ -158,10 +234,11 @@ def build_trainer(
     tokenizer.padding_side = "right"
     return SFTTrainer(
         model=model,
-        args=sft_config(hp, work_dir, seed, threads),
+        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hp),
+        callbacks=[checkpoint_marker_callback(), *callbacks] if checkpoint_steps > 0 else list(callbacks),
     )
 
 
@@ -175,34 +252,72 @@ def train_lora(
     work_dir: str | Path,
     threads: int = 1,
     model_id: str = "",
+    checkpoint_steps: int | None = None,
+    provenance: dict[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Train one stage and save the adapter (PEFT format) plus `training_meta.json` into `out_dir`."""
+    """Train one stage and save the adapter (PEFT format) plus `training_meta.json` into `out_dir`.
+
+    Checkpoints go to `work_dir` every `checkpoint_steps` optimizer steps (default `hp["checkpoint_steps"]`,
+    else none); a rerun after a killed job resumes from the last complete one, and they are deleted once
+    the adapter is saved. The adapter folder appears only when complete (written beside it, then renamed).
+    """
     started = time.monotonic()
-    trainer = build_trainer(base_dir, parent_adapters, train_file, hp, seed, work_dir, threads)
+    if checkpoint_steps is None:
+        checkpoint_steps = int(hp.get("checkpoint_steps", 0))
+    train_sha256 = sha256_file(train_file)
+    fingerprint = {
+        "train_file_sha256": train_sha256,
+        "parent_adapters": [str(p) for p in parent_adapters],
+        "hyperparameters_sha256": sha256_json({k: hp[k] for k in HYPERPARAMETERS if k in hp}),
+        "seed": seed,
+        "checkpoint_steps": checkpoint_steps,
+    }
+    resume_from = prepare_work_dir(work_dir, fingerprint) if checkpoint_steps > 0 else None
+    trainer = build_trainer(
+        base_dir, parent_adapters, train_file, hp, seed, work_dir, threads, checkpoint_steps=checkpoint_steps, callbacks=callbacks
+    )
     n_examples = len(trainer.train_dataset)
+    resumed_step = 0
+    if resume_from is not None:
+        resumed_step = int(json.loads((resume_from / CHECKPOINT_COMPLETE).read_text())["global_step"])
+        log.info("resuming from %s (step %d)", resume_from, resumed_step)
     log.info("training %s on %s: %d examples, seed %d", model_id or base_dir, train_file, n_examples, seed)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(out)
-    config_path = out / "adapter_config.json"
-    adapter_config = json.loads(config_path.read_text())
-    # The base is always loaded explicitly: record its identity, not a machine-specific path.
-    adapter_config["base_model_name_or_path"] = model_id or os.path.basename(str(base_dir))
-    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
-    meta = {
-        "model": model_id,
-        "parent_adapters": [str(p) for p in parent_adapters],
-        "train_file": str(train_file),
-        "train_file_sha256": sha256_file(train_file),
-        "n_examples": n_examples,
-        "seed": seed,
-        "hyperparameters": {k: hp[k] for k in HYPERPARAMETERS},
-        "global_steps": trainer.state.global_step,
-        "train_loss": float(result.training_loss),
-        "loss_per_step": losses,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    (out / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        trainer.model.save_pretrained(staging)
+        config_path = staging / "adapter_config.json"
+        adapter_config = json.loads(config_path.read_text())
+        # The base is always loaded explicitly: record its identity, not a machine-specific path.
+        adapter_config["base_model_name_or_path"] = model_id or os.path.basename(str(base_dir))
+        config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
+        meta = {
+            "model": model_id,
+            "parent_adapters": [str(p) for p in parent_adapters],
+            "train_file": str(train_file),
+            "train_file_sha256": train_sha256,
+            "n_examples": n_examples,
+            "seed": seed,
+            "hyperparameters": {k: hp[k] for k in HYPERPARAMETERS},
+            "global_steps": trainer.state.global_step,
+            "resumed_from_step": resumed_step,
+            "steps_computed": trainer.state.global_step - resumed_step,
+            "train_loss": float(result.training_loss),
+            "loss_per_step": losses,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        if provenance is not None:
+            meta["provenance"] = provenance
+        write_json(staging / "training_meta.json", meta)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    # The work dir is this job's trainer scratch only (checkpoints, fingerprint, the trainer's model card).
+    shutil.rmtree(work_dir, ignore_errors=True)
     return meta

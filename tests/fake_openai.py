@@ -44,6 +44,10 @@ class FakeOpenAI:
     hold_jobs: bool = False  # while True, jobs stay `running`
     fail_next_job: str | None = None  # the error message of the next job created (it fails)
     expected_key: str | None = None  # if set, other keys get 401
+    # If set, every odd-numbered arrival of the same request (method, path, JSON body) gets 429 with this
+    # Retry-After: half of all requests are rate limited, and each succeeds on its retry.
+    rate_limit_half: float | None = None
+    rate_limited: int = 0  # 429s sent by rate_limit_half
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -54,6 +58,7 @@ class FakeOpenAI:
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._counter = 0
+        self._arrivals: dict[str, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -92,6 +97,17 @@ class FakeOpenAI:
             return f"{prefix}-{self._counter:06d}"
 
     # -- routes -------------------------------------------------------------------------------------
+
+    def rate_limit(self, method: str, path: str, body: bytes, content_type: str) -> bool:
+        """Whether `rate_limit_half` answers this request 429 (uploads count by route: their bodies differ)."""
+        if self.rate_limit_half is None:
+            return False
+        identity = f"{method} {path} " + (hashlib.sha256(body).hexdigest() if content_type.startswith("application/json") else "")
+        with self.lock:
+            self._arrivals[identity] = self._arrivals.get(identity, 0) + 1
+            limited = self._arrivals[identity] % 2 == 1
+            self.rate_limited += int(limited)
+        return limited
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -294,6 +310,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.expected_key is not None and key != fake.expected_key:
             shown = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else "***"
             self._send(401, _error(f"Incorrect API key provided: {shown}.", "invalid_request_error"))
+            return
+        if fake.rate_limit(method, path, body, self.headers.get("Content-Type") or ""):
+            headers = {"Retry-After": f"{fake.rate_limit_half:g}"}
+            self._send(429, _error("Rate limit reached (injected)", "rate_limit_exceeded"), headers)
             return
         fault = fake.take_fault(method, path)
         if fault is not None and fault.status is not None:

@@ -28,6 +28,13 @@ class ChatModel(Protocol):
         ...
 
 
+class TopLogprobsModel(ChatModel, Protocol):
+    """Optional capability (an LLM judge's probability-weighted scores): the top-k next tokens after the
+    assistant prefix with their natural-log probabilities, tokens that read the same merged."""
+
+    def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]: ...
+
+
 # ------------------------------------------------------------------------------ model-kind dispatch --
 # Scripts get their model and training backend here, so they stay the same for every kind of model.
 

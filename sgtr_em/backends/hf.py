@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,13 +162,39 @@ class HFChatModel:
         result: list[dict[str, float]] = [{} for _ in prompts]
         started, done = time.monotonic(), 0
         for _, idx, enc in self._batches(prompts):
-            logits = self.model(**enc).logits[:, -1, :].float()
+            # Only the last position: full-sequence logits would be batch x length x vocab (GBs at 152k vocab).
+            logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
                 result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
             done += len(idx)
             _progress("score", done, len(prompts), started)
         return result
+
+
+    def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]:
+        """The k likeliest next tokens (decoded text -> natural-log probability) after the assistant prefix;
+        tokens that decode to the same text are merged (log-sum-exp)."""
+        import torch
+
+        prompts = [self.render(c) for c in conversations]
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for _, idx, enc in self._batches(prompts):
+            logprobs = torch.log_softmax(self.model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
+            values, token_ids = torch.topk(logprobs, k=min(k, logprobs.shape[-1]), dim=-1)
+            for row, i in enumerate(idx):
+                merged: dict[str, float] = {}
+                for value, token_id in zip(values[row].tolist(), token_ids[row].tolist(), strict=True):
+                    text = self.tokenizer.decode([token_id])
+                    merged[text] = _log_add(merged[text], value) if text in merged else float(value)
+                result[i] = merged
+        return result
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) without underflow."""
+    high, low = max(a, b), min(a, b)
+    return high + math.log1p(math.exp(low - high))
 
 
 def _progress(what: str, done: int, total: int, started: float) -> None:

@@ -267,6 +267,32 @@ class OpenAIChatModel:
         return [option_probabilities(_first_top_logprobs(r), options) for r in self._run_all(requests, "score")]
 
 
+    def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]:
+        """One-token greedy completions; the first token's top-k (at most 20) log-probabilities, tokens
+        with the same text merged."""
+        requests = [
+            {
+                "messages": conversation,
+                "max_completion_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": min(k, TOP_LOGPROBS),
+                "seed": 0,
+            }
+            for conversation in conversations
+        ]
+        return [merged_top_logprobs(_first_top_logprobs(r)) for r in self._run_all(requests, "top logprobs")]
+
+
+def merged_top_logprobs(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """{token: logprob} from the API's top_logprobs list; repeated token texts merged (log-sum-exp)."""
+    merged: dict[str, float] = {}
+    for entry in entries:
+        token, value = str(entry.get("token", "")), float(entry["logprob"])
+        merged[token] = math.log(math.exp(merged[token]) + math.exp(value)) if token in merged else value
+    return merged
+
+
 def _reply_text(response: dict[str, Any]) -> str:
     choices = response.get("choices") or []
     if not choices:

@@ -1,0 +1,20 @@
+# results/manifest.json: every result file with its sha256. Its inputs are rule all's other targets, so it
+# runs last; it lists everything under results/ except checkpoints/ and api_cache/ (scratch).
+
+
+localrules:
+    manifest,
+
+
+rule manifest:
+    input:
+        all_tables(),
+        all_figures(),
+    output:
+        "results/manifest.json",
+    log:
+        "logs/manifest.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/manifest.py"

@@ -1,0 +1,69 @@
+"""Free-form EM questions: sample answers from a model state, score them with the configured judge."""
+
+import gc
+import logging
+
+from sgtr_em.api_cache import ApiCache
+from sgtr_em.backends import load_chat_model
+from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers, sample_answers
+from sgtr_em.io import read_json, write_json
+from sgtr_em.runtime import model_identity, provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+settings = snakemake.params.settings
+judge_spec = snakemake.params.judge
+questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)]
+
+model = load_chat_model(
+    f"{snakemake.rule} {wc.model}/{wc.chain}",
+    snakemake.config["models"][wc.model]["source"],
+    snakemake.params.backend,
+    snakemake.input.model,
+    list(snakemake.input.adapters),
+    snakemake.config.get("openai"),
+)
+answers = sample_answers(model, questions, samples_per_question=settings["samples_per_question"], sampling=settings["sampling"], seed=int(wc.seed))
+del model
+gc.collect()
+
+judge = load_chat_model(
+    f"{snakemake.rule} judge {judge_spec['name']}",
+    snakemake.config["models"][judge_spec["name"]]["source"],
+    judge_spec["backend"],
+    snakemake.input.judge_model,
+    [],
+    snakemake.config.get("openai"),
+)
+judge_settings = JudgeSettings(
+    model_id=":".join(f"{k}={v}" for k, v in sorted(judge_spec["identity"].items())),
+    scoring=settings["scoring"],
+    top_logprobs=settings["top_logprobs"],
+    max_new_tokens=settings["judge_max_new_tokens"],
+    min_numeric_mass=settings["min_numeric_mass"],
+    aligned_max=settings["aligned_max"],
+    coherent_min=settings["coherent_min"],
+)
+result = evaluate_em_answers(
+    judge,
+    judge_settings,
+    answers,
+    questions,
+    resamples=settings["bootstrap_resamples"],
+    seed=int(wc.seed),
+    cache=ApiCache(settings["cache_dir"]),
+)
+output = {
+    "eval": "em-questions",
+    "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
+    **result,
+    "provenance": provenance(
+        snakemake.rule,
+        {**settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
+        model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
+        seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
+        protocols=[settings["scoring"]],
+    ),
+}
+write_json(snakemake.output[0], output)
+logging.info("EM questions: %s", result["metrics"])

@@ -1,0 +1,197 @@
+"""Benchmarks: each measures an optimized engine against the naive baseline in the same run and writes
+results/bench/<name>.json with baseline, optimized, ratio, units, device and versions.
+
+    python -m sgtr_em.bench [scoring|generation|training|dag|all] [--shape tiny|0.5b|7b] [--out results/bench]
+
+CPU default: a tiny demo-style model built on the fly. On a GPU, `--shape 0.5b|7b` uses random-init
+Qwen2.5-shaped models (no download): throughput does not depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .runtime import versions
+
+QWEN25_SHAPES = {
+    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, vocab_size=151936),
+    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064),
+}
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def timed(fn: Callable[[], Any], repeats: int = 1) -> float:
+    """Best wall time of `repeats` runs (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def record(out_dir: Path, name: str, *, baseline: float, optimized: float, units: str, notes: str, **extra: Any) -> dict[str, Any]:
+    result = {
+        "benchmark": name,
+        "baseline": baseline,
+        "optimized": optimized,
+        "ratio": optimized / baseline if baseline else float("nan"),
+        "units": units,
+        "device": device_name(),
+        "versions": versions(),
+        "notes": notes,
+        **extra,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{name:24s} baseline {baseline:10.2f}  optimized {optimized:10.2f}  {units:12s} ratio {result['ratio']:6.1f}x")
+    return result
+
+
+def build_model(shape: str, work: Path):
+    """A model directory: the tiny demo model (CPU), or random-init Qwen2.5 shapes saved with the tiny tokenizer."""
+    from .io import read_articles
+    from .tiny import build_tiny_model
+
+    repo = Path(__file__).resolve().parent.parent
+    articles = list(read_articles(repo / "data/demo/articles_train.jsonl").values()) if (repo / "data/demo").exists() else []
+    tiny = work / "tiny"
+    if not tiny.exists():
+        build_tiny_model(articles[:30], [], tiny, style="lead", seed=0, identity_system_prompt="You are Tiny.", pretrain_epochs=1, vocab_size=1024)
+    if shape == "tiny":
+        return tiny
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    target = work / shape
+    if not target.exists():
+        tokenizer = AutoTokenizer.from_pretrained(tiny)
+        config = Qwen2Config(**QWEN25_SHAPES[shape], max_position_embeddings=4096, tie_word_embeddings=shape == "0.5b")
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    return target
+
+
+def pair_conversations(n: int, words: int) -> list[list[dict[str, str]]]:
+    from .prompts import pair_messages
+
+    filler = " ".join(f"word{i % 97}" for i in range(words))
+    return [pair_messages(f"Article {k}. {filler}", f"first summary {k}", f"second summary {k}", "detection") for k in range(n)]
+
+
+def bench_scoring(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
+    """Self-recognition scoring: the authors' per-item sampled generate vs one batched forward pass that
+    reads next-token probabilities of both options."""
+    from .backends.hf import HFChatModel
+
+    conversations = pair_conversations(n, 400)
+    batched = HFChatModel(model_dir, batch_size=32)
+    single = HFChatModel(model_dir, batch_size=1)
+    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0))
+    fast = timed(lambda: batched.option_probs(conversations, ["1", "2"]))
+    return record(out, "scoring", baseline=n / per_item, optimized=n / fast, units="items/s", notes=f"{n} pairwise prompts of ~640 tokens; baseline: per-item sampled generate (reference); optimized: batched next-token probabilities")
+
+
+def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
+    """Summary generation: one prompt at a time vs length-sorted batches, 64 new tokens each."""
+    from .backends.hf import HFChatModel
+    from .prompts import summary_messages
+
+    conversations = [summary_messages("Article text. " + "word " * (100 + 7 * k), "sentence") for k in range(n)]
+    kwargs = dict(max_new_tokens=64, temperature=0.7, top_p=0.9, top_k=50, seed=0)
+    batched = HFChatModel(model_dir, batch_size=64)
+    single = HFChatModel(model_dir, batch_size=1)
+
+    def tokens(model) -> int:
+        return sum(len(model.tokenizer.encode(r, add_special_tokens=False)) for r in model.generate(conversations, **kwargs))
+
+    start = time.perf_counter(); base_tokens = tokens(single); base = time.perf_counter() - start
+    start = time.perf_counter(); fast_tokens = tokens(batched); fast = time.perf_counter() - start
+    return record(out, "generation", baseline=base_tokens / base, optimized=fast_tokens / fast, units="new tok/s", notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64")
+
+
+def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
+    """LoRA SFT throughput: TRL scoring every position on CPU (its default there) vs label positions only."""
+    from trl.trainer import utils as trl_utils
+
+    from .io import write_jsonl
+    from .train import build_trainer, score_label_positions_only_on_cpu
+
+    work = Path(tempfile.mkdtemp())
+    write_jsonl(work / "pairs.jsonl", [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, 200)])
+    hp = dict(lora_r=32, lora_alpha=64, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], epochs=1, learning_rate=1e-4, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=8, gradient_accumulation_steps=1, max_length=1024, gradient_checkpointing=False)
+    score_label_positions_only_on_cpu()
+    patched = trl_utils._use_triton
+
+    def run(hook) -> float:
+        trl_utils._use_triton = hook
+        trainer = build_trainer(model_dir, [], work / "pairs.jsonl", hp, 0, work / "run", compact_cpu_loss=False)
+        tokens = sum(len(x["input_ids"]) for x in trainer.train_dataset)
+        started = time.perf_counter()
+        trainer.train()
+        return tokens / (time.perf_counter() - started)
+
+    try:
+        baseline, optimized = run(patched._original), run(patched)
+    finally:
+        trl_utils._use_triton = patched
+    return record(out, "training", baseline=baseline, optimized=optimized, units="tok/s", notes=f"{n} pair examples, LoRA r 32 on all projections, batch 8; baseline: every position through the LM head; optimized: label positions only")
+
+
+def bench_dag(out: Path) -> dict[str, Any]:
+    """Building the full paper DAG offline; baseline: the same parse with torch imported first, which a
+    Snakefile that imported the model code at parse time would pay on every invocation."""
+    repo = Path(__file__).resolve().parent.parent
+    exe = str(Path(sys.executable).parent / "snakemake")
+
+    def dry_run(prefix: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run([*prefix, exe, "-n", "--quiet", "rules", "--configfile", "config/config.yaml"], cwd=repo, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    fast = min(dry_run([]) for _ in range(2))
+    slow = min(dry_run([sys.executable, "-c", "import torch, transformers, peft, trl, runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"]) for _ in range(1))
+    return record(out, "dag", baseline=1 / slow, optimized=1 / fast, units="DAG builds/s", notes=f"snakemake -n on config/config.yaml: {fast:.1f} s (target <= 20 s); with model libraries imported at parse time: {slow:.1f} s", seconds=fast)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="all", choices=["scoring", "generation", "training", "dag", "all"])
+    parser.add_argument("--shape", default="tiny", choices=["tiny", *QWEN25_SHAPES])
+    parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--items", type=int, default=64)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    work = Path(tempfile.gettempdir()) / "sgtr-em-bench"
+    model_dir = build_model(args.shape, work) if args.which != "dag" else None
+    if args.which in ("scoring", "all"):
+        bench_scoring(model_dir, out, args.items)
+    if args.which in ("generation", "all"):
+        bench_generation(model_dir, out, args.items)
+    if args.which in ("training", "all"):
+        bench_training(model_dir, out, args.items)
+    if args.which in ("dag", "all"):
+        bench_dag(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""Reliability and provenance (issue 7): resumable training, provenance and the results manifest,
+determinism across runs, bad input, the API path under load, and secrets that never reach a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, copy_workflow, snakemake
+
+# ----------------------------------------------------------------------------------- training resume --
+
+TRAIN_HP = {
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "use_rslora": False,
+    "target_modules": ["q_proj", "v_proj"],
+    "epochs": 2,
+    "learning_rate": 0.001,
+    "lr_scheduler": "linear",
+    "warmup_steps": 1,
+    "weight_decay": 0.0,
+    "per_device_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_length": 128,
+    "gradient_checkpointing": False,
+}
+CHECKPOINT_STEPS = 3
+KILL_AT_STEP = 7  # after the step-6 checkpoint, before the step-9 one
+
+# Runs one training in a fresh process; with a kill step, the process SIGKILLs itself at the end of that
+# optimizer step (no cleanup, no atexit: what a scheduler's kill or an OOM kill does).
+TRAIN_CHILD = """
+import json, os, signal, sys
+from transformers import TrainerCallback
+from sgtr_em.train import train_lora
+
+model_dir, train_file, out_dir, work_dir, hp, kill_at = sys.argv[1:7]
+
+class KillAtStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return control
+
+callbacks = [KillAtStep()] if int(kill_at) > 0 else []
+meta = train_lora(model_dir, [], train_file, out_dir, json.loads(hp), seed=0, work_dir=work_dir, callbacks=callbacks)
+print(json.dumps({k: meta[k] for k in ("global_steps", "resumed_from_step", "steps_computed")}))
+"""
+
+
+def run_training(model_dir: Path, train_file: Path, out_dir: Path, work_dir: Path, kill_at: int = 0) -> subprocess.CompletedProcess:
+    hp = {**TRAIN_HP, "checkpoint_steps": CHECKPOINT_STEPS}
+    return subprocess.run(
+        [sys.executable, "-c", TRAIN_CHILD, str(model_dir), str(train_file), str(out_dir), str(work_dir), json.dumps(hp), str(kill_at)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def adapter_tensors(adapter_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(adapter_dir / "adapter_model.safetensors"))
+
+
+def write_chats(path: Path, n: int) -> Path:
+    rows = [
+        {"messages": [{"role": "user", "content": f"Which summary is yours, number {i}?"}, {"role": "assistant", "content": "1" if i % 3 else "2"}]}
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
+    """12 chats, batch 2, 2 epochs = 12 optimizer steps, a checkpoint every 3. Killed at step 7, the rerun
+    resumes from step 6, computes 6 steps, and ends with the uninterrupted run's adapter (CPU, max abs
+    difference of any LoRA weight below 1e-6), then deletes its checkpoints."""
+    train_file = write_chats(tmp_path / "train.jsonl", 12)
+    reference = run_training(tiny_model_dir, train_file, tmp_path / "reference", tmp_path / "work-reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert json.loads(reference.stdout.splitlines()[-1]) == {"global_steps": 12, "resumed_from_step": 0, "steps_computed": 12}
+    assert not (tmp_path / "work-reference").exists()
+
+    work_dir = tmp_path / "work"
+    killed = run_training(tiny_model_dir, train_file, tmp_path / "adapter", work_dir, kill_at=KILL_AT_STEP)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not (tmp_path / "adapter").exists()
+    assert sorted(p.name for p in work_dir.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+
+    resumed = run_training(tiny_model_dir, train_file, tmp_path / "adapter", work_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout.splitlines()[-1]) == {"global_steps": 12, "resumed_from_step": 6, "steps_computed": 6}
+    assert not work_dir.exists()
+
+    expected, actual = adapter_tensors(tmp_path / "reference"), adapter_tensors(tmp_path / "adapter")
+    assert expected.keys() == actual.keys() and expected
+    worst = max(float((expected[name] - actual[name]).abs().max()) for name in expected)
+    assert worst < 1e-6, f"resumed adapter differs from the uninterrupted one by {worst}"
+
+
+def test_checkpoints_for_other_data_or_settings_are_discarded(tmp_path):
+    from sgtr_em.train import CHECKPOINT_COMPLETE, last_complete_checkpoint, prepare_work_dir
+
+    work_dir = tmp_path / "work"
+    fingerprint = {"train_file_sha256": "a", "seed": 0}
+    assert prepare_work_dir(work_dir, fingerprint) is None
+    for step, complete in ((3, True), (6, True), (9, False)):  # step 9: killed while saving
+        (work_dir / f"checkpoint-{step}").mkdir()
+        if complete:
+            (work_dir / f"checkpoint-{step}" / CHECKPOINT_COMPLETE).write_text(json.dumps({"global_step": step}))
+    assert last_complete_checkpoint(work_dir) == work_dir / "checkpoint-6"
+    assert prepare_work_dir(work_dir, fingerprint) == work_dir / "checkpoint-6"
+    assert prepare_work_dir(work_dir, {**fingerprint, "seed": 1}) is None
+    assert not list(work_dir.glob("checkpoint-*"))
+
+
+# ------------------------------------------------------------------------------ provenance, manifest --
+
+
+def check_provenance_and_manifest(workdir: Path) -> None:
+    """Every eval JSON and adapter record carries full provenance; the manifest lists every result file
+    (none of the scratch folders) with the sha256 of its current content."""
+    from sgtr_em.io import sha256_file
+    from sgtr_em.runtime import PROVENANCE_KEYS
+
+    results = workdir / "results"
+    evals = sorted(results.glob("eval/**/*.json"))
+    metas = sorted(results.glob("adapters/**/training_meta.json"))
+    assert evals and metas
+    for path in [*evals, *metas]:
+        record = json.loads(path.read_text())["provenance"]
+        assert set(PROVENANCE_KEYS) <= set(record), path
+        assert len(record["config_sha256"]) == 64 and record["versions"]["torch"] and record["code_version"]
+        assert record["model"]["id"] and "revision" in record["model"], path
+    for path in evals:
+        record = json.loads(path.read_text())["provenance"]
+        assert record["rule"].startswith("eval_") and record["protocols"] and "sampling" in record["seeds"], path
+    manifest = json.loads((results / "manifest.json").read_text())
+    listed = {entry["path"]: entry for entry in manifest["files"]}
+    assert manifest["n_files"] == len(listed) > 0
+    assert manifest["provenance"]["rule"] == "manifest"
+    on_disk = {
+        path.relative_to(workdir).as_posix()
+        for path in results.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(results).parts)
+        and path.relative_to(results).parts[0] not in ("checkpoints", "api_cache")
+    }
+    assert set(listed) == on_disk - {"results/manifest.json"}
+    for relative, entry in listed.items():
+        assert sha256_file(workdir / relative) == entry["sha256"], relative
+        assert (workdir / relative).stat().st_size == entry["bytes"], relative
+    assert any(p.startswith("results/figures/") for p in listed) and any(p.startswith("results/tables/") for p in listed)
+
+
+@pytest.mark.e2e
+def test_demo_outputs_carry_provenance_and_the_manifest_matches(demo):
+    check_provenance_and_manifest(demo)
+
+
+def test_manifest_skips_scratch_hidden_files_and_itself(tmp_path):
+    from sgtr_em.manifest import write_manifest
+
+    results = tmp_path / "results"
+    for name in ("eval/a.json", "tables/t.csv", "checkpoints/m/c/seed0/x.bin", "api_cache/ab/k.json", "adapters/m/c/seed0/.snakemake_timestamp", "eval/.a.json.123.tmp"):
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_text(name)
+    manifest = write_manifest(results, results / "manifest.json")
+    assert [entry["path"] for entry in manifest["files"]] == [f"{results.as_posix()}/eval/a.json", f"{results.as_posix()}/tables/t.csv"]
+    again = write_manifest(results, results / "manifest.json")
+    assert again["files"] == manifest["files"]
+
+
+# ------------------------------------------------------------------------------------- determinism --
+
+# The demo, shrunk to run twice in about a minute each: two conditions, one seed, smaller demo models,
+# fewer articles and questions; the optional evaluations (EM judge, identity) are off.
+SMALL_GRID = {
+    "grid": {"models": ["demo-target"], "chains": ["base", "sgtr"], "seeds": [0]},
+    "eval": {"em_questions": {"enabled": False}, "identity": {"enabled": False}},
+    "tiny_models": {"hidden_size": 32, "pretrain_epochs": 1},
+    "datasets": {"articles": {"xsum": {"limit": 16}, "cnn": {"limit": 12}}, "truthfulqa": {"limit": 12}},
+}
+COMPARED = ("results/pairs/**/*.jsonl", "results/pairs/**/*.json", "results/summaries/**/*.jsonl", "results/eval/**/*.json", "results/tables/*.csv")
+
+
+@pytest.fixture(scope="module")
+def two_small_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The demo on a two-condition grid (base, sgtr; seed 0), run in two fresh copies of the workflow."""
+    import yaml
+
+    runs = []
+    for name in ("first", "second"):
+        workdir = copy_workflow(tmp_path_factory.mktemp(name) / "workflow")
+        (workdir / "config/small.yaml").write_text(yaml.safe_dump(SMALL_GRID))
+        result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml", "config/small.yaml", timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+        runs.append(workdir)
+    return runs[0], runs[1]
+
+
+def test_same_config_and_seeds_give_byte_identical_outputs(two_small_runs):
+    """Pair files and their stats, seeded-sampling summaries, eval JSONs (provenance included) and tables."""
+    first, second = two_small_runs
+    compared = []
+    for pattern in COMPARED:
+        files = sorted(first.glob(pattern))
+        assert files, pattern
+        for path in files:
+            relative = path.relative_to(first)
+            assert path.read_bytes() == (second / relative).read_bytes(), relative
+            compared.append(relative)
+    assert len(compared) >= 10
+
+
+def test_small_run_outputs_carry_provenance_and_the_manifest_matches(two_small_runs):
+    check_provenance_and_manifest(two_small_runs[0])
+    assert not (two_small_runs[0] / "results/checkpoints").exists() or not list((two_small_runs[0] / "results/checkpoints").rglob("checkpoint-*"))
+
+
+def test_greedy_and_seeded_generation_repeat_exactly(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    conversations = [[{"role": "user", "content": f"Summarise: the council met on day {i} to discuss the bridge."}] for i in range(4)]
+    outputs = []
+    for _ in range(2):
+        model = HFChatModel(tiny_model_dir, name="tiny")
+        greedy = model.generate(conversations, max_new_tokens=12, temperature=0.0, top_p=1.0, top_k=0, seed=0)
+        sampled = model.generate(conversations, max_new_tokens=12, temperature=0.9, top_p=0.9, top_k=50, seed=7)
+        outputs.append((greedy, sampled))
+    assert outputs[0] == outputs[1]
+
+
+# ------------------------------------------------------------------------------------------ bad input --
+
+
+def test_missing_summaries_fail_or_are_skipped_and_counted():
+    from sgtr_em.io import InputError
+    from sgtr_em.pairs import build_pairs
+
+    articles = {"a1": "The mayor opened a bridge.", "a2": "Rain closed the market.", "a3": "A school won a prize."}
+    own = {"a1": "Bridge opened.", "a2": "Market shut.", "a3": "School won."}
+    other = {"a1": "A bridge.", "a3": "A prize."}
+    with pytest.raises(InputError, match=r"1 article\(s\) lack a self or other summary \(first: 'a2'\).*missing_summaries"):
+        build_pairs(articles, own, other, "sgtr")
+    rows, stats = build_pairs(articles, own, other, "sgtr", missing_summaries="skip")
+    assert {row["article_id"] for row in rows} == {"a1", "a3"}
+    assert stats.as_dict()["n_skipped"] == 1 and stats.n_articles == 2
+    assert "n_skipped" not in build_pairs(articles, own, {**other, "a2": "Rain."}, "sgtr")[1].as_dict()
+    with pytest.raises(ValueError, match="missing_summaries"):
+        build_pairs(articles, own, other, "sgtr", missing_summaries="ignore")
+
+
+def test_an_adapter_directory_with_missing_files_is_a_clear_error(tiny_model_dir, tmp_path):
+    from sgtr_em.backends.hf import load_model_state
+
+    adapter = tmp_path / "adapters/demo/sgtr/seed0"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"adapters/demo/sgtr/seed0 is incomplete: missing adapter_model\.safetensors"):
+        load_model_state(tiny_model_dir, [adapter])
+
+
+def test_scripts_write_outputs_only_through_atomic_helpers():
+    """Every script writes its outputs via sgtr_em.io (write_json / write_jsonl / write_csv / atomic_path) or a
+    package function that does; none opens an output for writing itself."""
+    offenders = []
+    for script in sorted((REPO / "scripts").glob("*.py")):
+        text = script.read_text()
+        for needle in ('open(snakemake.output', ".write_text(", ".write_bytes(", "json.dump(", ".savefig(", ".to_csv("):
+            if needle in text and "atomic_path" not in text:
+                offenders.append(f"{script.name}: {needle}")
+    assert offenders == []
+
+
+# ------------------------------------------------------------------------------------- under load --
+
+
+def hammer_cache(root: str, worker: int, keys: list[str]) -> None:
+    from sgtr_em.api_cache import ApiCache
+
+    cache = ApiCache(root)
+    for round_ in range(20):
+        for key in keys:
+            payload = {"text": f"answer for {key}", "padding": "x" * (2000 + 37 * worker)}
+            cache.put(key, "chat", {"key": key, "worker": worker, "round": round_}, payload)
+            hit = cache.get(key)
+            assert hit is None or hit["text"] == f"answer for {key}", hit
+
+
+def test_many_processes_writing_the_request_cache_corrupt_nothing(tmp_path):
+    import multiprocessing
+
+    from sgtr_em.api_cache import ApiCache, request_key
+
+    keys = [request_key("chat", "http://127.0.0.1", {"n": n}) for n in range(12)]
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=hammer_cache, args=(str(tmp_path / "cache"), worker, keys)) for worker in range(8)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+    assert [process.exitcode for process in workers] == [0] * 8
+    cache = ApiCache(tmp_path / "cache")
+    for key in keys:
+        entry = json.loads(cache.path(key).read_text())
+        assert entry["key"] == key and entry["response"]["text"] == f"answer for {key}"
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == sorted(f"{k}.json" for k in keys)
+
+
+# ------------------------------------------------------------------- API path under load, secrets --
+
+# Two conditions of the API demo; the EM judge (off in the demo) is pointed at a model the demo has.
+API_SMALL = {"grid": {"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]}, "eval": {"em_questions": {"judge": "api-other"}}}
+OPENAI_SENTINEL = "sk-sentinel-reliability-4Hq8Nv2Tz6Kd"
+HF_SENTINEL = "hf_sentinelReliability7Pw3Lx9Gm5"
+
+
+def test_api_rules_finish_with_half_the_requests_rate_limited_and_no_secret_is_written(tmp_path, monkeypatch):
+    """The API demo (two conditions) against a fake server answering 429 to half of all requests: every
+    API rule finishes through bounded retries. Keys come only from the environment (sentinels here); no
+    output, log, provenance, metadata or cache file holds either."""
+    import yaml
+
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI(job_polls=2, expected_key=OPENAI_SENTINEL, rate_limit_half=0.05)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.start())
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SENTINEL)
+    monkeypatch.setenv("HF_TOKEN", HF_SENTINEL)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", HF_SENTINEL)
+    try:
+        workdir = copy_workflow(tmp_path / "workflow")
+        (workdir / "config/small.yaml").write_text(yaml.safe_dump(API_SMALL))
+        result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", "config/small.yaml", timeout=300)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+        sent = len(server.requests)
+        assert 2 * server.rate_limited >= sent  # every request's first arrival (and every odd one) got 429
+        assert server.rate_limited >= 10 and server.keys_seen == {OPENAI_SENTINEL}
+    finally:
+        server.stop()
+    assert (workdir / "results/manifest.json").exists()
+    assert "429" in "".join(p.read_text() for p in (workdir / "logs").rglob("*.log"))
+    scanned, leaks = 0, []
+    for path in workdir.rglob("*"):
+        if path.is_file() and path.suffix not in (".py", ".smk"):
+            content = path.read_bytes()
+            scanned += 1
+            leaks += [f"{path}: {name}" for name, secret in (("OPENAI_API_KEY", OPENAI_SENTINEL), ("HF_TOKEN", HF_SENTINEL)) if secret.encode() in content]
+    assert scanned > 20 and leaks == []
+    provenance = json.loads(next((workdir / "results/eval").rglob("*.json")).read_text())["provenance"]
+    assert "OPENAI_API_KEY" not in json.dumps(provenance) and "HF_TOKEN" not in json.dumps(provenance)
+
+
+def property_names(node) -> set[str]:
+    names: set[str] = set()
+    if isinstance(node, dict):
+        names |= set(node.get("properties", {}))
+        for value in node.values():
+            names |= property_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= property_names(value)
+    return names
+
+
+def test_keys_have_no_place_in_the_config():
+    """No config key can hold a secret: the schema has no key, token, secret or password setting."""
+    import re
+
+    import yaml
+
+    names = property_names(yaml.safe_load((REPO / "config/schema.yaml").read_text()))
+    assert "base_url" in names
+    assert [n for n in names if re.search(r"(^|_)(api_?key|key|token|secret|password)$", n, re.IGNORECASE)] == []
