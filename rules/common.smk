@@ -24,14 +24,14 @@ EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
 QUESTIONS = "results/data/questions/{question_set}.json"
-FIGURES = (
+# The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
+CORE_FIGURES = (
     "fig1_self_recognition",
     "fig2_truthfulqa",
     "fig3a_prevention",
     "fig3b_reversal",
-    "fig4_em_judge",
-    "fig5_identity",
 )
+FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity")
 # Optional evaluations: config key under `eval`, table name, dataset key of its questions, figure.
 OPTIONAL_EVALS = {
     "em-questions": ("em_questions", "em_questions", "fig4_em_judge"),

@@ -117,7 +117,7 @@ rule release_figures:
         expand(
             f"{RELEASE}/figures/{{model}}/{{figure}}.{{ext}}",
             model=list(config["release"]["figures"]),
-            figure=FIGURES,
+            figure=CORE_FIGURES,
             ext=("png", "pdf"),
         ),
         *RELEASE_IMPORT_TABLES.values(),
