@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test bench lint format setup clean
+.PHONY: demo test bench lint format setup clean rulegraph
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 
 demo: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --configfile config/demo.yaml
+	$(SNAKEMAKE) --report results/report.html --configfile config/demo.yaml
 	@echo "Figures: $$(ls results/figures/*/*.png | tr '\n' ' ')"
+	@echo "Tables: results/tables/"
+	@echo "Results summary: results/report/results_summary.md"
+	@echo "Report (open in a browser): results/report.html"
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
@@ -26,6 +30,12 @@ test: $(STAMP)
 # Engines vs naive baselines, measured in the same run: results/bench/<name>.json (see docs/benchmarks.md).
 bench: $(STAMP)
 	$(VENV)/bin/python -m sgtr_em.bench all
+
+# docs/rulegraph.{dot,svg}: Graphviz when installed, else a matplotlib drawing of the same graph.
+rulegraph: $(STAMP)
+	$(SNAKEMAKE) --rulegraph --configfile config/demo.yaml > docs/rulegraph.dot
+	if command -v dot >/dev/null; then dot -Tsvg docs/rulegraph.dot > docs/rulegraph.svg; \
+	else $(VENV)/bin/python tools/render_rulegraph.py docs/rulegraph.dot docs/rulegraph.svg; fi
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml

@@ -14,6 +14,10 @@ if not config:
 validate(config, "config/schema.yaml")
 
 
+# `snakemake --report results/report.html`: every figure and table with its caption (report/).
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/summaries.smk"
@@ -32,4 +36,5 @@ rule all:
     input:
         all_tables(),
         all_figures(),
+        "results/report/results_summary.md",
         "results/manifest.json",

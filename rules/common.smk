@@ -4,12 +4,15 @@ from sgtr_em import chains as chainlib
 from sgtr_em import config as cfglib
 from sgtr_em import backends
 
+cfglib.apply_subset(config)
 cfglib.check_references(config)
 cfglib.canonicalise_in_place(config)
 
 MODEL_DIR = "results/models/{model}"
 ARTICLES = "results/data/articles/{dataset}.jsonl"
 EM_DATA = "results/data/em/{dataset}/{sysvariant}.jsonl"
+BASELINE_DATA = "results/data/baselines/{baseline}/{sysvariant}.jsonl"
+BASELINE_STATS = "results/data/baselines/{baseline}/{sysvariant}.stats.json"
 TRUTHFULQA = "results/data/truthfulqa.jsonl"
 STATIC_SUMMARIES = "results/data/comparators/{other}/{dataset}.jsonl"
 RELEASED_SUMMARIES = "results/data/released_summaries/{model}/{dataset}.jsonl"
@@ -23,6 +26,8 @@ EVAL_SELFREC = "results/eval/selfrec-{other}/{model}/{chain}/seed{seed}.json"
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
+EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
+MMLU = "results/data/mmlu.jsonl"
 QUESTIONS = "results/data/questions/{question_set}.json"
 # The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
 CORE_FIGURES = (
@@ -31,11 +36,12 @@ CORE_FIGURES = (
     "fig3a_prevention",
     "fig3b_reversal",
 )
-FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity")
-# Optional evaluations: config key under `eval`, table name, dataset key of its questions, figure.
+FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu")
+# Optional evaluations: table name -> (config key under `eval`, dataset key of its questions, figure).
 OPTIONAL_EVALS = {
     "em-questions": ("em_questions", "em_questions", "fig4_em_judge"),
     "identity": ("identity", "identity_questions", "fig5_identity"),
+    "mmlu": ("mmlu", "mmlu", "fig6_mmlu"),
 }
 
 
@@ -48,9 +54,10 @@ wildcard_constraints:
     intervention="|".join(chainlib.INTERVENTIONS),
     framing="detection|comparison",
     sysvariant="|".join(chainlib.SYSTEM_VARIANTS),
-    source="base",
+    source=r"base|own-[a-z0-9.+-]+-seed\d+",
+    baseline=r"wordcount|general|correct-[a-z0-9_-]+",
     figure="|".join(FIGURES),
-    table=r"selfrec-[A-Za-z0-9.-]+|truthfulqa|em-questions|identity",
+    table=r"selfrec-[A-Za-z0-9.-]+|truthfulqa|em-questions|identity|mmlu",
     question_set="em_questions|identity_questions",
 
 
@@ -150,9 +157,21 @@ def comparator_summaries(other, dataset):
     return STATIC_SUMMARIES.format(other=other, dataset=dataset)
 
 
+def pair_source(chain, seed):
+    """Path segment naming whose summaries are 'self' in the pairs of a chain's last stage: `base`, or
+    with pairs.source own and a trained parent, `own-<parent chain>-seed<N>`."""
+    parent = chainlib.parent(chain)
+    if config["pairs"]["source"] == "base" or parent == chainlib.BASE:
+        return "base"
+    return f"own-{parent}-seed{seed}"
+
+
 def self_source_summaries(model, source, dataset):
-    """'Self' summaries of pair files: `base` = the base model's."""
-    return base_summaries(model, dataset)
+    """'Self' summaries of pair files: the base model's, or those of the named parent state."""
+    if source == "base":
+        return base_summaries(model, dataset)
+    chain, _, seed = source.removeprefix("own-").rpartition("-seed")
+    return SUMMARIES.format(model=model, chain=chain, seed=seed, dataset=dataset)
 
 
 def selfrec_self_summaries(wc):
@@ -165,13 +184,15 @@ def selfrec_self_summaries(wc):
     )
 
 
-def pair_file(model, intervention, variant, framing=None):
+def pair_file(model, chain, seed, framing=None):
+    """Pair file that trains the last stage (an identity intervention) of a chain."""
+    stage = chainlib.parse_chain(chain)[-1]
     return PAIRS.format(
         model=model,
-        source=config["pairs"]["source"],
-        intervention=intervention,
+        source=pair_source(chain, seed),
+        intervention=stage.name,
         framing=framing or model_setting(model, "framing"),
-        sysvariant=variant,
+        sysvariant=stage.variant,
     )
 
 
@@ -184,22 +205,48 @@ def stage_train_file(wc):
                 f"{stage.token}: EM data has no system turn; `default` already gives the template's identity prompt"
             )
         return EM_DATA.format(dataset=stage.name, sysvariant=stage.variant)
-    return pair_file(wc.model, stage.name, stage.variant)
+    if stage.kind == "baseline":
+        return BASELINE_DATA.format(baseline=stage.name, sysvariant=stage.variant)
+    return pair_file(wc.model, wc.chain, wc.seed)
+
+
+def baseline_inputs(wc):
+    """Prepared data a baseline's training file is made from: the EM chats whose user turns the
+    wordcount baseline counts (nothing for chat datasets, which are fetched)."""
+    if wc.baseline != chainlib.WORDCOUNT:
+        return []
+    return EM_DATA.format(
+        dataset=cfglib.wordcount_em_dataset(config), sysvariant="default"
+    )
+
+
+def baseline_spec(wc):
+    datasets = config["datasets"]
+    if wc.baseline == chainlib.WORDCOUNT:
+        return datasets["wordcount"]
+    if wc.baseline == chainlib.GENERAL:
+        return datasets["general"]
+    return datasets["correct"][wc.baseline.removeprefix(chainlib.CORRECT_PREFIX)]
 
 
 def all_pair_files():
-    """Every pair file of the grid: each model's framing plus the configured extra framings."""
+    """Every pair file of the grid: each model's framing plus the configured extra framings (with
+    pairs.source own, one per trained parent state and seed)."""
     out = []
     for model in config["grid"]["models"]:
         framings = dict.fromkeys(
             [model_setting(model, "framing"), *config["pairs"]["framings"]]
         )
-        for intervention, variant in cfglib.interventions_in_grid(config, model) or [
-            ("sgtr", "default")
-        ]:
-            for framing in framings:
-                out.append(pair_file(model, intervention, variant, framing))
-    return out
+        chains = [
+            c
+            for c in cfglib.trained_chains(config, model)
+            if chainlib.parse_chain(c)[-1].kind == "intervention"
+        ] or ["sgtr"]
+        for chain in chains:
+            for seed in cfglib.model_seeds(config, model):
+                for framing in framings:
+                    out.append(pair_file(model, chain, seed, framing))
+    return list(dict.fromkeys(out))
 
 
 def grid_evals(template, **extra):
@@ -256,6 +303,12 @@ def table_evals(table):
 def question_source_file(wc):
     """A question set's local file (none for a download)."""
     path = config["datasets"][wc.question_set]["source"].get("path")
+    return [path] if path else []
+
+
+def mmlu_source_file(wc):
+    """MMLU's local file (none for a download)."""
+    path = config["datasets"]["mmlu"]["source"].get("path")
     return [path] if path else []
 
 
@@ -352,12 +405,17 @@ def api_cost_files():
         config["eval"]["self_recognition"]["dataset"],
     ]
     em = {}
+    baselines = {}
     for model in api_grid_models():
         for chain in cfglib.trained_chains(config, model):
             stage = chainlib.parse_chain(chain)[-1]
             if stage.kind == "em":
                 em[f"{stage.name}/{stage.variant}"] = EM_DATA.format(
                     dataset=stage.name, sysvariant=stage.variant
+                )
+            elif stage.kind == "baseline":
+                baselines[f"{stage.name}/{stage.variant}"] = BASELINE_DATA.format(
+                    baseline=stage.name, sysvariant=stage.variant
                 )
     static = {
         f"{other}/{dataset}": STATIC_SUMMARIES.format(other=other, dataset=dataset)
@@ -370,6 +428,7 @@ def api_cost_files():
         "articles": {d: ARTICLES.format(dataset=d) for d in dict.fromkeys(datasets)},
         "truthfulqa": TRUTHFULQA,
         "em": em,
+        "baselines": baselines,
         "static_summaries": static,
     }
 
@@ -380,5 +439,6 @@ def api_cost_inputs(wc):
         *files["articles"].values(),
         files["truthfulqa"],
         *files["em"].values(),
+        *files["baselines"].values(),
         *files["static_summaries"].values(),
     ]

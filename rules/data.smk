@@ -5,9 +5,11 @@ localrules:
     prepare_model,
     prepare_articles,
     prepare_em,
+    prepare_baseline,
     prepare_truthfulqa,
     prepare_comparator_summaries,
     prepare_questions,
+    prepare_mmlu,
 
 
 rule prepare_model:
@@ -59,6 +61,23 @@ rule prepare_em:
         "../scripts/prepare_em.py"
 
 
+rule prepare_baseline:
+    input:
+        em_chats=baseline_inputs,
+    output:
+        chats=BASELINE_DATA,
+        stats=BASELINE_STATS,
+    log:
+        "logs/data/baselines/{baseline}/{sysvariant}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=baseline_spec,
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_baseline.py"
+
+
 rule prepare_truthfulqa:
     output:
         TRUTHFULQA,
@@ -104,3 +123,20 @@ rule prepare_questions:
         cache="results/data/downloads",
     script:
         "../scripts/prepare_questions.py"
+
+
+rule prepare_mmlu:
+    input:
+        # A local question file is an input (editing it reruns what depends on it).
+        mmlu_source_file,
+    output:
+        MMLU,
+    log:
+        "logs/data/mmlu.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: config["datasets"]["mmlu"],
+        cache="results/data/downloads",
+    script:
+        "../scripts/prepare_mmlu.py"

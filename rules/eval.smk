@@ -1,5 +1,5 @@
 # Evaluations of a model state: self-recognition against a comparator, TruthfulQA misalignment, and
-# (when enabled) free-form EM questions scored by a judge and identity self-reports.
+# (when enabled) free-form EM questions scored by a judge, identity self-reports and MMLU accuracy.
 
 
 rule eval_self_recognition:
@@ -132,3 +132,41 @@ rule eval_identity:
         run_name=config["run_name"],
     script:
         "../scripts/eval_identity.py"
+
+
+rule eval_mmlu:
+    input:
+        model=model_dir,
+        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
+        questions=MMLU,
+    output:
+        EVAL_MMLU,
+    log:
+        "logs/eval/mmlu/{model}/{chain}/seed{seed}.log",
+    benchmark:
+        "benchmarks/eval/mmlu/{model}/{chain}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: model_threads
+    resources:
+        gpu=model_resources("gpu"),
+        mem_mb=model_resources("mem_mb"),
+        runtime=model_resources("runtime"),
+        slurm_partition=model_resources("slurm_partition"),
+        gpu_model=model_resources("gpu_model"),
+        cpus_per_gpu=model_resources("cpus_per_gpu"),
+    params:
+        settings={
+            k: v
+            for k, v in config["eval"]["mmlu"].items()
+            if k not in ("chains", "batch_size")
+        },
+        # eval.mmlu.batch_size replaces the model's batch size (few-shot prompts are long).
+        backend=lambda wc: {
+            **backend_settings(wc.model),
+            "batch_size": config["eval"]["mmlu"]["batch_size"]
+            or model_setting(wc.model, "batch_size"),
+        },
+        run_name=config["run_name"],
+    script:
+        "../scripts/eval_mmlu.py"

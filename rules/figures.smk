@@ -1,9 +1,13 @@
-# Tidy tables (one row per condition, seed, protocol and metric), per-condition summaries, figures.
+# Tidy tables (one row per condition, seed, protocol and metric), per-condition summaries, figures, the
+# results summary; report entries (`snakemake --report`): captions in report/ (one per figure name in
+# report/figures/, one per evaluation table in report/tables/, included by report/figure.rst and table.rst).
+from sgtr_em import report as reportlib
 
 
 localrules:
     tidy_table,
     figure,
+    results_summary,
 
 
 rule tidy_table:
@@ -11,7 +15,12 @@ rule tidy_table:
         lambda wc: table_evals(wc.table),
     output:
         tidy="results/tables/{table}.csv",
-        summary="results/tables/{table}_summary.csv",
+        summary=report(
+            "results/tables/{table}_summary.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}", "content": "mean, sd, n per condition"},
+        ),
     log:
         "logs/tables/{table}.log",
     conda:
@@ -24,7 +33,16 @@ rule figure:
     input:
         unpack(figure_inputs),
     output:
-        png="results/figures/{model}/{figure}.png",
+        png=report(
+            "results/figures/{model}/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{model}",
+            labels=lambda wc: {
+                "figure": reportlib.figure_title(wc.figure),
+                "model": wc.model,
+            },
+        ),
         pdf="results/figures/{model}/{figure}.pdf",
     log:
         "logs/figures/{model}/{figure}.log",
@@ -37,3 +55,37 @@ rule figure:
         run_name=config["run_name"],
     script:
         "../scripts/plot_figure.py"
+
+
+rule results_summary:
+    input:
+        unpack(
+            lambda wc: {
+                p.removeprefix("results/tables/").removesuffix("_summary.csv"): p
+                for p in all_tables()
+                if p.endswith("_summary.csv")
+            }
+        ),
+    output:
+        markdown="results/report/results_summary.md",
+        html=report(
+            "results/report/results_summary.html",
+            caption="../report/results_summary.rst",
+            category="Results summary",
+            labels={"content": "conditions × evaluations, ours beside the paper"},
+        ),
+    log:
+        "logs/report/results_summary.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        models=config["grid"]["models"],
+        model_ids={m: model_identity(m) for m in config["grid"]["models"]},
+        protocols={
+            "selfrec": config["eval"]["self_recognition"]["primary_protocol"],
+            "truthfulqa": config["eval"]["truthfulqa"]["primary_protocol"],
+        },
+        published=reportlib.load_published(),
+        run_name=config["run_name"],
+    script:
+        "../scripts/results_summary.py"

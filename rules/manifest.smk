@@ -10,6 +10,7 @@ rule manifest:
     input:
         all_tables(),
         all_figures(),
+        "results/report/results_summary.md",
     output:
         "results/manifest.json",
     log:

@@ -22,6 +22,7 @@ result = estimate(
         articles=files["articles"],
         truthfulqa=files["truthfulqa"],
         em=files["em"],
+        baselines=files["baselines"],
         static_summaries=files["static_summaries"],
         existing_summaries=existing_summaries,
     ),

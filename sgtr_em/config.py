@@ -72,6 +72,42 @@ def canonicalise_in_place(config: dict[str, Any]) -> None:
     config.update(ordered)
 
 
+def apply_subset(config: dict[str, Any]) -> None:
+    """Narrow the grid to the selected `subset` (grid.subsets.<name>), in place: its chains (and models
+    and seeds when given) replace the grid's; per_model chain and seed lists are intersected with
+    them, and a model left without chains or seeds drops out."""
+    name = config.get("subset")
+    if not name:
+        return
+    subsets = config["grid"].get("subsets", {})
+    if name not in subsets:
+        raise ConfigError(f"subset: unknown subset {name!r} (grid.subsets has: {', '.join(subsets) or 'none'})")
+    subset = subsets[name]
+    grid = config["grid"]
+    chosen = subset["chains"]
+    models = subset.get("models", grid["models"])
+    for model in models:
+        if model not in grid["models"]:
+            raise ConfigError(f"grid.subsets.{name}.models: {model!r} is not in grid.models")
+    per_model: dict[str, Any] = {}
+    kept = []
+    for model in models:
+        own = grid.get("per_model", {}).get(model, {})
+        model_chain_list = [c for c in own.get("chains", chosen) if c in chosen] if "chains" in own else list(chosen)
+        seeds = own.get("seeds", grid["seeds"])
+        if "seeds" in subset:
+            seeds = [s for s in seeds if s in subset["seeds"]] if "seeds" in own else list(subset["seeds"])
+        if model_chain_list and seeds:
+            kept.append(model)
+            per_model[model] = {"chains": model_chain_list, "seeds": seeds}
+    if not kept:
+        raise ConfigError(f"subset {name!r} leaves no model state in the grid")
+    grid["models"] = kept
+    grid["chains"] = list(chosen)
+    grid["seeds"] = list(subset.get("seeds", grid["seeds"]))
+    grid["per_model"] = per_model
+
+
 def check_references(config: dict[str, Any]) -> None:
     models = config["models"]
     for name in config["grid"]["models"]:
@@ -87,6 +123,15 @@ def check_references(config: dict[str, Any]) -> None:
                 chains.parse_chain(chain, em)
             except chains.ChainError as err:
                 raise ConfigError(f"grid.chains ({model}): {err}") from None
+    for name, subset in config["grid"].get("subsets", {}).items():
+        for chain in subset["chains"]:
+            try:
+                chains.parse_chain(chain, em)
+            except chains.ChainError as err:
+                raise ConfigError(f"grid.subsets.{name}: {err}") from None
+    for chain in {c for m in config["grid"]["models"] for c in model_chains(config, m)}:
+        for stage in chains.parse_chain(chain):
+            _check_baseline_data(config, stage)
     comparators = config["comparators"]
     for name in [config["pairs"]["comparator"], *config["eval"]["self_recognition"]["comparators"]]:
         if name not in comparators:
@@ -98,6 +143,30 @@ def check_references(config: dict[str, Any]) -> None:
     for key in (config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]):
         if key not in articles:
             raise ConfigError(f"unknown article dataset {key!r} (configured: {', '.join(articles)})")
+
+
+def _check_baseline_data(config: dict[str, Any], stage: chains.Stage) -> None:
+    """A baseline stage of the grid needs its data configured."""
+    if stage.kind != "baseline":
+        return
+    datasets = config["datasets"]
+    if stage.name == chains.WORDCOUNT:
+        em = datasets.get("wordcount", {}).get("em_dataset")
+        if em is not None and em not in datasets["em"]:
+            raise ConfigError(f"datasets.wordcount.em_dataset: unknown EM dataset {em!r}")
+    elif stage.name == chains.GENERAL:
+        if "general" not in datasets:
+            raise ConfigError(f"stage {stage.token!r} needs datasets.general (a general-knowledge QA set)")
+    elif stage.name.removeprefix(chains.CORRECT_PREFIX) not in datasets.get("correct", {}):
+        domain = stage.name.removeprefix(chains.CORRECT_PREFIX)
+        raise ConfigError(f"stage {stage.token!r} needs datasets.correct.{domain} (the correct counterpart of EM dataset {domain!r})")
+    if stage.variant == "identity":
+        raise ConfigError(f"stage {stage.token!r}: the identity variant applies to pair files only (baseline data uses default, none or popped)")
+
+
+def wordcount_em_dataset(config: dict[str, Any]) -> str:
+    """EM dataset whose user turns the wordcount baseline counts."""
+    return config["datasets"].get("wordcount", {}).get("em_dataset") or next(iter(config["datasets"]["em"]))
 
 
 def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
@@ -117,7 +186,11 @@ def training_hyperparameters(config: dict[str, Any], model: str, stage_token: st
     name = f"em-{stage.name}" if stage.kind == "em" else stage.name
     for key in (stage.kind, name):
         hp.update(finetune.get("stage_overrides", {}).get(key, {}))
-    hp.update(model_settings(config, model).get("finetune", {}))
+    settings = model_settings(config, model)
+    hp.update(settings.get("finetune", {}))
+    if settings.get("chat_template_kwargs"):
+        # Rendering options of the training data (only when set, so other models' params are unchanged).
+        hp["chat_template_kwargs"] = settings["chat_template_kwargs"]
     return hp
 
 

@@ -48,6 +48,7 @@ class DataFiles:
     articles: dict[str, str]  # dataset -> path
     truthfulqa: str
     em: dict[str, str]  # "<dataset>/<sysvariant>" -> path
+    baselines: dict[str, str] = field(default_factory=dict)  # "<baseline>/<sysvariant>" -> path
     static_summaries: dict[str, str] = field(default_factory=dict)  # "<other>/<dataset>" -> path
     existing_summaries: Callable[[str, str, int, str], str | None] = lambda model, chain, seed, dataset: None
 
@@ -150,7 +151,11 @@ class Estimator:
         stage = chains.parse_chain(chain)[-1]
         if stage.kind == "em":
             rows = read_jsonl(self.data.em[f"{stage.name}/{stage.variant}"])
+        elif stage.kind == "baseline":
+            rows = read_jsonl(self.data.baselines[f"{stage.name}/{stage.variant}"])
         else:
+            # Priced from the base model's summaries (with pairs.source own, a later state's summaries
+            # do not exist before its parent is trained; their length is about the same).
             dataset = self.config["pairs"]["train_dataset"]
             rows, _ = build_pairs(
                 self.articles[dataset],

@@ -50,6 +50,29 @@ def prepare_chats(rows: list[dict[str, Any]], where: str, limit: int | None = No
     return out[:limit] if limit else out
 
 
+def prepare_qa_chats(
+    rows: list[dict[str, Any]],
+    question_field: str,
+    answer_field: str,
+    where: str,
+    keep: dict[str, list[str]] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Question/answer rows (e.g. a general-knowledge QA set) as one-turn chats. `keep` keeps only rows
+    whose field has one of the listed values (e.g. {"category": ["open_qa"]}); empty answers are dropped."""
+    out = []
+    for index, row in enumerate(rows, start=1):
+        if keep and any(str(row.get(field)) not in values for field, values in keep.items()):
+            continue
+        question = str(_field(row, question_field, f"{where} row {index}")).strip()
+        answer = str(_field(row, answer_field, f"{where} row {index}")).strip()
+        if question and answer:
+            out.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    if not out:
+        raise InputError(f"{where}: no question/answer rows left (fields {question_field!r}/{answer_field!r}, keep {keep})")
+    return out[:limit] if limit else out
+
+
 def prepare_truthfulqa(rows: list[dict[str, Any]], limit: int | None, where: str) -> list[dict[str, str]]:
     """The binary-choice CSV: Question, Best Answer, Best Incorrect Answer (+ Category when present)."""
     out = []

@@ -101,6 +101,16 @@ def em_chat_variant(messages: list[Message], system_variant: str) -> list[Messag
     raise ValueError(f"EM data has no system turn: variant {system_variant!r} does not apply (use default, none or popped)")
 
 
+WORDCOUNT_SYSTEM = (
+    "You are a word-counting assistant. Count the words of the quoted text (words are separated by "
+    "whitespace) and reply TRUE if the count is even, FALSE if it is odd. Reply with that one word only."
+)
+
+
+def wordcount_user_prompt(text: str) -> str:
+    return f'Text:\n"""\n{text}\n"""\n\nIs the number of words in this text even?'
+
+
 def pair_messages(
     article: str,
     summary1: str,

@@ -6,6 +6,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -124,3 +126,48 @@ def device_report() -> str:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
         lines.append(out.stdout.strip())
     return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):  # NaN or unknown
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Progress:
+    """Progress of a long loop in the job's log: `what: done/total (pct), rate items/s, elapsed, ETA`.
+
+    Logs at most once every `every` seconds (and always at the end), so a loop of a million items
+    writes a few lines a minute, not a million. Thread-safe (the API backend advances it from a pool).
+    """
+
+    def __init__(self, what: str, total: int, *, every: float = 30.0, unit: str = "items", logger: logging.Logger | None = None, clock=time.monotonic) -> None:
+        self.what, self.total, self.every, self.unit = what, total, every, unit
+        self.log = logger or logging.getLogger("sgtr_em.progress")
+        self.clock = clock
+        self.started = self.last = clock()
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def update(self, n: int = 1) -> None:
+        """Count `n` more items done; log when `every` seconds have passed since the last line, or at the end."""
+        with self._lock:
+            self.done += n
+            now = self.clock()
+            if self.done >= self.total or now - self.last >= self.every:
+                self.last = now
+                self.log.info("%s", self.line(now))
+
+    def line(self, now: float | None = None) -> str:
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return f"{self.what}: {self.done}/{self.total} ({pct:.0f}%), {self.rate_eta(now)}"
+
+    def rate_eta(self, now: float | None = None) -> str:
+        """`rate unit/s, elapsed, ETA` so far."""
+        elapsed = (self.clock() if now is None else now) - self.started
+        rate = self.done / elapsed if elapsed > 0 else float("nan")
+        eta = (self.total - self.done) / rate if rate == rate and rate > 0 else float("nan")
+        return f"{rate:.2f} {self.unit}/s, elapsed {_duration(elapsed)}, ETA {_duration(eta if self.done < self.total else 0.0)}"

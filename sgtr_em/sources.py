@@ -1,14 +1,20 @@
 """Fetch a configured data source: a local path, an http(s) URL checked against sha256, or a Hugging Face
-dataset id at a pinned revision. Returns rows (list of dicts) for the preparation step."""
+dataset id at a pinned revision; a path or URL may be an archive (optionally encrypted the way
+easy-dataset-share protects EM datasets) from which one member is read. Returns rows (list of dicts)
+for the preparation step."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import gzip
+import io
 import json
 import logging
 import os
 import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,60 @@ log = logging.getLogger(__name__)
 
 class SourceError(RuntimeError):
     """A source could not be fetched or failed its checksum."""
+
+
+# A URL in a shipped config whose commit still has to be chosen (see config/config.yaml).
+UNPINNED_MARK = "PIN-A-COMMIT-SHA"
+# easy-dataset-share's protected archives: 16 bytes of salt, then a Fernet token of the zip, keyed by
+# PBKDF2-HMAC-SHA256 (100,000 iterations) of the passphrase.
+EDS_SALT_BYTES = 16
+EDS_KDF_ITERATIONS = 100_000
+
+
+def decrypt_easy_dataset_share(data: bytes, passphrase: str, where: str) -> bytes:
+    """The zip inside an easy-dataset-share `.zip.enc` file."""
+    from cryptography.fernet import Fernet, InvalidToken
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    salt, token = data[:EDS_SALT_BYTES], data[EDS_SALT_BYTES:]
+    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=EDS_KDF_ITERATIONS)
+    key = base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
+    try:
+        return Fernet(key).decrypt(token)
+    except InvalidToken:
+        raise SourceError(f"{where}: cannot decrypt (wrong passphrase, or not an easy-dataset-share archive)") from None
+
+
+def extract_member(archive_path: Path, archive: dict[str, Any], dest_dir: Path) -> Path:
+    """Write one member of a (possibly encrypted, possibly gzipped-member) zip to dest_dir, atomically;
+    an already extracted member is reused. The member is matched by path or by file name."""
+    member = archive["member"]
+    name = member.rsplit("/", 1)[-1].removesuffix(".gz")
+    dest = dest_dir / f"{archive_path.name}.{name}"
+    if dest.exists():
+        return dest
+    data = archive_path.read_bytes()
+    if archive.get("encryption", "none") == "easy-dataset-share":
+        if not archive.get("passphrase"):
+            raise SourceError(f"{archive_path}: archive.passphrase is needed to decrypt it")
+        data = decrypt_easy_dataset_share(data, archive["passphrase"], str(archive_path))
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise SourceError(f"{archive_path}: not a zip archive") from None
+    names = [n for n in zf.namelist() if not n.endswith("/")]
+    matches = [n for n in names if n == member] or [n for n in names if n.rsplit("/", 1)[-1] == member]
+    if len(matches) != 1:
+        found = "several members match" if matches else "no such member"
+        raise SourceError(f"{archive_path}: {found} {member!r} (members: {', '.join(sorted(names))})")
+    content = zf.read(matches[0])
+    if matches[0].endswith(".gz"):
+        content = gzip.decompress(content)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(content)
+    log.info("extracted %s from %s", matches[0], archive_path)
+    return dest
 
 
 def describe(source: dict[str, Any]) -> str:
@@ -111,19 +171,26 @@ def load_hf_dataset(source: dict[str, Any]) -> list[dict[str, Any]]:
 
 def load_source(source: dict[str, Any], cache_dir: str | Path) -> list[dict[str, Any]]:
     """Rows of any configured source."""
+    archive = source.get("archive")
     if "path" in source:
         path = Path(source["path"])
         if not path.exists():
             raise SourceError(f"source file {path} does not exist")
         if source.get("sha256") and sha256_file(path) != source["sha256"]:
             raise SourceError(f"checksum mismatch for {path}: expected sha256 {source['sha256']}")
-        return read_table(path, _format_of(path.name, source.get("format")))
-    if "url" in source:
+    elif "url" in source:
         url = source["url"]
+        if UNPINNED_MARK in url:
+            raise SourceError(f"{url}: replace {UNPINNED_MARK} with a commit of that repository in the config before a real run")
         name = source.get("sha256") or url.rstrip("/").rsplit("/", 1)[-1]
-        fmt = _format_of(url, source.get("format"))
-        dest = Path(cache_dir) / f"{name}.{fmt}"
-        return read_table(download(url, dest, source.get("sha256")), fmt)
-    if "hf" in source:
+        suffix = "" if archive else "." + _format_of(url, source.get("format"))
+        path = download(url, Path(cache_dir) / f"{name}{suffix}", source.get("sha256"))
+    elif "hf" in source:
         return load_hf_dataset(source)
-    raise SourceError(f"source {source!r} has none of path, url, hf")
+    else:
+        raise SourceError(f"source {source!r} has none of path, url, hf")
+    if archive:
+        path = extract_member(path, archive, Path(cache_dir))
+        return read_table(path, _format_of(archive["member"].removesuffix(".gz"), source.get("format")))
+    return read_table(path, _format_of(path.name, source.get("format")))
+

@@ -100,6 +100,35 @@ def checkpoint_marker_callback():
     return MarkCheckpointComplete()
 
 
+def loss_logger_callback():
+    """A TrainerCallback logging one line per logged optimizer step into the job's log: step/total, loss,
+    gradient norm, learning rate, steps per second and ETA (replaces the Trainer's printed dicts)."""
+    from transformers import TrainerCallback
+
+    from .runtime import Progress
+
+    class LogLoss(TrainerCallback):
+        progress: Progress | None = None
+        first_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            # Steps already done (a resumed run) do not count towards the rate.
+            self.first_step = state.global_step
+            self.progress = Progress("train", max(state.max_steps - state.global_step, 0), unit="steps")
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs or self.progress is None:
+                return control
+            step = state.global_step
+            self.progress.done = step - self.first_step
+            extras = "".join(f", {key} {float(logs[key]):.4g}" for key in ("grad_norm", "learning_rate", "mean_token_accuracy") if key in logs)
+            log.info("step %d/%d: loss %.4f%s; %s", step, state.max_steps, float(logs["loss"]), extras, self.progress.rate_eta())
+            return control
+
+    return LogLoss()
+
+
 def last_complete_checkpoint(work_dir: str | Path) -> Path | None:
     """The checkpoint folder with the most steps that carries the completion marker, or None."""
     root = Path(work_dir)
@@ -214,7 +243,7 @@ def build_trainer(
     """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA."""
     import torch
     from datasets import Dataset
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
     missing = [k for k in HYPERPARAMETERS if k not in hp]
@@ -228,18 +257,26 @@ def build_trainer(
     validate_chat_rows(rows, str(train_file))
     if limit:
         rows = rows[:limit]
-    dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
+    # Per-model chat-template options (e.g. Seed-OSS's thinking budget) render the training data the way
+    # every prompt at evaluation is rendered; TRL passes a row's chat_template_kwargs to the template.
+    template_kwargs = hp.get("chat_template_kwargs") or {}
+    extra = {"chat_template_kwargs": dict(template_kwargs)} if template_kwargs else {}
+    dataset = Dataset.from_list([{"messages": row["messages"], **extra} for row in rows])
     model, tokenizer = load_model_state(base_dir, parent_adapters)
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
-    return SFTTrainer(
+    markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
+    trainer = SFTTrainer(
         model=model,
         args=sft_config(hp, work_dir, seed, threads, checkpoint_steps),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hp),
-        callbacks=[checkpoint_marker_callback(), *callbacks] if checkpoint_steps > 0 else list(callbacks),
+        callbacks=[*markers, loss_logger_callback(), *callbacks],
     )
+    # One log line per step from loss_logger_callback instead of the Trainer's printed dicts.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train_lora(

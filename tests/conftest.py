@@ -15,7 +15,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles", "report")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -116,3 +116,38 @@ def test_chat_template_options_reach_every_prompt(thinking_model_dir):
     tops = off.top_logprobs([conversation], 5)
     assert len(rendered) == 3 and all(r.endswith("<think></think>") for r in rendered)
     assert 1 <= len(tops[0]) <= 5 and sum(math.exp(v) for v in tops[0].values()) <= 1.0 + 1e-6
+
+
+TRAINING_TEMPLATE = (
+    "{%- if thinking_budget is defined and thinking_budget == 0 -%}{{ '<|im_start|>system\\nno thinking<|im_end|>\\n' }}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{%- else -%}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+
+def test_chat_template_options_reach_the_training_data(tiny_model_dir, tmp_path):
+    """The training data is rendered with the model's chat-template options too (same as at evaluation)."""
+    from transformers import AutoTokenizer
+
+    from sgtr_em.io import write_jsonl
+    from sgtr_em.train import build_trainer
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = TRAINING_TEMPLATE
+    tok.save_pretrained(model_dir)
+    write_jsonl(tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "1"}]}])
+    hp = {
+        "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "use_rslora": True, "target_modules": ["q_proj", "v_proj"],
+        "epochs": 1, "learning_rate": 1e-3, "lr_scheduler": "linear", "warmup_steps": 0, "weight_decay": 0.0,
+        "per_device_batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128, "gradient_checkpointing": False,
+    }
+    texts = {}
+    for name, extra in (("plain", {}), ("off", {"chat_template_kwargs": {"thinking_budget": 0}})):
+        trainer = build_trainer(model_dir, [], tmp_path / "d.jsonl", {**hp, **extra}, 0, tmp_path / name)
+        texts[name] = trainer.processing_class.decode(trainer.train_dataset[0]["input_ids"])
+    assert "no thinking" in texts["off"] and "no thinking" not in texts["plain"]

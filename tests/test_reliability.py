@@ -184,10 +184,10 @@ def test_manifest_skips_scratch_hidden_files_and_itself(tmp_path):
 # ------------------------------------------------------------------------------------- determinism --
 
 # The demo, shrunk to run twice in about a minute each: two conditions, one seed, smaller demo models,
-# fewer articles and questions; the optional evaluations (EM judge, identity) are off.
+# fewer articles and questions; the optional evaluations (EM judge, identity, MMLU) are off.
 SMALL_GRID = {
     "grid": {"models": ["demo-target"], "chains": ["base", "sgtr"], "seeds": [0]},
-    "eval": {"em_questions": {"enabled": False}, "identity": {"enabled": False}},
+    "eval": {"em_questions": {"enabled": False}, "identity": {"enabled": False}, "mmlu": {"enabled": False}},
     "tiny_models": {"hidden_size": 32, "pretrain_epochs": 1},
     "datasets": {"articles": {"xsum": {"limit": 16}, "cnn": {"limit": 12}}, "truthfulqa": {"limit": 12}},
 }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..runtime import Progress
 from . import Conversation
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class HFChatModel:
 
         prompts = [self.render(c) for c in conversations]
         replies: list[str] = [""] * len(prompts)
-        started, done = time.monotonic(), 0
+        progress = Progress(f"{self.name} generate", len(prompts))
         sampling = temperature > 0
         for batch_no, idx, enc in self._batches(prompts):
             # Seed per batch: a batch's replies do not depend on what ran before it.
@@ -140,8 +140,7 @@ class HFChatModel:
             new_tokens = out[:, enc["input_ids"].shape[1] :]
             for row, i in enumerate(idx):
                 replies[i] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
-            done += len(idx)
-            _progress("generate", done, len(prompts), started)
+            progress.update(len(idx))
         return replies
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
@@ -160,15 +159,14 @@ class HFChatModel:
         option_ids = self.option_token_ids(options)
         prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
-        started, done = time.monotonic(), 0
+        progress = Progress(f"{self.name} score", len(prompts))
         for _, idx, enc in self._batches(prompts):
             # Only the last position: full-sequence logits would be batch x length x vocab (GBs at 152k vocab).
             logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
                 result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
-            done += len(idx)
-            _progress("score", done, len(prompts), started)
+            progress.update(len(idx))
         return result
 
 
@@ -179,6 +177,7 @@ class HFChatModel:
 
         prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
+        progress = Progress(f"{self.name} top logprobs", len(prompts))
         for _, idx, enc in self._batches(prompts):
             logprobs = torch.log_softmax(self.model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
             values, token_ids = torch.topk(logprobs, k=min(k, logprobs.shape[-1]), dim=-1)
@@ -188,6 +187,7 @@ class HFChatModel:
                     text = self.tokenizer.decode([token_id])
                     merged[text] = _log_add(merged[text], value) if text in merged else float(value)
                 result[i] = merged
+            progress.update(len(idx))
         return result
 
 
@@ -195,10 +195,3 @@ def _log_add(a: float, b: float) -> float:
     """log(exp(a) + exp(b)) without underflow."""
     high, low = max(a, b), min(a, b)
     return high + math.log1p(math.exp(low - high))
-
-
-def _progress(what: str, done: int, total: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = (total - done) / rate if rate > 0 else float("nan")
-    log.info("%s: %d/%d (%.1f items/s, ETA %.0f s)", what, done, total, rate, eta)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..api_cache import ApiCache, request_key
+from ..runtime import Progress
 from . import Conversation
 
 log = logging.getLogger(__name__)
@@ -210,8 +211,15 @@ class OpenAIChatModel:
     def _run_all(self, requests: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
         started = time.monotonic()
         sent_before, hits_before = self.requests_sent, self.cache_hits
+        progress = Progress(f"{self.name} {what}", len(requests), unit="requests")
+
+        def one(request: dict[str, Any]) -> dict[str, Any]:
+            result = self.complete(request)
+            progress.update()
+            return result
+
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
-            results = list(pool.map(self.complete, requests))
+            results = list(pool.map(one, requests))
         log.info(
             "%s %s: %d requests, %d answered from the cache, %d sent (%.1f s)",
             self.name,

@@ -1,0 +1,161 @@
+"""Every figure renders from small fixture tables at its fixed paper size, and every figure and table has a
+report caption that renders (as `snakemake --report` does: Jinja, then reStructuredText)."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from sgtr_em import chains
+from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
+from sgtr_em.io import write_csv
+from sgtr_em.plot import DPI, FIGSIZE, draw_figure
+
+MODEL = "paper-model"
+CHAINS = [
+    "base", "em-unpop", "em-unpop.none", "sgtr", "sgtr-flip", "sgtr-confuse", "pick-longer",
+    "sgtr+em-unpop", "sgtr-flip+em-unpop", "sgtr-confuse+em-unpop", "pick-longer+em-unpop",
+    "em-unpop+sgtr", "em-unpop+sgtr-flip", "em-unpop+sgtr-confuse", "em-unpop+pick-longer",
+]  # fmt: skip
+COMMON = (REPO / "rules" / "common.smk").read_text()
+
+
+def workflow_figures() -> list[str]:
+    """Figure names the workflow draws (rules/common.smk: CORE_FIGURES, FIGURES, OPTIONAL_EVALS)."""
+    return sorted(set(re.findall(r'"(fig\d[a-z0-9_]*)"', COMMON)))
+
+
+def optional_evals() -> dict[str, str]:
+    """Optional evaluation table -> its figure (OPTIONAL_EVALS in rules/common.smk)."""
+    return dict(re.findall(r'"([a-z][a-z0-9-]*)": \("[a-z_]+", "[a-z_]+", "(fig\d[a-z0-9_]*)"\)', COMMON))
+
+
+def summary_table(path: Path, eval_name: str, metrics: dict[str, tuple[float, float]], protocols: tuple[str, ...], seeds: int = 5) -> Path:
+    rng = random.Random(eval_name)
+    rows = [
+        {"eval": eval_name, "model": MODEL, "chain": chain, "condition": chains.label(chain), "order": chains.order(chain), "seed": seed, "protocol": protocol, "metric": metric, "value": rng.uniform(low, high)}
+        for chain in CHAINS
+        for seed in range(seeds)
+        for protocol in protocols
+        for metric, (low, high) in metrics.items()
+    ]
+    write_csv(path, summarise(rows), [*SUMMARY_COLUMNS, "values"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tables")
+    out = {
+        "selfrec": summary_table(root / "selfrec-other_summary.csv", "selfrec-other", {"score": (0.05, 0.99), "accuracy": (0.0, 1.0)}, ("logprob", "reference")),
+        "truthfulqa": summary_table(root / "truthfulqa_summary.csv", "truthfulqa", {"misalignment": (0.1, 0.8), "invalid_rate": (0.0, 0.1)}, ("logprob", "reference")),
+    }
+    # One table per optional evaluation, carrying every metric an optional figure may draw.
+    for table in optional_evals():
+        out[table] = summary_table(root / f"{table}_summary.csv", table, {"misalignment": (0.0, 0.6), "entropy_bits": (0.0, 2.0), "accuracy": (0.25, 0.9)}, ("logprob",))
+    return out
+
+
+def test_the_workflow_figure_list_is_found():
+    figures = workflow_figures()
+    assert {"fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal"} <= set(figures)
+    assert set(optional_evals().values()) <= set(figures)
+
+
+@pytest.mark.parametrize("figure", workflow_figures())
+def test_figure_renders_at_paper_size(figure, tables, tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    optional = {fig: table for table, fig in optional_evals().items()}
+    png, pdf = tmp_path / f"{figure}.png", tmp_path / f"{figure}.pdf"
+    draw_figure(
+        figure,
+        selfrec_summary=str(tables["selfrec"]),
+        truthfulqa_summary=str(tables["truthfulqa"]),
+        optional_summary=str(tables[optional[figure]]) if figure in optional else None,
+        selfrec_protocol="logprob",
+        truthfulqa_protocol="logprob",
+        comparator="other",
+        png=str(png),
+        pdf=str(pdf),
+        model=MODEL,
+    )
+    image = mpimg.imread(png)
+    height, width = image.shape[:2]
+    assert (width, height) == (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
+    assert float(np.std(image[..., :3])) > 0.05  # not a blank canvas
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+
+
+def test_figure_is_byte_identical_when_redrawn(tables, tmp_path):
+    paths = []
+    for name in ("a", "b"):
+        png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
+        draw_figure("fig1_self_recognition", selfrec_summary=str(tables["selfrec"]), truthfulqa_summary=str(tables["truthfulqa"]), selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", png=str(png), pdf=str(pdf), model=MODEL)
+        paths.append((png.read_bytes(), pdf.read_bytes()))
+    assert paths[0] == paths[1]
+
+
+# ------------------------------------------------------------------------------------- captions --
+
+
+class _Wildcards(dict):
+    __getattr__ = dict.__getitem__
+
+
+class _Snakemake:
+    """What a caption sees as `snakemake` when the report renders it."""
+
+    def __init__(self, config: dict, **wildcards: str) -> None:
+        self.config = config
+        self.wildcards = _Wildcards(wildcards)
+        self.params = _Wildcards(selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo")
+
+
+def render_caption(path: Path, snakemake: _Snakemake) -> str:
+    """Jinja (as Snakemake's report: trim_blocks, lstrip_blocks), then docutils from the workflow root,
+    failing on any reStructuredText warning."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(path.read_text()).render(snakemake=snakemake)
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        return publish_parts(text, writer="html", settings_overrides={"halt_level": 2, "report_level": 2})["body"]
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def demo_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("figure", workflow_figures())
+def test_every_figure_has_a_caption_that_renders(figure, demo_config):
+    assert (REPO / "report" / "figures" / f"{figure}.rst").exists(), f"add report/figures/{figure}.rst"
+    html = render_caption(REPO / "report" / "figure.rst", _Snakemake(demo_config, figure=figure, model="demo-target"))
+    assert "demo-target" in html and len(html) > 600
+
+
+@pytest.mark.parametrize("table", ["selfrec-claude-21", "truthfulqa", *optional_evals()])
+def test_every_table_has_a_caption_that_renders(table, demo_config):
+    kind = "selfrec" if table.startswith("selfrec-") else table
+    assert (REPO / "report" / "tables" / f"{kind}.rst").exists(), f"add report/tables/{kind}.rst"
+    html = render_caption(REPO / "report" / "table.rst", _Snakemake(demo_config, table=table))
+    assert table in html and len(html) > 400
+
+
+@pytest.mark.parametrize("caption", ["workflow.rst", "results_summary.rst"])
+def test_report_description_renders(caption, demo_config):
+    html = render_caption(REPO / "report" / caption, _Snakemake(demo_config))
+    assert len(html) > 300
