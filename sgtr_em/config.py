@@ -46,7 +46,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     for model in config["grid"]["models"]:
         for chain in trained_chains(config, model):
             token = chain.rsplit("+", 1)[-1]
-            error = next(iter(recipe_validator.iter_errors(training_hyperparameters(config, model, token))), None)
+            recipe = training_hyperparameters(config, model, token)
+            recipe.pop("chat_template_kwargs", None)  # a model setting, validated with the model
+            error = next(iter(recipe_validator.iter_errors(recipe)), None)
             if error is not None:
                 raise ConfigError(f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}")
     return config
