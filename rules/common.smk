@@ -36,7 +36,13 @@ CORE_FIGURES = (
     "fig3a_prevention",
     "fig3b_reversal",
 )
-FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu")
+FIGURES = (
+    *CORE_FIGURES,
+    "fig4_em_judge",
+    "fig5_identity",
+    "fig6_mmlu",
+    "fig7_system_prompt",
+)
 # Optional evaluations: table name -> (config key under `eval`, dataset key of its questions, figure).
 OPTIONAL_EVALS = {
     "em-questions": ("em_questions", "em_questions", "fig4_em_judge"),
@@ -350,11 +356,31 @@ def all_tables():
     )
 
 
-def enabled_figures():
+def grid_has_system_variants(model):
+    """Whether a target model has a condition trained on data in a non-default system variant."""
+    return any(
+        stage.variant != "default"
+        for chain in cfglib.model_chains(config, model)
+        for stage in chainlib.parse_chain(chain)
+    )
+
+
+def enabled_figures(model=None):
+    """Figures drawn (for one target model): optional evals' when enabled, the system-prompt
+    ablation when the grid has a condition in a non-default variant."""
     optional = {OPTIONAL_EVALS[t][2]: t for t in OPTIONAL_EVALS}
-    return [
-        f for f in FIGURES if f not in optional or optional_eval_enabled(optional[f])
-    ]
+    out = []
+    for f in FIGURES:
+        if f in optional and not optional_eval_enabled(optional[f]):
+            continue
+        if f == "fig7_system_prompt" and not (
+            grid_has_system_variants(model)
+            if model
+            else any(grid_has_system_variants(m) for m in config["grid"]["models"])
+        ):
+            continue
+        out.append(f)
+    return out
 
 
 def figure_inputs(wc):
@@ -370,13 +396,13 @@ def figure_inputs(wc):
 
 
 def all_figures():
-    """Each figure once per target model."""
-    return expand(
-        "results/figures/{model}/{figure}.{ext}",
-        model=config["grid"]["models"],
-        figure=enabled_figures(),
-        ext=("png", "pdf"),
-    )
+    """Each figure once per target model (the ablation only where the model has its conditions)."""
+    return [
+        f"results/figures/{model}/{figure}.{ext}"
+        for model in config["grid"]["models"]
+        for figure in enabled_figures(model)
+        for ext in ("png", "pdf")
+    ]
 
 
 # API models (source: {openai: ...}): targets and the cost estimate's inputs (rules/api.smk).

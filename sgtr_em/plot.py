@@ -143,6 +143,22 @@ def intervention_groups(summary: list[dict[str, Any]], order: str) -> tuple[list
     return groups, baseline
 
 
+def system_prompt_rows(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the system-prompt ablation: base, then each condition trained on data in a non-default
+    system-prompt variant, preceded by its default-variant counterpart (e.g. EM, EM[none])."""
+    by_chain = {row["chain"]: row for row in summary}
+    out: list[dict[str, Any]] = [by_chain[chains.BASE]] if chains.BASE in by_chain else []
+    for row in summary:
+        stages = chains.parse_chain(row["chain"])
+        if all(stage.variant == "default" for stage in stages):
+            continue
+        default = "+".join(stage.token.split(".")[0] for stage in stages)
+        for candidate in (by_chain.get(default), row):
+            if candidate is not None and candidate not in out:
+                out.append(candidate)
+    return out
+
+
 def draw_figure(
     figure: str,
     *,
@@ -159,7 +175,8 @@ def draw_figure(
     """One target model's figure (all rows when `model` is None). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
     Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only); Fig 4: EM-judge misalignment per
     condition; Fig 5: entropy of the claimed identity per condition; Fig 6: MMLU accuracy per condition (Figs 4-6
-    from `optional_summary`)."""
+    from `optional_summary`); Fig 7: the system-prompt ablation (conditions with a non-default variant beside
+    their default counterparts)."""
     from .aggregate import read_summary as read_all
 
     def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
@@ -199,6 +216,11 @@ def draw_figure(
     elif figure == "fig2_truthfulqa":
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
         bar_per_condition(rows, ylabel=tqa_label, title="Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)", png=png, pdf=pdf, chance=0.5)
+    elif figure == "fig7_system_prompt":
+        rows = system_prompt_rows(read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment"))
+        if len(rows) < 2:
+            raise ValueError("fig7_system_prompt: the grid has no condition trained in a non-default system-prompt variant")
+        bar_per_condition(rows, ylabel=tqa_label, title="Fig 7. System-prompt ablation: TruthfulQA misalignment", png=png, pdf=pdf, chance=0.5)
     elif figure in ("fig3a_prevention", "fig3b_reversal"):
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
         order = "prevention" if figure == "fig3a_prevention" else "reversal"

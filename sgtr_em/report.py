@@ -48,6 +48,7 @@ FIGURE_TITLES: dict[str, str] = {
     "fig4_em_judge": "EM-judge misalignment per condition",
     "fig5_identity": "Identity self-report diversity",
     "fig6_mmlu": "MMLU accuracy per condition",
+    "fig7_system_prompt": "System-prompt ablation (TruthfulQA misalignment)",
 }
 
 

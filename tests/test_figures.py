@@ -159,3 +159,11 @@ def test_every_table_has_a_caption_that_renders(table, demo_config):
 def test_report_description_renders(caption, demo_config):
     html = render_caption(REPO / "report" / caption, _Snakemake(demo_config))
     assert len(html) > 300
+
+
+def test_system_prompt_ablation_pairs_each_variant_with_its_default():
+    from sgtr_em.plot import system_prompt_rows
+
+    summary = [{"chain": c} for c in ("base", "em-unpop", "sgtr", "sgtr+em-unpop", "em-unpop.none", "sgtr.none+em-unpop", "em-unpop+sgtr.identity")]
+    rows = system_prompt_rows(summary)
+    assert [r["chain"] for r in rows] == ["base", "em-unpop", "em-unpop.none", "sgtr+em-unpop", "sgtr.none+em-unpop", "em-unpop+sgtr.identity"]

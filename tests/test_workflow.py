@@ -21,7 +21,7 @@ SR_MARGIN = 0.25
 
 @pytest.mark.e2e
 def test_demo_draws_every_figure(demo):
-    for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal", "fig4_em_judge", "fig5_identity", "fig6_mmlu"):
+    for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal", "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt"):
         for ext in ("png", "pdf"):
             path = demo / "results" / "figures" / "demo-target" / f"{name}.{ext}"
             assert path.stat().st_size > 5000, path
