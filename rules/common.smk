@@ -25,6 +25,7 @@ ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
 EVAL_SELFREC = "results/eval/selfrec-{other}/{model}/{chain}/seed{seed}.json"
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
+EM_ANSWERS = "results/eval/em-answers/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
 EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 MMLU = "results/data/mmlu.jsonl"
@@ -326,6 +327,29 @@ def judge_model_inputs(key):
         return [] if judge is None else model_path(judge)
 
     return inputs
+
+
+def judge_is_api_model(key):
+    """Whether an evaluation's judge is an API model (its judging job then runs locally)."""
+    judge = config["eval"][key].get("judge")
+    return judge is not None and is_api_model(judge)
+
+
+def judge_resources(key, resource):
+    """Resource of an evaluation's judging job: the judge model's (a local judge may need a GPU)."""
+    judge = config["eval"][key].get("judge")
+    return lambda wc: (
+        model_setting(judge, "resources")[resource]
+        if judge is not None
+        else {"gpu": 0, "mem_mb": 2000, "runtime": 60, "cpus_per_gpu": 0}.get(
+            resource, ""
+        )
+    )
+
+
+def judge_threads(key):
+    judge = config["eval"][key].get("judge")
+    return lambda wc: model_setting(judge, "threads") if judge is not None else 1
 
 
 def judge_settings(key):

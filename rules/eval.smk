@@ -68,18 +68,17 @@ rule eval_truthfulqa:
         "../scripts/eval_truthfulqa.py"
 
 
-rule eval_em_questions:
+rule sample_em_answers:
     input:
         model=model_dir,
         adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        judge_model=judge_model_inputs("em_questions"),
         questions=QUESTIONS.format(question_set="em_questions"),
     output:
-        EVAL_EM_QUESTIONS,
+        EM_ANSWERS,
     log:
-        "logs/eval/em-questions/{model}/{chain}/seed{seed}.log",
+        "logs/eval/em-answers/{model}/{chain}/seed{seed}.log",
     benchmark:
-        "benchmarks/eval/em-questions/{model}/{chain}/seed{seed}.tsv"
+        "benchmarks/eval/em-answers/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: model_threads
@@ -91,11 +90,45 @@ rule eval_em_questions:
         gpu_model=model_resources("gpu_model"),
         cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
+        samples_per_question=config["eval"]["em_questions"]["samples_per_question"],
+        sampling=config["eval"]["em_questions"]["sampling"],
+        backend=lambda wc: backend_settings(wc.model),
+        run_name=config["run_name"],
+    script:
+        "../scripts/sample_em_answers.py"
+
+
+# Judging is its own job: with an API judge it runs where the network is (a local rule, on the submit
+# host of a cluster), never inside a GPU job on a compute node.
+rule eval_em_questions:
+    input:
+        answers=EM_ANSWERS,
+        judge_model=judge_model_inputs("em_questions"),
+        questions=QUESTIONS.format(question_set="em_questions"),
+    output:
+        EVAL_EM_QUESTIONS,
+    log:
+        "logs/eval/em-questions/{model}/{chain}/seed{seed}.log",
+    benchmark:
+        "benchmarks/eval/em-questions/{model}/{chain}/seed{seed}.tsv"
+    localrule: judge_is_api_model("em_questions")
+    conda:
+        "../envs/torch.yaml"
+    threads: judge_threads("em_questions")
+    resources:
+        gpu=judge_resources("em_questions", "gpu"),
+        mem_mb=judge_resources("em_questions", "mem_mb"),
+        runtime=judge_resources("em_questions", "runtime"),
+        slurm_partition=judge_resources("em_questions", "slurm_partition"),
+        gpu_model=judge_resources("em_questions", "gpu_model"),
+        cpus_per_gpu=judge_resources("em_questions", "cpus_per_gpu"),
+    params:
         settings={
-            k: v for k, v in config["eval"]["em_questions"].items() if k != "chains"
+            k: v
+            for k, v in config["eval"]["em_questions"].items()
+            if k not in ("chains", "samples_per_question", "sampling")
         },
         judge=lambda wc: judge_settings("em_questions"),
-        backend=lambda wc: backend_settings(wc.model),
         run_name=config["run_name"],
     script:
         "../scripts/eval_em_questions.py"

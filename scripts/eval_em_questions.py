@@ -1,11 +1,10 @@
-"""Free-form EM questions: sample answers from a model state, score them with the configured judge."""
+"""Free-form EM questions, second half: score a model state's sampled answers with the configured judge."""
 
-import gc
 import logging
 
 from sgtr_em.api_cache import ApiCache
 from sgtr_em.backends import load_chat_model
-from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers, sample_answers
+from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 
@@ -15,17 +14,8 @@ settings = snakemake.params.settings
 judge_spec = snakemake.params.judge
 questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)]
 
-model = load_chat_model(
-    f"{snakemake.rule} {wc.model}/{wc.chain}",
-    snakemake.config["models"][wc.model]["source"],
-    snakemake.params.backend,
-    snakemake.input.model,
-    list(snakemake.input.adapters),
-    snakemake.config.get("openai"),
-)
-answers = sample_answers(model, questions, samples_per_question=settings["samples_per_question"], sampling=settings["sampling"], seed=int(wc.seed))
-del model
-gc.collect()
+sampled = read_json(snakemake.input.answers)
+answers = sampled["answers"]
 
 judge = load_chat_model(
     f"{snakemake.rule} judge {judge_spec['name']}",
@@ -59,7 +49,8 @@ output = {
     **result,
     "provenance": provenance(
         snakemake.rule,
-        {**settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
+        # The sampling settings come with the answers, so the record names the whole config subset.
+        {**sampled["provenance"]["config"], **settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
         model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
         seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
         protocols=[settings["scoring"]],
