@@ -143,6 +143,30 @@ class HFChatModel:
             progress.update(len(idx))
         return replies
 
+    def _next_token_logits(self, enc: dict[str, Any]):
+        """Next-token logits (batch x vocab, fp32) after each prompt of a left-padded batch.
+
+        The batch is re-laid right-padded and run with no attention mask: under causal attention a real
+        token never sees the padding after it, so every prompt's last position is exact, and attention
+        takes the mask-free causal path (a padded batch makes SDPA build a batch x L x L mask, slower
+        than the whole forward of a small model on CPU). Only the gathered last hidden states go
+        through the LM head (full logits would be batch x L x vocab: GBs at a 152k vocabulary)."""
+        import torch
+
+        config = self.model.config
+        if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+            # Output transforms beyond the LM head (e.g. Gemma's softcapping): the model's own path.
+            return self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
+        input_ids, mask = enc["input_ids"], enc["attention_mask"].bool()
+        lengths = mask.sum(dim=1)
+        right = torch.full_like(input_ids, self.tokenizer.pad_token_id)
+        for row in range(input_ids.shape[0]):
+            right[row, : lengths[row]] = input_ids[row][mask[row]]
+        right = right[:, : int(lengths.max())]
+        hidden = self.model.get_decoder()(input_ids=right).last_hidden_state
+        last = hidden[torch.arange(right.shape[0], device=right.device), lengths - 1]
+        return self.model.get_output_embeddings()(last).float()
+
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         ids = []
         for option in options:
@@ -161,9 +185,7 @@ class HFChatModel:
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} score", len(prompts))
         for _, idx, enc in self._batches(prompts):
-            # Only the last position: full-sequence logits would be batch x length x vocab (GBs at 152k vocab).
-            logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
+            probs = torch.softmax(self._next_token_logits(enc), dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
                 result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
             progress.update(len(idx))
@@ -179,7 +201,7 @@ class HFChatModel:
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} top logprobs", len(prompts))
         for _, idx, enc in self._batches(prompts):
-            logprobs = torch.log_softmax(self.model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
+            logprobs = torch.log_softmax(self._next_token_logits(enc), dim=-1)
             values, token_ids = torch.topk(logprobs, k=min(k, logprobs.shape[-1]), dim=-1)
             for row, i in enumerate(idx):
                 merged: dict[str, float] = {}
