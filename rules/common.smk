@@ -25,7 +25,8 @@ ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
 EVAL_SELFREC = "results/eval/selfrec-{other}/{model}/{chain}/seed{seed}.json"
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
-EM_ANSWERS = "results/eval/em-answers/{model}/{chain}/seed{seed}.json"
+# Sampled answers awaiting the judge (not an evaluation result themselves).
+EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
 EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 MMLU = "results/data/mmlu.jsonl"
@@ -331,8 +332,10 @@ def judge_model_inputs(key):
 
 def judge_is_api_model(key):
     """Whether an evaluation's judge is an API model (its judging job then runs locally)."""
-    judge = config["eval"][key].get("judge")
-    return judge is not None and is_api_model(judge)
+    settings = config["eval"][key]
+    judge = settings.get("judge")
+    # Evaluated at parse time: a disabled eval's default judge need not be a configured model.
+    return settings["enabled"] and judge in config["models"] and is_api_model(judge)
 
 
 def judge_resources(key, resource):

@@ -76,9 +76,9 @@ rule sample_em_answers:
     output:
         EM_ANSWERS,
     log:
-        "logs/eval/em-answers/{model}/{chain}/seed{seed}.log",
+        "logs/em_answers/{model}/{chain}/seed{seed}.log",
     benchmark:
-        "benchmarks/eval/em-answers/{model}/{chain}/seed{seed}.tsv"
+        "benchmarks/em_answers/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: model_threads
