@@ -3,10 +3,11 @@
 import logging
 
 from sgtr_em.api_cache import ApiCache
-from sgtr_em.backends import load_chat_model
 from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
+
+from job_models import load_judge_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -17,14 +18,7 @@ questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) fo
 sampled = read_json(snakemake.input.answers)
 answers = sampled["answers"]
 
-judge = load_chat_model(
-    f"{snakemake.rule} judge {judge_spec['name']}",
-    snakemake.config["models"][judge_spec["name"]]["source"],
-    judge_spec["backend"],
-    snakemake.input.judge_model,
-    [],
-    snakemake.config.get("openai"),
-)
+judge = load_judge_model(snakemake)
 judge_settings = JudgeSettings(
     model_id=":".join(f"{k}={v}" for k, v in sorted(judge_spec["identity"].items())),
     scoring=settings["scoring"],

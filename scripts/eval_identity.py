@@ -2,10 +2,11 @@
 
 import logging
 
-from sgtr_em.backends import load_chat_model
 from sgtr_em.identity import IdentityQuestion, evaluate_identity
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
+
+from job_models import load_judge_model, load_state_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -14,21 +15,8 @@ judge_spec = snakemake.params.judge
 questions = [IdentityQuestion(q["id"], tuple(q["paraphrases"])) for q in read_json(snakemake.input.questions)]
 
 
-def load(name, source, backend, model_dir, adapters):
-    return load_chat_model(name, source, backend, model_dir, adapters, snakemake.config.get("openai"))
-
-
-model = load(
-    f"{snakemake.rule} {wc.model}/{wc.chain}",
-    snakemake.config["models"][wc.model]["source"],
-    snakemake.params.backend,
-    snakemake.input.model,
-    list(snakemake.input.adapters),
-)
-judge_factory = None
-if judge_spec is not None:
-    judge_source = snakemake.config["models"][judge_spec["name"]]["source"]
-    judge_factory = lambda: load(f"{snakemake.rule} judge {judge_spec['name']}", judge_source, judge_spec["backend"], snakemake.input.judge_model, [])  # noqa: E731
+model = load_state_model(snakemake)
+judge_factory = None if judge_spec is None else (lambda: load_judge_model(snakemake))
 result = evaluate_identity(
     model,
     questions,

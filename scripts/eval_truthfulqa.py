@@ -2,22 +2,16 @@
 
 import logging
 
-from sgtr_em.backends import load_chat_model
 from sgtr_em.evals import evaluate_truthfulqa
 from sgtr_em.io import read_jsonl, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 
+from job_models import load_state_model
+
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 settings = snakemake.params.settings
-model = load_chat_model(
-    f"{snakemake.rule} {snakemake.wildcards.model}/{snakemake.wildcards.chain}",
-    snakemake.config["models"][snakemake.wildcards.model]["source"],
-    snakemake.params.backend,
-    snakemake.input.model,
-    list(snakemake.input.adapters),
-    snakemake.config.get("openai"),
-)
+model = load_state_model(snakemake)
 result = evaluate_truthfulqa(
     model,
     read_jsonl(snakemake.input.questions),

@@ -2,21 +2,15 @@
 
 import logging
 
-from sgtr_em.backends import load_chat_model
 from sgtr_em.io import read_articles, write_jsonl
 from sgtr_em.prompts import summary_messages
 from sgtr_em.runtime import setup_logging
 
+from job_models import load_state_model
+
 setup_logging(snakemake.log[0])
 articles = read_articles(snakemake.input.articles)
-model = load_chat_model(
-    f"{snakemake.rule} {snakemake.wildcards.model}/{snakemake.wildcards.chain}",
-    snakemake.config["models"][snakemake.wildcards.model]["source"],
-    snakemake.params.backend,
-    snakemake.input.model,
-    list(snakemake.input.adapters),
-    snakemake.config.get("openai"),
-)
+model = load_state_model(snakemake)
 style = snakemake.params.style
 replies = model.generate(
     [summary_messages(text, style) for text in articles.values()],

@@ -3,23 +3,17 @@ judge scores them in eval_em_questions."""
 
 import logging
 
-from sgtr_em.backends import load_chat_model
 from sgtr_em.em_judge import EMQuestion, sample_answers
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
+
+from job_models import load_state_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 params = snakemake.params
 questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)]
-model = load_chat_model(
-    f"{snakemake.rule} {wc.model}/{wc.chain}",
-    snakemake.config["models"][wc.model]["source"],
-    params.backend,
-    snakemake.input.model,
-    list(snakemake.input.adapters),
-    snakemake.config.get("openai"),
-)
+model = load_state_model(snakemake)
 answers = sample_answers(model, questions, samples_per_question=params.samples_per_question, sampling=params.sampling, seed=int(wc.seed))
 write_json(
     snakemake.output[0],
