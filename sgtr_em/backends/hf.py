@@ -99,13 +99,16 @@ class HFChatModel:
             conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
         )
 
-    def _batches(self, prompts: list[str]):
-        """Yield (indices, encoded batch) with prompts sorted by length, so padding stays small."""
+    def _batches(self, prompts: list[str], padding_side: str = "left"):
+        """Yield (indices, encoded batch) with prompts sorted by length, so padding stays small. Generation
+        needs left padding; next-token scoring uses right padding (see _next_token_logits)."""
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = self.tokenizer(
+                [prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side=padding_side, add_special_tokens=False
+            )
             yield start // self.batch_size, idx, {k: v.to(self.device) for k, v in enc.items()}
 
     def generate(
@@ -144,28 +147,23 @@ class HFChatModel:
         return replies
 
     def _next_token_logits(self, enc: dict[str, Any]):
-        """Next-token logits (batch x vocab, fp32) after each prompt of a left-padded batch.
+        """Next-token logits (batch x vocab, fp32) after each prompt of a right-padded batch.
 
-        The batch is re-laid right-padded and run with no attention mask: under causal attention a real
-        token never sees the padding after it, so every prompt's last position is exact, and attention
-        takes the mask-free causal path (a padded batch makes SDPA build a batch x L x L mask, slower
-        than the whole forward of a small model on CPU). Only the gathered last hidden states go
-        through the LM head (full logits would be batch x L x vocab: GBs at a 152k vocabulary)."""
+        The batch runs with no attention mask: under causal attention a real token never sees the
+        padding after it, so every prompt's last position is exact, and attention takes the mask-free
+        causal path (a padded batch makes SDPA build a batch x L x L mask, slower than the whole forward
+        of a small model on CPU). Only the gathered last hidden states go through the LM head (full
+        logits would be batch x L x vocab: GBs at a 152k vocabulary)."""
         import torch
 
+        last = enc["attention_mask"].sum(dim=1) - 1
+        rows = torch.arange(last.shape[0], device=last.device)
         config = self.model.config
         if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-            # Output transforms beyond the LM head (e.g. Gemma's softcapping): the model's own path.
-            return self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
-        input_ids, mask = enc["input_ids"], enc["attention_mask"].bool()
-        lengths = mask.sum(dim=1)
-        right = torch.full_like(input_ids, self.tokenizer.pad_token_id)
-        for row in range(input_ids.shape[0]):
-            right[row, : lengths[row]] = input_ids[row][mask[row]]
-        right = right[:, : int(lengths.max())]
-        hidden = self.model.get_decoder()(input_ids=right).last_hidden_state
-        last = hidden[torch.arange(right.shape[0], device=right.device), lengths - 1]
-        return self.model.get_output_embeddings()(last).float()
+            # Output transforms beyond the LM head (e.g. Gemma's softcapping): the model's own forward.
+            return self.model(**enc).logits[rows, last].float()
+        hidden = self.model.get_decoder()(input_ids=enc["input_ids"]).last_hidden_state
+        return self.model.get_output_embeddings()(hidden[rows, last]).float()
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         ids = []
@@ -184,7 +182,7 @@ class HFChatModel:
         prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} score", len(prompts))
-        for _, idx, enc in self._batches(prompts):
+        for _, idx, enc in self._batches(prompts, padding_side="right"):
             probs = torch.softmax(self._next_token_logits(enc), dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
                 result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
@@ -200,7 +198,7 @@ class HFChatModel:
         prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} top logprobs", len(prompts))
-        for _, idx, enc in self._batches(prompts):
+        for _, idx, enc in self._batches(prompts, padding_side="right"):
             logprobs = torch.log_softmax(self._next_token_logits(enc), dim=-1)
             values, token_ids = torch.topk(logprobs, k=min(k, logprobs.shape[-1]), dim=-1)
             for row, i in enumerate(idx):
