@@ -340,19 +340,11 @@ def judge_is_api_model(key):
 
 def judge_resources(key, resource):
     """Resource of an evaluation's judging job: the judge model's (a local judge may need a GPU)."""
-    judge = config["eval"][key].get("judge")
-    return lambda wc: (
-        model_setting(judge, "resources")[resource]
-        if judge is not None
-        else {"gpu": 0, "mem_mb": 2000, "runtime": 60, "cpus_per_gpu": 0}.get(
-            resource, ""
-        )
-    )
+    return lambda wc: model_setting(config["eval"][key]["judge"], "resources")[resource]
 
 
 def judge_threads(key):
-    judge = config["eval"][key].get("judge")
-    return lambda wc: model_setting(judge, "threads") if judge is not None else 1
+    return lambda wc: model_setting(config["eval"][key]["judge"], "threads")
 
 
 def judge_settings(key):

@@ -95,7 +95,7 @@ def apply_subset(config: dict[str, Any]) -> None:
     kept = []
     for model in models:
         own = grid.get("per_model", {}).get(model, {})
-        model_chain_list = [c for c in own.get("chains", chosen) if c in chosen] if "chains" in own else list(chosen)
+        model_chain_list = [c for c in own.get("chains", chosen) if c in chosen]
         seeds = own.get("seeds", grid["seeds"])
         if "seeds" in subset:
             seeds = [s for s in seeds if s in subset["seeds"]] if "seeds" in own else list(subset["seeds"])
