@@ -14,6 +14,7 @@ def load_state_model(snakemake):
         snakemake.input.model,
         list(snakemake.input.adapters),
         snakemake.config.get("openai"),
+        threads=snakemake.threads,
     )
 
 
@@ -27,4 +28,5 @@ def load_judge_model(snakemake):
         snakemake.input.judge_model,
         [],
         snakemake.config.get("openai"),
+        threads=snakemake.threads,
     )

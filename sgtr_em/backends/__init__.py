@@ -52,8 +52,10 @@ def load_chat_model(
     model_dir: str | list,
     adapters: list,
     api_config: dict | None = None,
+    threads: int | None = None,
 ) -> ChatModel:
-    """The model state `name` (base model + its chain's stages) as a ChatModel.
+    """The model state `name` (base model + its chain's stages) as a ChatModel. `threads` fixes torch's
+    CPU threads (the job's), so results do not depend on how many CPUs the executor exposes.
 
     hf: the local base directory with the LoRA adapters merged in; openai: the last stage's `ft:` model id
     (from its `openai_model.json`), or the base model id, behind the API configured by `api_config`.
@@ -66,6 +68,11 @@ def load_chat_model(
         return OpenAIChatModel(model_id, ApiSettings.from_config(api_config), name=name)
     from .hf import HFChatModel
 
+    if threads:
+        import torch
+
+        # CPU float reductions depend on the thread count: a job gets the same numbers locally and on SLURM.
+        torch.set_num_threads(threads)
     return HFChatModel.from_settings(model_dir, list(adapters), name, backend)
 
 
