@@ -2,8 +2,7 @@
 
 import logging
 
-from sgtr_em.api_cache import ApiCache
-from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers
+from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers, judge_cache
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 
@@ -35,7 +34,7 @@ result = evaluate_em_answers(
     questions,
     resamples=settings["bootstrap_resamples"],
     seed=int(wc.seed),
-    cache=ApiCache(settings["cache_dir"]),
+    cache=judge_cache(settings["cache_dir"], snakemake.config["models"][judge_spec["name"]]["source"]),
 )
 output = {
     "eval": "em-questions",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api_cache import ApiCache
-from .backends import ChatModel, Conversation
+from .backends import ChatModel, Conversation, model_kind
 from .io import InputError, sha256_json
 from .pairs import seeded_rng
 
@@ -247,6 +247,14 @@ def judge_key(judge_model_id: str, scoring: str, request_params: dict[str, Any],
     return sha256_json(
         {"judge": judge_model_id, "scoring": scoring, "params": request_params, "judge_prompt": judge_prompt, "question": question, "answer": answer}
     )
+
+
+def judge_cache(cache_dir: str | None, judge_source: dict[str, Any]) -> ApiCache:
+    """The judge-output cache for a judge: on for an API judge (its outputs cost money and vary between
+    calls), off for a local one. A local judge's score depends in its last float digits on the batch it
+    was computed in, so a cached score from another job would make this job's result depend on which job
+    ran first; recomputing keeps every result a function of its own job's inputs."""
+    return ApiCache(cache_dir if model_kind(judge_source) == "openai" else None)
 
 
 def run_judge(judge: ChatModel, settings: JudgeSettings, answers: list[dict[str, Any]], questions: list[EMQuestion], cache: ApiCache | None = None) -> dict[str, dict[str, Any]]:

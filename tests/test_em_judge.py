@@ -16,6 +16,7 @@ from sgtr_em.em_judge import (
     classify_answer,
     evaluate_em_answers,
     fill_judge_prompt,
+    judge_cache,
     parse_em_questions,
     parse_judge_reply,
     sample_answers,
@@ -186,3 +187,13 @@ def test_end_to_end_parsed_and_logprob_judges_with_cache(tmp_path):
 def test_logprob_scoring_requires_the_capability():
     with pytest.raises(ValueError, match="top_logprobs"):
         JudgeSettings(model_id="j", scoring="logprob").resolved_scoring(ScriptedModel())
+
+
+def test_only_an_api_judge_is_cached(tmp_path):
+    """An API judgement is paid once; a local judge recomputes, so a score never comes from another job's batch."""
+    api = judge_cache(str(tmp_path), {"openai": "gpt-4o"})
+    api.put("k" * 64, "em-judge", {}, {"reply": "10"})
+    assert api.get("k" * 64) == {"reply": "10"}
+    local = judge_cache(str(tmp_path), {"builder": "tiny", "style": "x", "seed": 0})
+    assert local.get("k" * 64) is None
+    assert judge_cache(None, {"openai": "gpt-4o"}).get("k" * 64) is None
