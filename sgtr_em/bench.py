@@ -92,23 +92,74 @@ def build_model(shape: str, work: Path):
 
 
 def pair_conversations(n: int, words: int) -> list[list[dict[str, str]]]:
+    """n self-recognition prompts as the eval makes them: both orderings of n/2 articles' summary pairs."""
     from .prompts import pair_messages
 
     filler = " ".join(f"word{i % 97}" for i in range(words))
-    return [pair_messages(f"Article {k}. {filler}", f"first summary {k}", f"second summary {k}", "detection") for k in range(n)]
+    conversations = []
+    for k in range((n + 1) // 2):
+        article, first, second = f"Article {k}. {filler}", f"first summary {k}", f"second summary {k}"
+        conversations += [pair_messages(article, first, second, "detection"), pair_messages(article, second, first, "detection")]
+    return conversations[:n]
 
 
-def bench_scoring(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
-    """Self-recognition scoring: the authors' per-item sampled generate vs one batched forward pass that
-    reads next-token probabilities of both options."""
+def words_for_prompt_tokens(model, tokens: int) -> int:
+    """Article words that make a pair prompt about `tokens` long in `model`'s tokenizer."""
+
+    def length(words: int) -> int:
+        return len(model.tokenizer(model.render(pair_conversations(1, words)[0]), add_special_tokens=False)["input_ids"])
+
+    empty, sample = length(0), length(200)
+    return max(1, round(200 * (tokens - empty) / (sample - empty)))
+
+
+# Dense bf16 tensor-core peak, FLOP/s: the compute limit that scoring throughput is compared with.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def compute_limit(model, prompt_tokens: float) -> dict[str, float]:
+    """Items/s at the GPU's bf16 peak for a full forward of `prompt_tokens` (2 FLOPs per parameter and
+    token), and the peak used; empty on CPU or an unknown GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    name = torch.cuda.get_device_name(0)
+    peak = next((flops for gpu, flops in PEAK_BF16_FLOPS.items() if gpu in name), None)
+    if peak is None:
+        return {}
+    params = sum(p.numel() for p in model.model.parameters())
+    return {"peak_flops": peak, "compute_limit_items_per_s": peak / (2 * params * prompt_tokens)}
+
+
+def bench_scoring(model_dir: Path, out: Path, n: int, prompt_tokens: int = 640) -> dict[str, Any]:
+    """Self-recognition scoring of both orderings of each pair: the authors' per-item sampled generate vs
+    batched next-token probabilities of both options, the article's tokens run once for both orderings."""
     from .backends.hf import HFChatModel
 
-    conversations = pair_conversations(n, 400)
     batched = HFChatModel(model_dir, batch_size=32)
     single = HFChatModel(model_dir, batch_size=1)
+    conversations = pair_conversations(n, words_for_prompt_tokens(batched, prompt_tokens))
+    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
     per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0))
-    fast = timed(lambda: batched.option_probs(conversations, ["1", "2"]))
-    return record(out, "scoring", baseline=n / per_item, optimized=n / fast, units="items/s", notes=f"{n} pairwise prompts of ~640 tokens; baseline: per-item sampled generate (reference); optimized: batched next-token probabilities")
+    fast = timed(lambda: batched.option_probs(conversations, ["1", "2"]), repeats=2)
+    unshared = HFChatModel(model_dir, batch_size=32)
+    unshared._prefix_sharing_supported = lambda: False  # type: ignore[method-assign]
+    no_sharing = timed(lambda: unshared.option_probs(conversations, ["1", "2"]), repeats=2)
+    limit = compute_limit(batched, tokens)
+    if limit:
+        limit["fraction_of_compute_limit"] = (n / fast) / limit["compute_limit_items_per_s"]
+    return record(
+        out,
+        "scoring",
+        baseline=n / per_item,
+        optimized=n / fast,
+        units="items/s",
+        notes=f"{n} pairwise prompts (both orderings of {(n + 1) // 2} articles) of {tokens:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities with the shared article prefix run once per pair",
+        prompt_tokens=tokens,
+        batched_without_prefix_sharing=n / no_sharing,
+        **limit,
+    )
 
 
 def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sgtr_em.io import write_jsonl
 from sgtr_em.train import build_trainer
 
@@ -67,6 +69,42 @@ def test_batched_scoring_matches_one_at_a_time(tiny_model_dir):
     single = HFChatModel(tiny_model_dir, batch_size=1).option_probs(convs, ["1", "2"])
     for a, b in zip(batched, single, strict=True):
         assert abs(a["1"] - b["1"]) < 1e-4 and abs(a["2"] - b["2"]) < 1e-4
+
+
+def test_neighbouring_prompts_that_share_most_tokens_are_grouped():
+    from sgtr_em.backends.hf import shared_prefix_groups
+
+    article_a, article_b = list(range(100, 140)), list(range(200, 240))
+    preamble = [1, 2, 3]
+    prompts = [
+        preamble + article_a + [7, 8],  # ordering 1 of article a
+        preamble + article_a + [8, 7],  # ordering 2: shares the article
+        preamble + article_b + [7, 8],  # another article: shares only the preamble
+        preamble + article_b + [8, 7],
+        [5, 6],
+    ]
+    assert shared_prefix_groups(prompts) == [(43, [0, 1]), (43, [2, 3]), (1, [4])]
+    # identical prompts keep their last token to score
+    assert shared_prefix_groups([[1, 2, 3], [1, 2, 3]]) == [(2, [0, 1])]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_shared_prefix_scoring_matches_one_at_a_time(tiny_model_dir, batch_size):
+    """Both orderings of a pair scored from one pass over the article give the per-prompt probabilities."""
+    from sgtr_em.backends.hf import HFChatModel
+    from sgtr_em.prompts import pair_messages
+
+    convs = []
+    for k in range(4):
+        article = " ".join(f"w{(k * 7 + i) % 13}" for i in range(40 + 9 * k))
+        first, second = "x " * (1 + k), "y y"
+        convs += [pair_messages(article, first, second, "detection"), pair_messages(article, second, first, "detection")]
+    model = HFChatModel(tiny_model_dir, batch_size=batch_size)
+    shared = model.option_probs(convs, ["1", "2"])
+    single = HFChatModel(tiny_model_dir, batch_size=1)
+    single._prefix_sharing_supported = lambda: False
+    for a, b in zip(shared, single.option_probs(convs, ["1", "2"]), strict=True):
+        assert a["1"] == pytest.approx(b["1"], abs=1e-5) and a["2"] == pytest.approx(b["2"], abs=1e-5)
 
 
 def test_seeded_generation_is_reproducible(tiny_model_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,20 +176,91 @@ class HFChatModel:
         return ids
 
     def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
-        """One forward pass per batch; probabilities of each option as the next token."""
+        """Probabilities of each option as the next token, one forward pass per batch. Neighbouring prompts
+        that share most of their tokens (both orderings of one article's pair) are scored from one pass
+        over their shared prefix (see `shared_prefix_groups`)."""
         import torch
 
         option_ids = self.option_token_ids(options)
         prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} score", len(prompts))
-        for _, idx, enc in self._batches(prompts, padding_side="right"):
-            probs = torch.softmax(self._next_token_logits(enc), dim=-1)[:, option_ids].cpu().tolist()
+        token_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        groups = shared_prefix_groups(token_ids) if self._prefix_sharing_supported() else []
+        if any(len(members) > 1 for _, members in groups):
+            batches = ((idx, self._shared_prefix_logits(token_ids, batch)) for idx, batch in self._group_batches(groups))
+        else:
+            batches = ((idx, self._next_token_logits(enc)) for _, idx, enc in self._batches(prompts, padding_side="right"))
+        for idx, logits in batches:
+            probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
                 result[i] = {opt: float(p) for opt, p in zip(options, probs[row], strict=True)}
             progress.update(len(idx))
         return result
 
+    def _prefix_sharing_supported(self) -> bool:
+        """Whether a prefix's key/value cache can stand in for recomputing it: full attention in every layer
+        (a sliding window or a recurrent layer keeps a different state) and no output transform beyond the
+        LM head."""
+        config = self.model.config
+        layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+        return (
+            all(t == "full_attention" for t in layer_types)
+            and not getattr(config, "final_logit_softcapping", None)
+            and not getattr(config, "logit_scale", None)
+        )
+
+    def _group_batches(self, groups: list[tuple[int, list[int]]]):
+        """Yield (prompt indices, groups) with at most batch_size prompts per batch (a larger group goes
+        alone), groups sorted by prefix length so that prefixes pad little."""
+        batch: list[tuple[int, list[int]]] = []
+        for group in sorted(groups, key=lambda g: (-g[0], g[1][0])):
+            if batch and sum(len(m) for _, m in batch) + len(group[1]) > self.batch_size:
+                yield [i for _, m in batch for i in m], batch
+                batch = []
+            batch.append(group)
+        if batch:
+            yield [i for _, m in batch for i in m], batch
+
+    def _shared_prefix_logits(self, token_ids: list[list[int]], groups: list[tuple[int, list[int]]]):
+        """Next-token logits (prompts x vocab, fp32) of the groups' prompts, in group order: each group's
+        shared prefix runs once (right-padded, no mask, as in `_next_token_logits`), its key/value cache is
+        copied to each member, and the members' own tokens run on top of it with a mask that hides the
+        prefix padding and positions that continue the prefix."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        device = self.device
+        prefix_lengths = torch.tensor([shared for shared, _ in groups], device=device)
+        row_group = torch.tensor([g for g, (_, members) in enumerate(groups) for _ in members], device=device)
+        suffixes = [token_ids[i][shared:] for shared, members in groups for i in members]
+        longest_prefix = int(prefix_lengths.max())
+        longest_suffix = max(len(s) for s in suffixes)
+
+        decoder = self.model.get_decoder()
+        cache = None
+        if longest_prefix:
+            prefix_ids = torch.full((len(groups), longest_prefix), pad, dtype=torch.long, device=device)
+            for g, (shared, members) in enumerate(groups):
+                prefix_ids[g, :shared] = torch.tensor(token_ids[members[0]][:shared], device=device)
+            cache = decoder(input_ids=prefix_ids, use_cache=True).past_key_values
+            cache.reorder_cache(row_group)  # one copy of its group's prefix per prompt
+        suffix_ids = torch.full((len(suffixes), longest_suffix), pad, dtype=torch.long, device=device)
+        suffix_mask = torch.zeros_like(suffix_ids)
+        for row, suffix in enumerate(suffixes):
+            suffix_ids[row, : len(suffix)] = torch.tensor(suffix, device=device)
+            suffix_mask[row, : len(suffix)] = 1
+        prefix_mask = (torch.arange(longest_prefix, device=device)[None, :] < prefix_lengths[:, None]).long()[row_group]
+        positions = prefix_lengths[row_group][:, None] + torch.arange(longest_suffix, device=device)[None, :]
+        hidden = decoder(
+            input_ids=suffix_ids,
+            attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        ).last_hidden_state
+        last = suffix_mask.sum(dim=1) - 1
+        return self.model.get_output_embeddings()(hidden[torch.arange(len(suffixes), device=device), last]).float()
 
     def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]:
         """The k likeliest next tokens (decoded text -> natural-log probability) after the assistant prefix;
@@ -209,6 +281,26 @@ class HFChatModel:
                 result[i] = merged
             progress.update(len(idx))
         return result
+
+
+def shared_prefix_groups(token_ids: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
+    """Runs of neighbouring prompts that share most of their tokens, as (shared prefix length, indices).
+
+    A prompt joins the run before it when their common prefix is at least half of every member's length
+    (the two orderings of an article's pair share the article; two articles share only the preamble, and
+    stay apart). Every member keeps at least its last token outside the prefix, so a singleton's prefix is
+    all but its last token."""
+    groups: list[tuple[int, list[int]]] = []
+    for i, tokens in enumerate(token_ids):
+        if groups:
+            shared, members = groups[-1]
+            limit = min(shared, len(tokens) - 1)
+            common = len(os.path.commonprefix([list(token_ids[members[0]][:limit]), list(tokens[:limit])]))
+            if 2 * common >= max(len(tokens), *(len(token_ids[m]) for m in members)):
+                groups[-1] = (common, [*members, i])
+                continue
+        groups.append((max(len(tokens) - 1, 0), [i]))
+    return groups
 
 
 def _log_add(a: float, b: float) -> float:
