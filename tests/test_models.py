@@ -107,6 +107,16 @@ def test_shared_prefix_scoring_matches_one_at_a_time(tiny_model_dir, batch_size)
         assert a["1"] == pytest.approx(b["1"], abs=1e-5) and a["2"] == pytest.approx(b["2"], abs=1e-5)
 
 
+def test_batches_are_length_sorted_and_closed_before_padding_grows(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    model = HFChatModel(tiny_model_dir, batch_size=3)
+    prompts = ["x " * 50, "x " * 5, "x " * 49, "x " * 51, "x " * 50, "x " * 6]
+    batches = [idx for _, idx, _ in model._batches(prompts)]
+    # the longest first, at most batch_size per batch, and short prompts never padded to long ones
+    assert batches == [[3, 0, 4], [2], [5, 1]]
+
+
 def test_seeded_generation_is_reproducible(tiny_model_dir):
     from sgtr_em.backends.hf import HFChatModel
 

@@ -75,12 +75,14 @@ class HFChatModel:
         name: str = "",
         dtype: str = "auto",
         batch_size: int = 16,
+        max_padding: float = 0.1,
         chat_template_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.name = name or str(base_dir)
         self.model, self.tokenizer = load_model_state(base_dir, adapters, dtype)
         self.device = next(self.model.parameters()).device
         self.batch_size = batch_size
+        self.max_padding = max_padding
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
     @classmethod
@@ -101,16 +103,27 @@ class HFChatModel:
         )
 
     def _batches(self, prompts: list[str], padding_side: str = "left"):
-        """Yield (indices, encoded batch) with prompts sorted by length, so padding stays small. Generation
-        needs left padding; next-token scoring uses right padding (see _next_token_logits)."""
+        """Yield (batch number, indices, encoded batch): prompts sorted by length, at most batch_size per
+        batch, and a batch closed early when padding would pass `max_padding` of its tokens (pads cost
+        compute, and a padded batch needs an attention mask, which on CPU is slower than the forward of
+        the prompts one by one). Generation needs left padding; next-token scoring uses right padding (see
+        _next_token_logits)."""
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        batches: list[list[int]] = []
+        for i in order:
+            batch = batches[-1] if batches else []
+            longest = lengths[batch[0]] if batch else lengths[i]
+            tokens = sum(lengths[j] for j in batch) + lengths[i]
+            if batch and len(batch) < self.batch_size and tokens >= (1 - self.max_padding) * longest * (len(batch) + 1):
+                batch.append(i)
+            else:
+                batches.append([i])
+        for batch_no, idx in enumerate(batches):
             enc = self.tokenizer(
                 [prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side=padding_side, add_special_tokens=False
             )
-            yield start // self.batch_size, idx, {k: v.to(self.device) for k, v in enc.items()}
+            yield batch_no, idx, {k: v.to(self.device) for k, v in enc.items()}
 
     def generate(
         self,
@@ -212,10 +225,13 @@ class HFChatModel:
 
     def _group_batches(self, groups: list[tuple[int, list[int]]]):
         """Yield (prompt indices, groups) with at most batch_size prompts per batch (a larger group goes
-        alone), groups sorted by prefix length so that prefixes pad little."""
+        alone), groups sorted by prefix length and a batch closed early when its prefixes' padding would
+        pass `max_padding` (as in `_batches`)."""
         batch: list[tuple[int, list[int]]] = []
         for group in sorted(groups, key=lambda g: (-g[0], g[1][0])):
-            if batch and sum(len(m) for _, m in batch) + len(group[1]) > self.batch_size:
+            rows = sum(len(m) for _, m in batch) + len(group[1])
+            prefix_tokens = sum(shared for shared, _ in batch) + group[0]
+            if batch and (rows > self.batch_size or prefix_tokens < (1 - self.max_padding) * batch[0][0] * (len(batch) + 1)):
                 yield [i for _, m in batch for i in m], batch
                 batch = []
             batch.append(group)
