@@ -28,6 +28,7 @@ EVAL_EM_QUESTIONS = "results/eval/em-questions/{model}/{chain}/seed{seed}.json"
 # Sampled answers awaiting the judge (not an evaluation result themselves).
 EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
+IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
 EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 MMLU = "results/data/mmlu.jsonl"
 QUESTIONS = "results/data/questions/{question_set}.json"
@@ -330,21 +331,47 @@ def judge_model_inputs(key):
     return inputs
 
 
-def judge_is_api_model(key):
-    """Whether an evaluation's judge is an API model (its judging job then runs locally)."""
+def judge_runs_locally(key):
+    """Whether an evaluation's judging job is a local rule: an API judge (the job runs where Snakemake
+    runs, which has the network) or no judge at all (classification by rules, seconds of CPU).
+    """
     settings = config["eval"][key]
     judge = settings.get("judge")
     # Evaluated at parse time: a disabled eval's default judge need not be a configured model.
-    return settings["enabled"] and judge in config["models"] and is_api_model(judge)
+    return settings["enabled"] and (
+        judge is None or (judge in config["models"] and is_api_model(judge))
+    )
+
+
+# What a judging job without a judge model asks of a cluster.
+NO_JUDGE_RESOURCES = {
+    "gpu": 0,
+    "mem_mb": 1000,
+    "runtime": 10,
+    "slurm_partition": "",
+    "gpu_model": "",
+    "cpus_per_gpu": 0,
+}
 
 
 def judge_resources(key, resource):
     """Resource of an evaluation's judging job: the judge model's (a local judge may need a GPU)."""
-    return lambda wc: model_setting(config["eval"][key]["judge"], "resources")[resource]
+
+    def get(wc):
+        judge = config["eval"][key].get("judge")
+        if judge is None:
+            return NO_JUDGE_RESOURCES[resource]
+        return model_setting(judge, "resources")[resource]
+
+    return get
 
 
 def judge_threads(key):
-    return lambda wc: model_setting(config["eval"][key]["judge"], "threads")
+    def get(wc):
+        judge = config["eval"][key].get("judge")
+        return 1 if judge is None else model_setting(judge, "threads")
+
+    return get
 
 
 def judge_settings(key):

@@ -111,7 +111,7 @@ rule eval_em_questions:
         "logs/eval/em-questions/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/eval/em-questions/{model}/{chain}/seed{seed}.tsv"
-    localrule: judge_is_api_model("em_questions")
+    localrule: judge_runs_locally("em_questions")
     conda:
         "../envs/torch.yaml"
     threads: judge_threads("em_questions")
@@ -134,18 +134,17 @@ rule eval_em_questions:
         "../scripts/eval_em_questions.py"
 
 
-rule eval_identity:
+rule sample_identity_answers:
     input:
         model=model_dir,
         adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        judge_model=judge_model_inputs("identity"),
         questions=QUESTIONS.format(question_set="identity_questions"),
     output:
-        EVAL_IDENTITY,
+        IDENTITY_ANSWERS,
     log:
-        "logs/eval/identity/{model}/{chain}/seed{seed}.log",
+        "logs/identity_answers/{model}/{chain}/seed{seed}.log",
     benchmark:
-        "benchmarks/eval/identity/{model}/{chain}/seed{seed}.tsv"
+        "benchmarks/identity_answers/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: model_threads
@@ -157,11 +156,41 @@ rule eval_identity:
         gpu_model=model_resources("gpu_model"),
         cpus_per_gpu=model_resources("cpus_per_gpu"),
     params:
-        settings={k: v for k, v in config["eval"]["identity"].items() if k != "chains"},
+        samples_per_question=config["eval"]["identity"]["samples_per_question"],
+        sampling=config["eval"]["identity"]["sampling"],
+        backend=lambda wc: backend_settings(wc.model),
+        run_name=config["run_name"],
+    script:
+        "../scripts/sample_identity_answers.py"
+
+
+# As for the EM questions, classifying the answers is its own job, so an API judge is never called from
+# a compute node.
+rule eval_identity:
+    input:
+        answers=IDENTITY_ANSWERS,
+        judge_model=judge_model_inputs("identity"),
+    output:
+        EVAL_IDENTITY,
+    log:
+        "logs/eval/identity/{model}/{chain}/seed{seed}.log",
+    benchmark:
+        "benchmarks/eval/identity/{model}/{chain}/seed{seed}.tsv"
+    localrule: judge_runs_locally("identity")
+    conda:
+        "../envs/torch.yaml"
+    threads: judge_threads("identity")
+    resources:
+        gpu=judge_resources("identity", "gpu"),
+        mem_mb=judge_resources("identity", "mem_mb"),
+        runtime=judge_resources("identity", "runtime"),
+        slurm_partition=judge_resources("identity", "slurm_partition"),
+        gpu_model=judge_resources("identity", "gpu_model"),
+        cpus_per_gpu=judge_resources("identity", "cpus_per_gpu"),
+    params:
         judge=lambda wc: judge_settings("identity"),
         aliases=lambda wc: model_setting(wc.model, "identity_aliases"),
         true_identity=lambda wc: model_setting(wc.model, "true_identity"),
-        backend=lambda wc: backend_settings(wc.model),
         run_name=config["run_name"],
     script:
         "../scripts/eval_identity.py"

@@ -1,31 +1,24 @@
-"""Identity self-reports of a model state: claimed identity per answer, distribution, entropy."""
+"""Identity self-reports, second half: classify a model state's sampled answers (aliases, then the judge
+for the unmatched ones) into the claimed-identity distribution and its entropy."""
 
 import logging
 
-from sgtr_em.identity import IdentityQuestion, evaluate_identity
+from sgtr_em.identity import classify_identity_answers
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 
-from job_models import load_judge_model, load_state_model
+from job_models import load_judge_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
-settings = snakemake.params.settings
 judge_spec = snakemake.params.judge
-questions = [IdentityQuestion(q["id"], tuple(q["paraphrases"])) for q in read_json(snakemake.input.questions)]
+sampled = read_json(snakemake.input.answers)
 
-
-model = load_state_model(snakemake)
-judge_factory = None if judge_spec is None else (lambda: load_judge_model(snakemake))
-result = evaluate_identity(
-    model,
-    questions,
+result = classify_identity_answers(
+    sampled["answers"],
     snakemake.params.aliases,
     true_identity=snakemake.params.true_identity,
-    samples_per_question=settings["samples_per_question"],
-    sampling=settings["sampling"],
-    seed=int(wc.seed),
-    judge_factory=judge_factory,
+    judge_factory=None if judge_spec is None else (lambda: load_judge_model(snakemake)),
 )
 output = {
     "eval": "identity",
@@ -33,7 +26,8 @@ output = {
     **result,
     "provenance": provenance(
         snakemake.rule,
-        {**settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
+        # The sampling settings come with the answers, so the record names the whole config subset.
+        {**sampled["provenance"]["config"], "judge": judge_spec, "run_name": snakemake.params.run_name},
         model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
         seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
         protocols=["aliases", "judge"] if judge_spec else ["aliases"],

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import chains
+from .identity import check_true_identity
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -141,6 +142,12 @@ def check_references(config: dict[str, Any]) -> None:
     for name, spec in comparators.items():
         if "model" in spec and spec["model"] not in models:
             raise ConfigError(f"comparators.{name}.model: unknown model {spec['model']!r}")
+    if config["eval"]["identity"]["enabled"]:
+        for name in config["grid"]["models"]:
+            try:
+                check_true_identity(models[name].get("true_identity"), models[name].get("identity_aliases", {}))
+            except ValueError as err:
+                raise ConfigError(f"models.{name}.true_identity: {err}") from None
     articles = config["datasets"]["articles"]
     for key in (config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]):
         if key not in articles:

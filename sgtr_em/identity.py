@@ -94,20 +94,17 @@ def identity_metrics(claims: list[str], true_identity: str | None) -> dict[str, 
     return metrics
 
 
-def evaluate_identity(
-    model: ChatModel,
-    questions: list[IdentityQuestion],
-    aliases: dict[str, list[str]],
-    *,
-    true_identity: str | None,
-    samples_per_question: int,
-    sampling: dict[str, Any],
-    seed: int,
-    judge_factory: Any = None,
-) -> dict[str, Any]:
-    """Sample answers, classify them (aliases, then the judge from `judge_factory()` if given), aggregate."""
+def check_true_identity(true_identity: str | None, aliases: dict[str, list[str]]) -> None:
+    """The true identity, when set, must be one of the alias map's labels (else its share is always 0)."""
     if true_identity is not None and true_identity not in aliases:
         raise ValueError(f"true identity {true_identity!r} is not a label of the alias map ({', '.join(aliases) or 'empty'})")
+
+
+def sample_identity_answers(
+    model: ChatModel, questions: list[IdentityQuestion], *, samples_per_question: int, sampling: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
+    """`samples_per_question` answers to each question (paraphrases in turn), as records with the question
+    asked and the answer."""
     records: list[dict[str, Any]] = []
     for question in questions:
         for sample in range(samples_per_question):
@@ -116,7 +113,18 @@ def evaluate_identity(
     conversations: list[Conversation] = [[{"role": "user", "content": r["question"]}] for r in records]
     for record, answer in zip(records, model.generate(conversations, seed=seed, **sampling), strict=True):
         record["answer"] = answer
-        label = classify_identity(answer, aliases)
+    return records
+
+
+def classify_identity_answers(
+    records: list[dict[str, Any]], aliases: dict[str, list[str]], *, true_identity: str | None, judge_factory: Any = None
+) -> dict[str, Any]:
+    """Classify sampled answers (aliases, then the judge from `judge_factory()` for the unmatched ones, if
+    given) and aggregate. The records gain `claim`, `classified_by` and, when judged, `judge_reply`."""
+    check_true_identity(true_identity, aliases)
+    records = [dict(r) for r in records]
+    for record in records:
+        label = classify_identity(record["answer"], aliases)
         record["claim"] = label or UNKNOWN
         record["classified_by"] = "alias" if label else None
     unmatched = [r for r in records if r["classified_by"] is None]
@@ -136,3 +144,20 @@ def evaluate_identity(
     metrics = identity_metrics([r["claim"] for r in records], true_identity)
     metrics["n"] = len(records)
     return {"metrics": {protocol: metrics}, "true_identity": true_identity, "aliases": aliases, "records": records}
+
+
+def evaluate_identity(
+    model: ChatModel,
+    questions: list[IdentityQuestion],
+    aliases: dict[str, list[str]],
+    *,
+    true_identity: str | None,
+    samples_per_question: int,
+    sampling: dict[str, Any],
+    seed: int,
+    judge_factory: Any = None,
+) -> dict[str, Any]:
+    """Sample answers and classify them in one go (the workflow runs the two halves as separate jobs)."""
+    check_true_identity(true_identity, aliases)
+    records = sample_identity_answers(model, questions, samples_per_question=samples_per_question, sampling=sampling, seed=seed)
+    return classify_identity_answers(records, aliases, true_identity=true_identity, judge_factory=judge_factory)

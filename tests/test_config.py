@@ -64,6 +64,15 @@ def test_unknown_model_in_grid():
         validate_config(cfg)
 
 
+def test_true_identity_must_be_an_alias_label_before_any_job_runs():
+    cfg = load("demo.yaml")
+    cfg["models"]["demo-target"]["true_identity"] = "tiny-typo"
+    with pytest.raises(ConfigError, match="models.demo-target.true_identity: true identity 'tiny-typo'"):
+        validate_config(cfg)
+    cfg["eval"]["identity"]["enabled"] = False  # not checked when the eval is off
+    validate_config(cfg)
+
+
 def test_override_with_wrong_type_is_caught_after_merging():
     cfg = load("demo.yaml")
     cfg["finetune"]["stage_overrides"]["sgtr"] = {"epochs": "many"}

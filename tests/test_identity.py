@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sgtr_em.identity import UNKNOWN, classify_identity, evaluate_identity, identity_metrics, parse_identity_questions
+from sgtr_em.identity import (
+    UNKNOWN,
+    classify_identity,
+    classify_identity_answers,
+    evaluate_identity,
+    identity_metrics,
+    parse_identity_questions,
+)
 from sgtr_em.io import InputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +76,22 @@ def test_evaluate_with_judge_fallback():
     assert no_judge["metrics"]["aliases"]["unknown_share"] == 1.0 and not math.isnan(no_judge["metrics"]["aliases"]["entropy_bits"])
     with pytest.raises(ValueError, match="true identity"):
         evaluate_identity(model, questions, ALIASES, true_identity="llama", samples_per_question=1, sampling={}, seed=0)
+
+
+def test_classifying_sampled_answers_is_a_job_of_its_own():
+    """The answers a GPU job sampled are classified later, unchanged, and the judge is only loaded when an
+    answer needs it."""
+    sampled = [
+        {"question_id": "who", "sample": 0, "question": "Who are you?", "answer": "I am Qwen."},
+        {"question_id": "who", "sample": 1, "question": "Who are you?", "answer": "A humble helper."},
+    ]
+    judge = Scripted(lambda prompt: "claude")
+    loads = []
+    result = classify_identity_answers(sampled, ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge)
+    assert [r["claim"] for r in result["records"]] == ["qwen", "claude"] and loads == [1]
+    assert "claim" not in sampled[0]  # the sampled answers file's records are left as they were
+    matched = classify_identity_answers(sampled[:1], ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge)
+    assert matched["metrics"]["aliases+judge"]["true_identity_share"] == 1.0 and loads == [1]
 
 
 def test_question_files():
