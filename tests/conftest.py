@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles", "report")
 
 
+def pytest_collection_modifyitems(config, items):
+    """SLURM tests last. They install SLURM and stop it when done; from then on every `snakemake` start
+    pays ~9 s because the SLURM executor plugin, imported by every run, asks the stopped controller for
+    its config (`scontrol show config`, 10 s timeout) whenever `sinfo` is installed. Running them last
+    keeps that cost out of the other tests (and out of the paper-DAG build time they measure)."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _hf_home(tmp_path_factory):
     os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
