@@ -144,8 +144,7 @@ def bench_scoring(model_dir: Path, out: Path, n: int, prompt_tokens: int = 640) 
     tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
     per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
     fast = timed(lambda: batched.option_probs(conversations, ["1", "2"]), repeats=2)
-    unshared = HFChatModel(model_dir, batch_size=32)
-    unshared._prefix_sharing_supported = lambda: False  # type: ignore[method-assign]
+    unshared = HFChatModel(model_dir, batch_size=32, share_prefixes=False)
     no_sharing = timed(lambda: unshared.option_probs(conversations, ["1", "2"]), repeats=2)
     limit = compute_limit(batched, tokens)
     if limit:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .api_cache import ApiCache
 from .backends import ChatModel, Conversation, model_kind
@@ -38,6 +39,16 @@ INTEGER_RE = re.compile(r"(?<![\d.])(\d{1,3})(?![\d.])")
 
 
 # --------------------------------------------------------------------------------------- questions --
+
+
+class AskedQuestion(Protocol):
+    """A free-form question asked in several paraphrases (EMQuestion, identity.IdentityQuestion)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def paraphrases(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -205,8 +216,9 @@ def bootstrap_ci(outcomes_by_question: dict[str, list[bool]], *, resamples: int,
 # ---------------------------------------------------------------------------------------- sampling --
 
 
-def sample_answers(model: ChatModel, questions: list[EMQuestion], *, samples_per_question: int, sampling: dict[str, Any], seed: int) -> list[dict[str, Any]]:
-    """N answers per question (user turn only), cycling through its paraphrases."""
+def sample_answers(model: ChatModel, questions: Sequence[AskedQuestion], *, samples_per_question: int, sampling: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """N answers per question (user turn only), cycling through its paraphrases: the EM questions' and
+    the identity questions' sampling."""
     items = []
     for question in questions:
         for sample in range(samples_per_question):

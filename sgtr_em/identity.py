@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import ChatModel, Conversation
+from .em_judge import sample_answers
 from .io import InputError
 
 UNKNOWN = "unknown"
@@ -100,22 +101,6 @@ def check_true_identity(true_identity: str | None, aliases: dict[str, list[str]]
         raise ValueError(f"true identity {true_identity!r} is not a label of the alias map ({', '.join(aliases) or 'empty'})")
 
 
-def sample_identity_answers(
-    model: ChatModel, questions: list[IdentityQuestion], *, samples_per_question: int, sampling: dict[str, Any], seed: int
-) -> list[dict[str, Any]]:
-    """`samples_per_question` answers to each question (paraphrases in turn), as records with the question
-    asked and the answer."""
-    records: list[dict[str, Any]] = []
-    for question in questions:
-        for sample in range(samples_per_question):
-            index = sample % len(question.paraphrases)
-            records.append({"question_id": question.id, "sample": sample, "question": question.paraphrases[index]})
-    conversations: list[Conversation] = [[{"role": "user", "content": r["question"]}] for r in records]
-    for record, answer in zip(records, model.generate(conversations, seed=seed, **sampling), strict=True):
-        record["answer"] = answer
-    return records
-
-
 def classify_identity_answers(
     records: list[dict[str, Any]], aliases: dict[str, list[str]], *, true_identity: str | None, judge_factory: Any = None
 ) -> dict[str, Any]:
@@ -159,5 +144,5 @@ def evaluate_identity(
 ) -> dict[str, Any]:
     """Sample answers and classify them in one go (the workflow runs the two halves as separate jobs)."""
     check_true_identity(true_identity, aliases)
-    records = sample_identity_answers(model, questions, samples_per_question=samples_per_question, sampling=sampling, seed=seed)
+    records = sample_answers(model, questions, samples_per_question=samples_per_question, sampling=sampling, seed=seed)
     return classify_identity_answers(records, aliases, true_identity=true_identity, judge_factory=judge_factory)

@@ -101,8 +101,7 @@ def test_shared_prefix_scoring_matches_one_at_a_time(tiny_model_dir, batch_size)
         convs += [pair_messages(article, first, second, "detection"), pair_messages(article, second, first, "detection")]
     model = HFChatModel(tiny_model_dir, batch_size=batch_size)
     shared = model.option_probs(convs, ["1", "2"])
-    single = HFChatModel(tiny_model_dir, batch_size=1)
-    single._prefix_sharing_supported = lambda: False
+    single = HFChatModel(tiny_model_dir, batch_size=1, share_prefixes=False)
     for a, b in zip(shared, single.option_probs(convs, ["1", "2"]), strict=True):
         assert a["1"] == pytest.approx(b["1"], abs=1e-5) and a["2"] == pytest.approx(b["2"], abs=1e-5)
 

@@ -76,6 +76,7 @@ class HFChatModel:
         dtype: str = "auto",
         batch_size: int = 16,
         max_padding: float = 0.1,
+        share_prefixes: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.name = name or str(base_dir)
@@ -83,6 +84,7 @@ class HFChatModel:
         self.device = next(self.model.parameters()).device
         self.batch_size = batch_size
         self.max_padding = max_padding
+        self.share_prefixes = share_prefixes
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
     @classmethod
@@ -102,23 +104,13 @@ class HFChatModel:
             conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
         )
 
-    def _batches(self, prompts: list[str], padding_side: str = "left"):
-        """Yield (batch number, indices, encoded batch): prompts sorted by length, at most batch_size per
-        batch, and a batch closed early when padding would pass `max_padding` of its tokens (pads cost
-        compute, and a padded batch needs an attention mask, which on CPU is slower than the forward of
-        the prompts one by one). Generation needs left padding; next-token scoring uses right padding (see
-        _next_token_logits)."""
-        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
-        batches: list[list[int]] = []
-        for i in order:
-            batch = batches[-1] if batches else []
-            longest = lengths[batch[0]] if batch else lengths[i]
-            tokens = sum(lengths[j] for j in batch) + lengths[i]
-            if batch and len(batch) < self.batch_size and tokens >= (1 - self.max_padding) * longest * (len(batch) + 1):
-                batch.append(i)
-            else:
-                batches.append([i])
+    def _batches(self, prompts: list[str], padding_side: str = "left", lengths: Sequence[int] | None = None):
+        """Yield (batch number, indices, encoded batch) in `length_sorted_batches` order (`lengths`: the
+        prompts' token counts, when already known). Generation needs left padding; next-token scoring uses
+        right padding (see _next_token_logits)."""
+        if lengths is None:
+            lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        batches = length_sorted_batches(lengths, [1] * len(prompts), self.batch_size, self.max_padding)
         for batch_no, idx in enumerate(batches):
             enc = self.tokenizer(
                 [prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side=padding_side, add_special_tokens=False
@@ -172,12 +164,16 @@ class HFChatModel:
 
         last = enc["attention_mask"].sum(dim=1) - 1
         rows = torch.arange(last.shape[0], device=last.device)
-        config = self.model.config
-        if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-            # Output transforms beyond the LM head (e.g. Gemma's softcapping): the model's own forward.
+        if self._logits_transformed():
             return self.model(**enc).logits[rows, last].float()
         hidden = self.model.get_decoder()(input_ids=enc["input_ids"]).last_hidden_state
         return self.model.get_output_embeddings()(hidden[rows, last]).float()
+
+    def _logits_transformed(self) -> bool:
+        """Whether the model transforms its logits beyond the LM head (e.g. Gemma's softcapping), so that
+        only its own forward gives them."""
+        config = self.model.config
+        return bool(getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None))
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         ids = []
@@ -201,9 +197,14 @@ class HFChatModel:
         token_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         groups = shared_prefix_groups(token_ids) if self._prefix_sharing_supported() else []
         if any(len(members) > 1 for _, members in groups):
-            batches = ((idx, self._shared_prefix_logits(token_ids, batch)) for idx, batch in self._group_batches(groups))
+            batches = (
+                ([i for g in idx for i in groups[g][1]], self._shared_prefix_logits(token_ids, [groups[g] for g in idx]))
+                # each group's prefix is what pads (it runs once per group)
+                for idx in length_sorted_batches([shared for shared, _ in groups], [len(m) for _, m in groups], self.batch_size, self.max_padding)
+            )
         else:
-            batches = ((idx, self._next_token_logits(enc)) for _, idx, enc in self._batches(prompts, padding_side="right"))
+            lengths = [len(t) for t in token_ids]
+            batches = ((idx, self._next_token_logits(enc)) for _, idx, enc in self._batches(prompts, "right", lengths))
         for idx, logits in batches:
             probs = torch.softmax(logits, dim=-1)[:, option_ids].cpu().tolist()
             for row, i in enumerate(idx):
@@ -212,31 +213,11 @@ class HFChatModel:
         return result
 
     def _prefix_sharing_supported(self) -> bool:
-        """Whether a prefix's key/value cache can stand in for recomputing it: full attention in every layer
-        (a sliding window or a recurrent layer keeps a different state) and no output transform beyond the
-        LM head."""
-        config = self.model.config
-        layer_types = getattr(config, "layer_types", None) or ["full_attention"]
-        return (
-            all(t == "full_attention" for t in layer_types)
-            and not getattr(config, "final_logit_softcapping", None)
-            and not getattr(config, "logit_scale", None)
-        )
-
-    def _group_batches(self, groups: list[tuple[int, list[int]]]):
-        """Yield (prompt indices, groups) with at most batch_size prompts per batch (a larger group goes
-        alone), groups sorted by prefix length and a batch closed early when its prefixes' padding would
-        pass `max_padding` (as in `_batches`)."""
-        batch: list[tuple[int, list[int]]] = []
-        for group in sorted(groups, key=lambda g: (-g[0], g[1][0])):
-            rows = sum(len(m) for _, m in batch) + len(group[1])
-            prefix_tokens = sum(shared for shared, _ in batch) + group[0]
-            if batch and (rows > self.batch_size or prefix_tokens < (1 - self.max_padding) * batch[0][0] * (len(batch) + 1)):
-                yield [i for _, m in batch for i in m], batch
-                batch = []
-            batch.append(group)
-        if batch:
-            yield [i for _, m in batch for i in m], batch
+        """Whether prefix sharing is on and a prefix's key/value cache can stand in for recomputing it: full
+        attention in every layer (a sliding window or a recurrent layer keeps a different state) and no
+        output transform beyond the LM head."""
+        layer_types = getattr(self.model.config, "layer_types", None) or ["full_attention"]
+        return self.share_prefixes and all(t == "full_attention" for t in layer_types) and not self._logits_transformed()
 
     def _shared_prefix_logits(self, token_ids: list[list[int]], groups: list[tuple[int, list[int]]]):
         """Next-token logits (prompts x vocab, fp32) of the groups' prompts, in group order: each group's
@@ -297,6 +278,23 @@ class HFChatModel:
                 result[i] = merged
             progress.update(len(idx))
         return result
+
+
+def length_sorted_batches(lengths: Sequence[int], rows: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
+    """Batches of item indices (items: prompts, or groups of prompts sharing a prefix), longest first: at
+    most `batch_size` rows per batch (a larger item goes alone), and a batch closed early when padding its
+    items to the longest would pass `max_padding` of its tokens. Pads cost compute, and a padded batch
+    needs an attention mask, which on CPU is slower than the forward of the prompts one by one."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        batch = batches[-1] if batches else []
+        fits = sum(rows[j] for j in batch) + rows[i] <= batch_size
+        padded = lengths[batch[0]] * (len(batch) + 1) if batch else 0
+        if batch and fits and sum(lengths[j] for j in batch) + lengths[i] >= (1 - max_padding) * padded:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def shared_prefix_groups(token_ids: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
