@@ -1,10 +1,11 @@
 """Benchmarks: each measures an optimized engine against the naive baseline in the same run and writes
 results/bench/<name>.json with baseline, optimized, ratio, units, device and versions.
 
-    python -m sgtr_em.bench [scoring|generation|training|dag|all] [--shape tiny|0.5b|7b] [--out results/bench]
+    python -m sgtr_em.bench [scoring|generation|training|dag|memory|all] [--shape tiny|0.5b|7b|32b] [--out results/bench]
 
-CPU default: a tiny demo-style model built on the fly. On a GPU, `--shape 0.5b|7b` uses random-init
-Qwen2.5-shaped models (no download): throughput does not depend on the weights' values.
+CPU default: a tiny demo-style model built on the fly. On a GPU, `--shape 0.5b|7b|32b` uses random-init
+Qwen2.5-shaped models (no download): throughput does not depend on the weights' values. `memory` writes the
+memory plan of the paper's models on an 80 GB GPU (no GPU needed).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .memory import GIB, SHAPES, ModelShape, choose_checkpointing, inference_bytes, training_plan
 from .runtime import versions
 
-QWEN25_SHAPES = {
-    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, vocab_size=151936),
-    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064),
-}
+# `--shape` names: random-init models with Qwen2.5's shapes (sgtr_em.memory.SHAPES).
+GPU_SHAPES = ("0.5b", "7b", "32b")
 
 
 def device_name() -> str:
@@ -84,7 +84,17 @@ def build_model(shape: str, work: Path):
     target = work / shape
     if not target.exists():
         tokenizer = AutoTokenizer.from_pretrained(tiny)
-        config = Qwen2Config(**QWEN25_SHAPES[shape], max_position_embeddings=4096, tie_word_embeddings=shape == "0.5b")
+        dims = SHAPES[f"qwen2.5-{shape}"]
+        config = Qwen2Config(
+            hidden_size=dims.hidden_size,
+            intermediate_size=dims.intermediate_size,
+            num_hidden_layers=dims.num_hidden_layers,
+            num_attention_heads=dims.num_attention_heads,
+            num_key_value_heads=dims.num_key_value_heads,
+            vocab_size=dims.vocab_size,
+            tie_word_embeddings=dims.tie_word_embeddings,
+            max_position_embeddings=4096,
+        )
         with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
             model = Qwen2ForCausalLM(config).to(torch.bfloat16)
         model.save_pretrained(target)
@@ -114,23 +124,29 @@ def words_for_prompt_tokens(model, tokens: int) -> int:
     return max(1, round(200 * (tokens - empty) / (sample - empty)))
 
 
-# Dense bf16 tensor-core peak, FLOP/s: the compute limit that scoring throughput is compared with.
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+# Dense bf16 tensor-core peak (FLOP/s) and memory bandwidth (bytes/s) of the GPUs a benchmark knows: the
+# limits that throughput is compared with.
+GPU_PEAKS = {"H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12), "A100": (312e12, 2.0e12)}
+
+
+def gpu_peaks() -> tuple[float, float] | None:
+    """(bf16 FLOP/s, bytes/s) of the visible GPU; None on CPU or an unknown GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((peaks for gpu, peaks in GPU_PEAKS.items() if gpu in name), None)
 
 
 def compute_limit(model, prompt_tokens: float) -> dict[str, float]:
     """Items/s at the GPU's bf16 peak for a full forward of `prompt_tokens` (2 FLOPs per parameter and
     token), and the peak used; empty on CPU or an unknown GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return {}
-    name = torch.cuda.get_device_name(0)
-    peak = next((flops for gpu, flops in PEAK_BF16_FLOPS.items() if gpu in name), None)
-    if peak is None:
+    peaks = gpu_peaks()
+    if peaks is None:
         return {}
     params = sum(p.numel() for p in model.model.parameters())
-    return {"peak_flops": peak, "compute_limit_items_per_s": peak / (2 * params * prompt_tokens)}
+    return {"peak_flops": peaks[0], "compute_limit_items_per_s": peaks[0] / (2 * params * prompt_tokens)}
 
 
 def bench_scoring(model_dir: Path, out: Path, n: int, prompt_tokens: int = 640) -> dict[str, Any]:
@@ -162,6 +178,37 @@ def bench_scoring(model_dir: Path, out: Path, n: int, prompt_tokens: int = 640) 
     )
 
 
+def bench_truthfulqa(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
+    """TruthfulQA's binary choice: per-item sampled generate (the reference protocol) vs batched
+    next-token probabilities of A and B; short prompts, both orders of each question's options."""
+    from .backends.hf import HFChatModel
+    from .prompts import truthfulqa_messages
+
+    conversations = []
+    for k in range((n + 1) // 2):
+        question, best, wrong = f"Question {k}: what happens if " + "you do this " * (k % 5 + 1) + "?", f"Nothing in particular {k}.", f"Something bad {k}."
+        conversations += [truthfulqa_messages(question, best, wrong), truthfulqa_messages(question, wrong, best)]
+    conversations = conversations[:n]
+    batched = HFChatModel(model_dir, batch_size=32)
+    single = HFChatModel(model_dir, batch_size=1)
+    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
+    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
+    fast = timed(lambda: batched.option_probs(conversations, ["A", "B"]), repeats=2)
+    limit = compute_limit(batched, tokens)
+    if limit:
+        limit["fraction_of_compute_limit"] = (n / fast) / limit["compute_limit_items_per_s"]
+    return record(
+        out,
+        "truthfulqa_scoring",
+        baseline=n / per_item,
+        optimized=n / fast,
+        units="items/s",
+        notes=f"{n} TruthfulQA binary-choice prompts of {tokens:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities of A and B",
+        prompt_tokens=tokens,
+        **limit,
+    )
+
+
 def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     """Summary generation: one prompt at a time vs length-sorted batches, 64 new tokens each."""
     from .backends.hf import HFChatModel
@@ -177,35 +224,108 @@ def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
 
     start = time.perf_counter(); base_tokens = tokens(single); base = time.perf_counter() - start
     start = time.perf_counter(); fast_tokens = tokens(batched); fast = time.perf_counter() - start
-    return record(out, "generation", baseline=base_tokens / base, optimized=fast_tokens / fast, units="new tok/s", notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64")
+    extra: dict[str, float] = {}
+    peaks = gpu_peaks()
+    if peaks is not None:
+        # Decoding reads every weight once per step for the whole batch: at most batch / (weight bytes /
+        # bandwidth) new tokens per second (the key/value cache's reads come on top).
+        weight_bytes = sum(p.numel() * p.element_size() for p in batched.model.parameters())
+        extra["bandwidth_limit_tok_per_s"] = min(n, 64) * peaks[1] / weight_bytes
+        extra["fraction_of_bandwidth_limit"] = (fast_tokens / fast) / extra["bandwidth_limit_tok_per_s"]
+    return record(out, "generation", baseline=base_tokens / base, optimized=fast_tokens / fast, units="new tok/s", notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64", **extra)
+
+
+def chat_renderer(model_dir: Path) -> Any:
+    """A model directory's tokenizer and chat template without its weights (for sizing prompts)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return SimpleNamespace(tokenizer=tokenizer, render=lambda c: tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True))
 
 
 def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
-    """LoRA SFT throughput: TRL scoring every position on CPU (its default there) vs label positions only."""
+    """LoRA SFT throughput. CPU: TRL scoring every position (its CPU default) vs label positions only, on
+    ~200-word pair examples. GPU: activation checkpointing always on (the recipe's old setting) vs `auto`
+    (only when the memory plan needs it), on ~1024-token examples, with MFU and peak memory against the plan."""
+    import gc
+
+    import torch
     from trl.trainer import utils as trl_utils
 
     from .io import write_jsonl
     from .train import build_trainer, score_label_positions_only_on_cpu
 
+    on_gpu = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp())
-    write_jsonl(work / "pairs.jsonl", [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, 200)])
+    words = words_for_prompt_tokens(chat_renderer(model_dir), 1024) if on_gpu else 200
+    write_jsonl(work / "pairs.jsonl", [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, words)])
     hp = dict(lora_r=32, lora_alpha=64, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], epochs=1, learning_rate=1e-4, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=8, gradient_accumulation_steps=1, max_length=1024, gradient_checkpointing=False)
     score_label_positions_only_on_cpu()
     patched = trl_utils._use_triton
+    peaks = gpu_peaks()
 
-    def run(hook) -> float:
+    def run(hook, checkpointing: bool | str) -> dict[str, Any]:
         trl_utils._use_triton = hook
-        trainer = build_trainer(model_dir, [], work / "pairs.jsonl", hp, 0, work / "run", compact_cpu_loss=False)
-        tokens = sum(len(x["input_ids"]) for x in trainer.train_dataset)
+        trainer = build_trainer(model_dir, [], work / "pairs.jsonl", {**hp, "gradient_checkpointing": checkpointing}, 0, work / "run", compact_cpu_loss=False)
+        lengths = [len(x["input_ids"]) for x in trainer.train_dataset]
+        if on_gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         trainer.train()
-        return tokens / (time.perf_counter() - started)
+        if on_gpu:
+            torch.cuda.synchronize()
+        result: dict[str, Any] = {"tok_per_s": sum(lengths) / (time.perf_counter() - started)}
+        if on_gpu:
+            shape = ModelShape.from_config(trainer.model.config)
+            plan = training_plan(shape, lora_r=hp["lora_r"], target_modules=hp["target_modules"], micro_batch=hp["per_device_batch_size"], sequence_length=max(lengths), gpu_bytes=torch.cuda.get_device_properties(0).total_memory, checkpointing=bool(trainer.args.activation_checkpointing))
+            result.update(
+                activation_checkpointing=plan.checkpointing,
+                peak_memory_gib=torch.cuda.max_memory_allocated() / GIB,
+                planned_memory_gib=plan.per_gpu / GIB,
+            )
+            if peaks is not None:
+                # LoRA on a frozen base: forward 2N plus the input gradients 2N FLOPs per token (recomputation not counted)
+                result["mfu"] = result["tok_per_s"] * 4 * shape.parameters() / peaks[0]
+        del trainer
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
+        return result
 
     try:
-        baseline, optimized = run(patched._original), run(patched)
+        if on_gpu:
+            baseline, optimized = run(patched, True), run(patched, "auto")
+            notes = f"{n} pair examples of ~1024 tokens, LoRA r 32 on all projections, micro-batch 8; baseline: activation checkpointing always; optimized: checkpointing only if the memory plan needs it"
+        else:
+            baseline, optimized = run(patched._original, False), run(patched, False)
+            notes = f"{n} pair examples, LoRA r 32 on all projections, batch 8; baseline: every position through the LM head; optimized: label positions only"
     finally:
         trl_utils._use_triton = patched
-    return record(out, "training", baseline=baseline, optimized=optimized, units="tok/s", notes=f"{n} pair examples, LoRA r 32 on all projections, batch 8; baseline: every position through the LM head; optimized: label positions only")
+    return record(out, "training", baseline=baseline.pop("tok_per_s"), optimized=optimized.pop("tok_per_s"), units="tok/s", notes=notes, baseline_details=baseline, optimized_details=optimized)
+
+
+def bench_memory(out: Path, gpu_bytes: int = 85_520_809_984) -> dict[str, Any]:
+    """The memory plan of the paper's open models on one 80 GB GPU (an H100's `total_memory` by default):
+    LoRA training per recipe step, and inference at the summary-generation batch."""
+    recipe = dict(lora_r=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], micro_batch=2)
+    plans: dict[str, Any] = {}
+    for name in ("qwen2.5-7b", "qwen2.5-32b", "seed-oss-36b"):
+        shape = SHAPES[name]
+        rows = {}
+        for length in (1024, 2048):
+            plan = choose_checkpointing(training_plan(shape, sequence_length=length, gpu_bytes=gpu_bytes, **recipe))
+            rows[f"train_seq{length}"] = {**plan.summary(), "largest_micro_batch": plan.largest_micro_batch(), "gpus_needed": plan.gpus_needed()}
+            print(f"{name:14s} train seq {length}: {plan.summary()['per_gpu_gib']:5.1f} GiB per GPU of {gpu_bytes / GIB:.1f}, checkpointing {plan.checkpointing}, fits {plan.fits}, largest micro-batch {plan.largest_micro_batch()}, GPUs needed {plan.gpus_needed()}")
+        rows["inference_batch16_seq1300_gib"] = round(inference_bytes(shape, batch=16, sequence_length=1300) / GIB, 1)
+        rows["parameters"] = shape.parameters()
+        plans[name] = rows
+    result = {"benchmark": "memory", "gpu_bytes": gpu_bytes, "recipe": recipe, "plans": plans, "versions": versions()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "memory.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def bench_dag(out: Path) -> dict[str, Any]:
@@ -240,22 +360,25 @@ def bench_dag(out: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="all", choices=["scoring", "generation", "training", "dag", "all"])
-    parser.add_argument("--shape", default="tiny", choices=["tiny", *QWEN25_SHAPES])
+    parser.add_argument("which", nargs="?", default="all", choices=["scoring", "generation", "training", "dag", "memory", "all"])
+    parser.add_argument("--shape", default="tiny", choices=["tiny", *GPU_SHAPES])
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--items", type=int, default=64)
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = Path(tempfile.gettempdir()) / "sgtr-em-bench"
-    model_dir = build_model(args.shape, work) if args.which != "dag" else None
+    model_dir = build_model(args.shape, work) if args.which not in ("dag", "memory") else None
     if args.which in ("scoring", "all"):
         bench_scoring(model_dir, out, args.items)
+        bench_truthfulqa(model_dir, out, args.items)
     if args.which in ("generation", "all"):
         bench_generation(model_dir, out, args.items)
     if args.which in ("training", "all"):
         bench_training(model_dir, out, args.items)
     if args.which in ("dag", "all"):
         bench_dag(out)
+    if args.which in ("memory", "all"):
+        bench_memory(out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ def _resolve(node: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 def _type(node: dict[str, Any]) -> str:
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
+    if "const" in node:
+        return f"`{node['const']}`"
+    if "oneOf" in node and "type" not in node:
+        return " or ".join(_type(option) for option in node["oneOf"])
     kind = node.get("type", "object" if "properties" in node else "")
     return " or ".join(kind) if isinstance(kind, list) else str(kind)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .backends.hf import load_model_state, pick_device_dtype
 from .io import InputError, read_jsonl, sha256_file, sha256_json, write_json
+from .memory import ModelShape, TrainingPlan, choose_checkpointing, training_plan
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +175,54 @@ def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path 
     return last_complete_checkpoint(root)
 
 
-def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0):
+def plan_checkpointing(hp: dict[str, Any], model_config: Any, longest_tokens: int, gpu_bytes: int, gpus: int) -> TrainingPlan | None:
+    """The memory plan of a GPU run, whose `checkpointing` is the run's activation checkpointing:
+    `gradient_checkpointing` true or false as set, or "auto": on only when a step of the longest sequence
+    (at most max_length) does not fit the GPUs without it. None for shapes the planner does not know."""
+    setting = hp["gradient_checkpointing"]
+    try:
+        plan = training_plan(
+            ModelShape.from_config(model_config),
+            lora_r=hp["lora_r"],
+            target_modules=hp["target_modules"],
+            micro_batch=hp["per_device_batch_size"],
+            sequence_length=min(longest_tokens, hp["max_length"]),
+            gpu_bytes=gpu_bytes,
+            gpus=gpus,
+            checkpointing=setting is True,
+        )
+    except (ValueError, ZeroDivisionError) as error:
+        log.info("no memory plan for this model (%s)", error)
+        return None
+    return choose_checkpointing(plan) if setting == "auto" else plan
+
+
+def log_memory_plan(plan: TrainingPlan) -> None:
+    s = plan.summary()
+    log.info(
+        "memory plan per GPU (%d x %.1f GiB): weights %.1f + LoRA states %.1f + activations %.1f + reserved %.1f = %.1f GiB, %s activation checkpointing, micro-batch %d x %d tokens",
+        s["gpus"], s["gpu_gib"], s["weights_gib"], s["lora_states_gib"], s["activations_gib"], s["reserved_gib"], s["per_gpu_gib"],
+        "with" if plan.checkpointing else "without", plan.micro_batch, plan.sequence_length,
+    )
+    if not plan.fits:
+        needed = plan.gpus_needed()
+        advice = f"give the model's jobs resources.gpu: {needed}" if needed and needed > plan.gpus else "lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch) or max_length"
+        log.warning("the memory plan says this step may not fit in %.1f GiB per GPU: %s", s["gpu_gib"], advice)
+
+
+def sft_config(
+    hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0, checkpointing: bool | None = None
+):
+    """`checkpointing`: the resolved activation checkpointing of a GPU run (see plan_checkpointing); on CPU
+    it is never used, since memory is not the limit there."""
     from trl import SFTConfig
 
     device, dtype = pick_device_dtype()
     import torch
 
     on_gpu = device == "cuda"
+    if checkpointing is None:
+        checkpointing = hp["gradient_checkpointing"] in (True, "auto")
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=hp["epochs"],
@@ -193,8 +235,8 @@ def sft_config(hp: dict[str, Any], output_dir: str | Path, seed: int, threads: i
         max_length=hp["max_length"],
         packing=False,
         assistant_only_loss=True,
-        # transformers 5.23 renamed gradient checkpointing; never on CPU, where memory is not the limit.
-        activation_checkpointing=bool(hp["gradient_checkpointing"]) and on_gpu,
+        # transformers 5.23 renamed gradient checkpointing.
+        activation_checkpointing=checkpointing and on_gpu,
         bf16=on_gpu and dtype == torch.bfloat16,
         fp16=on_gpu and dtype == torch.float16,
         use_cpu=not on_gpu,
@@ -265,10 +307,21 @@ def build_trainer(
     model, tokenizer = load_model_state(base_dir, parent_adapters)
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
+    checkpointing = None
+    if torch.cuda.is_available():
+        longest = max(
+            len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"])
+            for row in rows
+        )
+        gpus = torch.cuda.device_count() if len(set(getattr(model, "hf_device_map", {0: 0}).values())) > 1 else 1
+        plan = plan_checkpointing(hp, model.config, longest, torch.cuda.get_device_properties(0).total_memory, gpus)
+        if plan is not None:
+            log_memory_plan(plan)
+            checkpointing = plan.checkpointing
     markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps),
+        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps, checkpointing),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hp),

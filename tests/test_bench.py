@@ -26,3 +26,22 @@ def test_scoring_benchmark_records_prompts_of_the_asked_length(tiny_model_dir, t
     saved = json.loads((tmp_path / "scoring.json").read_text())
     assert saved["ratio"] == result["ratio"] > 0
     assert abs(saved["prompt_tokens"] - 250) <= 15 and saved["batched_without_prefix_sharing"] > 0
+
+
+def test_truthfulqa_benchmark_scores_both_orders(tiny_model_dir, tmp_path):
+    from sgtr_em.bench import bench_truthfulqa
+
+    result = bench_truthfulqa(tiny_model_dir, tmp_path, n=4)
+    assert result["baseline"] > 0 and result["optimized"] > 0 and result["prompt_tokens"] > 20
+    assert json.loads((tmp_path / "truthfulqa_scoring.json").read_text())["units"] == "items/s"
+
+
+def test_memory_plan_benchmark_covers_the_paper_models(tmp_path):
+    from sgtr_em.bench import bench_memory
+
+    plans = bench_memory(tmp_path)["plans"]
+    assert set(plans) == {"qwen2.5-7b", "qwen2.5-32b", "seed-oss-36b"}
+    on_one_gpu = plans["qwen2.5-32b"]["train_seq1024"]
+    assert on_one_gpu["fits"] and on_one_gpu["checkpointing"] and on_one_gpu["gpus_needed"] == 1
+    assert plans["seed-oss-36b"]["train_seq1024"]["gpus_needed"] == 2
+    assert json.loads((tmp_path / "memory.json").read_text())["plans"] == plans

@@ -37,6 +37,13 @@ def check_adapter_dir(path: str | Path) -> None:
         raise FileNotFoundError(f"adapter directory {path} is incomplete: missing {', '.join(missing)}")
 
 
+def device_map(device: str, gpus: int) -> str | None:
+    """How to place a model: on one device (None: load, then move), or split layer-wise across every visible
+    GPU by accelerate when a job has several (a rule's `gpu > 1`; SLURM sets CUDA_VISIBLE_DEVICES), so a
+    state too large for one GPU's memory still loads (see sgtr_em.memory for the plan)."""
+    return "auto" if device == "cuda" and gpus > 1 else None
+
+
 def load_model_state(base_dir: str | Path, adapters: Sequence[str | Path] = (), dtype: str = "auto", device: str | None = None):
     """Load the base model and merge each adapter of the chain in training order.
 
@@ -52,7 +59,12 @@ def load_model_state(base_dir: str | Path, adapters: Sequence[str | Path] = (), 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)
+    placement = device_map(device, torch.cuda.device_count() if device == "cuda" else 0)
+    if placement is None:
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype, device_map=placement)
+        log.info("%s split across %d GPUs: %s", base_dir, torch.cuda.device_count(), sorted(set(map(str, model.hf_device_map.values()))))
     if adapters:
         from peft import PeftModel
 

@@ -1,0 +1,101 @@
+"""The memory plan: parameter counts, measured activation memory, and the choices made from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgtr_em.memory import GIB, SHAPES, ModelShape, choose_checkpointing, saved_activation_bytes, training_plan
+from sgtr_em.train import plan_checkpointing
+
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+H100_BYTES = 85_520_809_984  # torch.cuda.get_device_properties(0).total_memory of an H100 80GB
+
+
+def qwen2_config(hidden, intermediate, heads, kv_heads, head_dim=None, tied=False, layers=2, vocab=500):
+    from transformers import Qwen2Config
+
+    extra = {"head_dim": head_dim} if head_dim else {}
+    return Qwen2Config(
+        hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, vocab_size=vocab, tie_word_embeddings=tied, max_position_embeddings=512, **extra,
+    )
+
+
+@pytest.mark.parametrize("tied,head_dim", [(False, None), (True, None), (False, 48)])
+def test_parameter_count_matches_a_built_model(tied, head_dim):
+    from transformers import Qwen2ForCausalLM
+
+    config = qwen2_config(128, 320, 4, 2, head_dim=head_dim, tied=tied, layers=3)
+    model = Qwen2ForCausalLM(config)
+    assert ModelShape.from_config(config).parameters() == sum(p.numel() for p in model.parameters())
+    assert ModelShape.from_config(config.to_dict()) == ModelShape.from_config(config)
+
+
+def test_qwen25_32b_shape_has_its_published_size():
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    shape = SHAPES["qwen2.5-32b"]
+    config = qwen2_config(shape.hidden_size, shape.intermediate_size, shape.num_attention_heads, shape.num_key_value_heads, layers=shape.num_hidden_layers, vocab=shape.vocab_size)
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(config)
+    assert shape.parameters() == sum(p.numel() for p in model.parameters()) == 32_763_876_352
+    # LoRA r 32 on every projection: 268M parameters (4.2M per layer)
+    assert shape.lora_parameters(32, ALL_PROJECTIONS) == 64 * 32 * (2 * 5120 + 2 * (5120 + 1024) + 2 * 5120 + 3 * (5120 + 27648))
+
+
+@pytest.mark.parametrize("hidden,intermediate,heads,kv_heads,head_dim,rank", [(384, 1024, 6, 6, None, 8), (256, 1024, 16, 2, 64, 32)])
+def test_activation_estimate_matches_what_autograd_saves(hidden, intermediate, heads, kv_heads, head_dim, rank):
+    """The plan's activation bytes against the tensors a LoRA forward under bf16 autocast really keeps."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = qwen2_config(hidden, intermediate, heads, kv_heads, head_dim=head_dim)
+    model = get_peft_model(Qwen2ForCausalLM(config).to(torch.bfloat16), LoraConfig(r=rank, target_modules=ALL_PROJECTIONS, task_type="CAUSAL_LM"))
+    batch, length = 2, 96
+    ids = torch.randint(0, config.vocab_size, (batch, length))
+
+    def forward():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model.base_model.model.model(input_ids=ids).last_hidden_state.float().sum()
+
+    measured = saved_activation_bytes(forward, model.parameters())
+    plan = training_plan(ModelShape.from_config(config), lora_r=rank, target_modules=ALL_PROJECTIONS, micro_batch=batch, sequence_length=length, gpu_bytes=H100_BYTES)
+    assert plan.activations == pytest.approx(measured, rel=0.10)
+
+
+def test_32b_trains_on_one_80gb_gpu_only_with_checkpointing():
+    step = dict(lora_r=32, target_modules=ALL_PROJECTIONS, sequence_length=1024, gpu_bytes=H100_BYTES)
+    plan = choose_checkpointing(training_plan(SHAPES["qwen2.5-32b"], micro_batch=2, **step))
+    assert plan.checkpointing and plan.fits
+    assert 60 < plan.weights / GIB < 62
+    assert not training_plan(SHAPES["qwen2.5-32b"], micro_batch=1, checkpointing=False, **step).fits
+    assert plan.largest_micro_batch() >= 2
+    # 36B does not fit one 80 GB GPU even with checkpointing: split across two
+    seed = choose_checkpointing(training_plan(SHAPES["seed-oss-36b"], micro_batch=2, **step))
+    assert not seed.fits and seed.gpus_needed() == 2
+
+
+def test_7b_skips_checkpointing_when_the_step_fits():
+    step = dict(lora_r=32, target_modules=ALL_PROJECTIONS, sequence_length=1024, gpu_bytes=H100_BYTES)
+    assert not choose_checkpointing(training_plan(SHAPES["qwen2.5-7b"], micro_batch=2, **step)).checkpointing
+    assert choose_checkpointing(training_plan(SHAPES["qwen2.5-7b"], micro_batch=16, **step)).checkpointing
+
+
+def test_training_resolves_auto_from_the_longest_sequence():
+    hp = dict(lora_r=32, target_modules=ALL_PROJECTIONS, per_device_batch_size=2, max_length=2048, gradient_checkpointing="auto")
+    config = {"model_type": "qwen2", **{k: getattr(SHAPES["qwen2.5-7b"], k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size")}}
+    short = plan_checkpointing(hp, config, longest_tokens=700, gpu_bytes=H100_BYTES, gpus=1)
+    assert short is not None and not short.checkpointing and short.sequence_length == 700
+    assert plan_checkpointing(hp, config, longest_tokens=700, gpu_bytes=24 * GIB, gpus=1).checkpointing
+    assert plan_checkpointing({**hp, "gradient_checkpointing": True}, config, 700, H100_BYTES, 1).checkpointing
+    assert plan_checkpointing({**hp, "target_modules": ["c_attn"]}, config, 700, H100_BYTES, 1) is None
+
+
+def test_device_map_splits_only_across_several_gpus():
+    from sgtr_em.backends.hf import device_map
+
+    assert device_map("cpu", 0) is None and device_map("cuda", 1) is None
+    assert device_map("cuda", 2) == "auto"
