@@ -197,6 +197,17 @@ def plan_checkpointing(hp: dict[str, Any], model_config: Any, longest_tokens: in
     return choose_checkpointing(plan) if setting == "auto" else plan
 
 
+def plan_for_rows(
+    hp: dict[str, Any], model_config: Any, tokenizer: Any, rows: list[dict[str, Any]], template_kwargs: dict[str, Any], gpu_bytes: int, gpus: int
+) -> TrainingPlan | None:
+    """The memory plan of training on these chat rows: sized by the longest row as the chat template renders it."""
+    longest = max(
+        len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"])
+        for row in rows
+    )
+    return plan_checkpointing(hp, model_config, longest, gpu_bytes, gpus)
+
+
 def log_memory_plan(plan: TrainingPlan) -> None:
     s = plan.summary()
     log.info(
@@ -309,12 +320,8 @@ def build_trainer(
     tokenizer.padding_side = "right"
     checkpointing = None
     if torch.cuda.is_available():
-        longest = max(
-            len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"])
-            for row in rows
-        )
         gpus = torch.cuda.device_count() if len(set(getattr(model, "hf_device_map", {0: 0}).values())) > 1 else 1
-        plan = plan_checkpointing(hp, model.config, longest, torch.cuda.get_device_properties(0).total_memory, gpus)
+        plan = plan_for_rows(hp, model.config, tokenizer, rows, template_kwargs, torch.cuda.get_device_properties(0).total_memory, gpus)
         if plan is not None:
             log_memory_plan(plan)
             checkpointing = plan.checkpointing

@@ -99,3 +99,21 @@ def test_device_map_splits_only_across_several_gpus():
 
     assert device_map("cpu", 0) is None and device_map("cuda", 1) is None
     assert device_map("cuda", 2) == "auto"
+
+
+def test_a_training_job_plans_for_its_longest_row(tiny_model_dir, caplog):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from sgtr_em.train import log_memory_plan, plan_for_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [{"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "1"}]} for n in (5, 40, 12)]
+    hp = dict(lora_r=4, target_modules=["q_proj", "v_proj"], per_device_batch_size=2, max_length=512, gradient_checkpointing="auto")
+    plan = plan_for_rows(hp, AutoConfig.from_pretrained(tiny_model_dir), tokenizer, rows, {}, gpu_bytes=8 * GIB, gpus=1)
+    longest = len(tokenizer(tokenizer.apply_chat_template(rows[1]["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
+    assert plan is not None and plan.sequence_length == longest and plan.fits and not plan.checkpointing
+    with caplog.at_level("INFO", logger="sgtr_em.train"):
+        log_memory_plan(plan)
+        log_memory_plan(training_plan(SHAPES["seed-oss-36b"], lora_r=32, target_modules=ALL_PROJECTIONS, micro_batch=2, sequence_length=1024, gpu_bytes=H100_BYTES, checkpointing=True))
+    assert "without activation checkpointing" in caplog.text
+    assert "may not fit" in caplog.text and "resources.gpu: 2" in caplog.text
