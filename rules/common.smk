@@ -104,7 +104,9 @@ def stage_hyperparameters(wc):
         return {
             k: ft[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")
         }
-    return cfglib.training_hyperparameters(config, wc.model, wc.chain.split("+")[-1])
+    hp = cfglib.training_hyperparameters(config, wc.model, wc.chain.split("+")[-1])
+    # Memory settings change how a step runs, not the adapter: no rerun (the script reads them).
+    return {k: v for k, v in hp.items() if k not in cfglib.MEMORY_SETTINGS}
 
 
 def model_resources(key):

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from sgtr_em.backends import model_kind, train_stage
+from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 
@@ -13,8 +14,11 @@ wc = snakemake.wildcards
 source = snakemake.config["models"][wc.model]["source"]
 hp = dict(snakemake.params.hp)
 if model_kind(source) == "hf":
-    # Read here, not a param: how often to checkpoint never changes the adapter, so it triggers no rerun.
+    # Read here, not params: how often to checkpoint and how to fit memory never change the adapter, so
+    # they trigger no rerun.
     hp["checkpoint_steps"] = snakemake.config["finetune"]["checkpoint_steps"]
+    recipe = training_hyperparameters(snakemake.config, wc.model, wc.chain.split("+")[-1])
+    hp.update({k: recipe[k] for k in MEMORY_SETTINGS})
 meta = train_stage(
     source=source,
     model_dir=snakemake.input.model,

@@ -1,9 +1,9 @@
 """Benchmarks: each measures an optimized engine against the naive baseline in the same run and writes
 results/bench/<name>.json with baseline, optimized, ratio, units, device and versions.
 
-    python -m sgtr_em.bench [scoring|generation|training|dag|memory|all] [--shape tiny|0.5b|7b|32b] [--out results/bench]
+    python -m sgtr_em.bench [scoring|generation|training|dag|memory|all] [--shape tiny|0.5b|7b] [--out results/bench]
 
-CPU default: a tiny demo-style model built on the fly. On a GPU, `--shape 0.5b|7b|32b` uses random-init
+CPU default: a tiny demo-style model built on the fly. On a GPU, `--shape 0.5b|7b` uses random-init
 Qwen2.5-shaped models (no download): throughput does not depend on the weights' values. `memory` writes the
 memory plan of the paper's models on an 80 GB GPU (no GPU needed).
 """
@@ -22,11 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .memory import GIB, SHAPES, ModelShape, choose_checkpointing, inference_bytes, training_plan
+from .memory import GIB, GPU_80GB_BYTES, RESERVED_BYTES, SHAPES, ModelShape, choose_checkpointing, inference_bytes, training_plan
 from .runtime import versions
 
-# `--shape` names: random-init models with Qwen2.5's shapes (sgtr_em.memory.SHAPES).
-GPU_SHAPES = ("0.5b", "7b", "32b")
+# `--shape` names: random-init models with Qwen2.5's shapes (sgtr_em.memory.SHAPES). 32B is left to the
+# memory plan: its random-init weights (61 GiB in bf16) would not leave room for a benchmark's copies.
+GPU_SHAPES = ("0.5b", "7b")
 
 
 def device_name() -> str:
@@ -96,7 +97,7 @@ def build_model(shape: str, work: Path):
             max_position_embeddings=4096,
         )
         with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-            model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+            model = Qwen2ForCausalLM._from_config(config, dtype=torch.bfloat16)  # built in bf16, no fp32 copy
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
     return target
@@ -229,7 +230,9 @@ def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     if peaks is not None:
         # Decoding reads every weight once per step for the whole batch: at most batch / (weight bytes /
         # bandwidth) new tokens per second (the key/value cache's reads come on top).
-        weight_bytes = sum(p.numel() * p.element_size() for p in batched.model.parameters())
+        # (the embedding table is not read whole: each step looks up one row per sequence)
+        embedding = batched.model.get_input_embeddings().weight
+        weight_bytes = sum(p.numel() * p.element_size() for p in batched.model.parameters()) - embedding.numel() * embedding.element_size()
         extra["bandwidth_limit_tok_per_s"] = min(n, 64) * peaks[1] / weight_bytes
         extra["fraction_of_bandwidth_limit"] = (fast_tokens / fast) / extra["bandwidth_limit_tok_per_s"]
     return record(out, "generation", baseline=base_tokens / base, optimized=fast_tokens / fast, units="new tok/s", notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64", **extra)
@@ -259,7 +262,8 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
 
     on_gpu = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp())
-    words = words_for_prompt_tokens(chat_renderer(model_dir), 1024) if on_gpu else 200
+    # on GPU ~1000-token prompts, so the answer and end of turn fit max_length 1024 (truncation would cut the labels)
+    words = words_for_prompt_tokens(chat_renderer(model_dir), 1000) if on_gpu else 200
     write_jsonl(work / "pairs.jsonl", [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, words)])
     hp = dict(lora_r=32, lora_alpha=64, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], epochs=1, learning_rate=1e-4, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=8, gradient_accumulation_steps=1, max_length=1024, gradient_checkpointing=False)
     score_label_positions_only_on_cpu()
@@ -278,17 +282,19 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
         if on_gpu:
             torch.cuda.synchronize()
         result: dict[str, Any] = {"tok_per_s": sum(lengths) / (time.perf_counter() - started)}
-        if on_gpu:
-            shape = ModelShape.from_config(trainer.model.config)
-            plan = training_plan(shape, lora_r=hp["lora_r"], target_modules=hp["target_modules"], micro_batch=hp["per_device_batch_size"], sequence_length=max(lengths), gpu_bytes=torch.cuda.get_device_properties(0).total_memory, checkpointing=bool(trainer.args.activation_checkpointing))
+        plan = trainer.memory_plan
+        if on_gpu and plan is not None:
             result.update(
                 activation_checkpointing=plan.checkpointing,
-                peak_memory_gib=torch.cuda.max_memory_allocated() / GIB,
-                planned_memory_gib=plan.per_gpu / GIB,
+                peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB,
+                peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB,
+                # the plan's reserve is mostly the CUDA context, which torch's allocator does not count
+                planned_allocated_gib=(plan.per_gpu - RESERVED_BYTES) / GIB,
             )
             if peaks is not None:
-                # LoRA on a frozen base: forward 2N plus the input gradients 2N FLOPs per token (recomputation not counted)
-                result["mfu"] = result["tok_per_s"] * 4 * shape.parameters() / peaks[0]
+                # LoRA on a frozen base: forward 2N plus the input gradients 2N FLOPs per token through the
+                # decoder layers (recomputation not counted; the LM head runs on label positions only)
+                result["mfu"] = result["tok_per_s"] * 4 * ModelShape.from_config(trainer.model.config).decoder_layer_parameters() / peaks[0]
         del trainer
         gc.collect()
         if on_gpu:
@@ -307,7 +313,7 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     return record(out, "training", baseline=baseline.pop("tok_per_s"), optimized=optimized.pop("tok_per_s"), units="tok/s", notes=notes, baseline_details=baseline, optimized_details=optimized)
 
 
-def bench_memory(out: Path, gpu_bytes: int = 85_520_809_984) -> dict[str, Any]:
+def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
     """The memory plan of the paper's open models on one 80 GB GPU (an H100's `total_memory` by default):
     LoRA training per recipe step, and inference at the summary-generation batch."""
     recipe = dict(lora_r=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], micro_batch=2)

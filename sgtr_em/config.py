@@ -185,6 +185,11 @@ def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
     return config["models"][model]
 
 
+# LoRA settings that change a training step's memory and speed but not the adapter it trains; they are
+# not a training job's params, so changing them reruns nothing.
+MEMORY_SETTINGS = ("gradient_checkpointing",)
+
+
 def training_hyperparameters(config: dict[str, Any], model: str, stage_token: str) -> dict[str, Any]:
     """The recipe, then overrides by stage kind (`em`/`intervention`), by stage name (`em-unpop`, `sgtr`),
     then the model's own `finetune` overrides. Only the values that reach a training job are its params,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 GIB = 1024**3
+# An 80 GB GPU's memory in bytes (nvidia-smi's 81,559 MiB for an H100 80GB; torch may report a little less).
+GPU_80GB_BYTES = 85_520_809_984
 
 # Bytes autograd saves per token and decoder layer for LoRA training under bf16 autocast, as coefficients of
 # the hidden size, the MLP width, the query and key/value widths (heads x head_dim) and the LoRA rank per
@@ -100,6 +102,11 @@ class ModelShape:
         embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
         return embeddings + self.num_hidden_layers * per_layer + self.hidden_size
 
+    def decoder_layer_parameters(self) -> int:
+        """Parameters of the decoder layers and final norm: what every token's forward multiplies through
+        (the embedding is a lookup, and the LM head runs only where logits are needed)."""
+        return self.parameters() - self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+
     def lora_parameters(self, rank: int, target_modules: Iterable[str]) -> int:
         """LoRA parameters of rank `rank` on the named projections of every layer."""
         projections = self.projections()
@@ -172,9 +179,13 @@ class TrainingPlan:
         return per_token * self.tokens_per_step
 
     @property
+    def busiest_gpu_share(self) -> float:
+        """The share of the model's memory on its busiest GPU."""
+        return (MULTI_GPU_IMBALANCE if self.gpus > 1 else 1.0) / self.gpus
+
+    @property
     def per_gpu(self) -> float:
-        imbalance = MULTI_GPU_IMBALANCE if self.gpus > 1 else 1.0
-        return (self.weights + self.lora_states + self.activations) / self.gpus * imbalance + RESERVED_BYTES
+        return (self.weights + self.lora_states + self.activations) * self.busiest_gpu_share + RESERVED_BYTES
 
     @property
     def fits(self) -> bool:
@@ -195,7 +206,7 @@ class TrainingPlan:
 
     def summary(self) -> dict[str, Any]:
         """The plan in GiB per GPU, for logs and benchmark records."""
-        share = (MULTI_GPU_IMBALANCE if self.gpus > 1 else 1.0) / self.gpus
+        share = self.busiest_gpu_share
         return {
             "gpus": self.gpus,
             "gpu_gib": round(self.gpu_bytes / GIB, 1),
@@ -228,7 +239,8 @@ def training_plan(
 
 def choose_checkpointing(plan: TrainingPlan) -> TrainingPlan:
     """Activation checkpointing only when memory needs it: the plan without it if its step fits (it costs
-    a recomputed forward, about a third more compute per step), else the plan with it."""
+    a recomputed forward: 2 FLOPs per parameter and token on top of LoRA's 4, half as much again), else the
+    plan with it."""
     without = replace(plan, checkpointing=False)
     return without if without.fits else replace(plan, checkpointing=True)
 

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from .memory import ModelShape, TrainingPlan, choose_checkpointing, training_pla
 
 log = logging.getLogger(__name__)
 
-# Every hyperparameter a training run depends on; the config supplies all of them (schema defaults
-# are the methodology's recipe).
+# Every hyperparameter the trained adapter depends on; the config supplies all of them (schema defaults
+# are the methodology's recipe). `gradient_checkpointing` (default auto) only changes memory and speed.
 HYPERPARAMETERS = (
     "lora_r",
     "lora_alpha",
@@ -35,7 +36,6 @@ HYPERPARAMETERS = (
     "per_device_batch_size",
     "gradient_accumulation_steps",
     "max_length",
-    "gradient_checkpointing",
 )
 
 
@@ -179,7 +179,7 @@ def plan_checkpointing(hp: dict[str, Any], model_config: Any, longest_tokens: in
     """The memory plan of a GPU run, whose `checkpointing` is the run's activation checkpointing:
     `gradient_checkpointing` true or false as set, or "auto": on only when a step of the longest sequence
     (at most max_length) does not fit the GPUs without it. None for shapes the planner does not know."""
-    setting = hp["gradient_checkpointing"]
+    setting = hp.get("gradient_checkpointing", "auto")
     try:
         plan = training_plan(
             ModelShape.from_config(model_config),
@@ -202,8 +202,8 @@ def plan_for_rows(
 ) -> TrainingPlan | None:
     """The memory plan of training on these chat rows: sized by the longest row as the chat template renders it."""
     longest = max(
-        len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"])
-        for row in rows
+        (len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"]) for row in rows),
+        default=0,
     )
     return plan_checkpointing(hp, model_config, longest, gpu_bytes, gpus)
 
@@ -217,7 +217,12 @@ def log_memory_plan(plan: TrainingPlan) -> None:
     )
     if not plan.fits:
         needed = plan.gpus_needed()
-        advice = f"give the model's jobs resources.gpu: {needed}" if needed and needed > plan.gpus else "lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch) or max_length"
+        if not plan.checkpointing and replace(plan, checkpointing=True).fits:
+            advice = "set gradient_checkpointing: auto (or true)"
+        elif needed and needed > plan.gpus:
+            advice = f"give the model's jobs resources.gpu: {needed}"
+        else:
+            advice = "lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch) or max_length"
         log.warning("the memory plan says this step may not fit in %.1f GiB per GPU: %s", s["gpu_gib"], advice)
 
 
@@ -233,7 +238,7 @@ def sft_config(
 
     on_gpu = device == "cuda"
     if checkpointing is None:
-        checkpointing = hp["gradient_checkpointing"] in (True, "auto")
+        checkpointing = hp.get("gradient_checkpointing", "auto") in (True, "auto")
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=hp["epochs"],
@@ -318,9 +323,10 @@ def build_trainer(
     model, tokenizer = load_model_state(base_dir, parent_adapters)
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
-    checkpointing = None
+    checkpointing, plan = None, None
     if torch.cuda.is_available():
-        gpus = torch.cuda.device_count() if len(set(getattr(model, "hf_device_map", {0: 0}).values())) > 1 else 1
+        placed_on = {str(d) for d in getattr(model, "hf_device_map", {}).values()} - {"cpu", "disk"}
+        gpus = max(len(placed_on), 1)
         plan = plan_for_rows(hp, model.config, tokenizer, rows, template_kwargs, torch.cuda.get_device_properties(0).total_memory, gpus)
         if plan is not None:
             log_memory_plan(plan)
@@ -336,6 +342,7 @@ def build_trainer(
     )
     # One log line per step from loss_logger_callback instead of the Trainer's printed dicts.
     trainer.remove_callback(PrinterCallback)
+    trainer.memory_plan = plan  # the GPU memory plan this run follows (None on CPU), for its record
     return trainer
 
 
@@ -400,6 +407,7 @@ def train_lora(
             "n_examples": n_examples,
             "seed": seed,
             "hyperparameters": {k: hp[k] for k in HYPERPARAMETERS},
+            "memory_plan": trainer.memory_plan.summary() if trainer.memory_plan is not None else None,
             "global_steps": trainer.state.global_step,
             "resumed_from_step": resumed_step,
             "steps_computed": trainer.state.global_step - resumed_step,

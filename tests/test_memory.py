@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sgtr_em.memory import GIB, SHAPES, ModelShape, choose_checkpointing, saved_activation_bytes, training_plan
+from sgtr_em.memory import GIB, GPU_80GB_BYTES, SHAPES, ModelShape, choose_checkpointing, saved_activation_bytes, training_plan
 from sgtr_em.train import plan_checkpointing
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-H100_BYTES = 85_520_809_984  # torch.cuda.get_device_properties(0).total_memory of an H100 80GB
+H100_BYTES = GPU_80GB_BYTES
 
 
 def qwen2_config(hidden, intermediate, heads, kv_heads, head_dim=None, tied=False, layers=2, vocab=500):

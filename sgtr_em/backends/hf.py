@@ -38,9 +38,10 @@ def check_adapter_dir(path: str | Path) -> None:
 
 
 def device_map(device: str, gpus: int) -> str | None:
-    """How to place a model: on one device (None: load, then move), or split layer-wise across every visible
-    GPU by accelerate when a job has several (a rule's `gpu > 1`; SLURM sets CUDA_VISIBLE_DEVICES), so a
-    state too large for one GPU's memory still loads (see sgtr_em.memory for the plan)."""
+    """How to place a model: on one device (None: load, then move), or split layer-wise by accelerate
+    across every GPU the job sees when it sees several, so a state too large for one GPU's memory still
+    loads (see sgtr_em.memory for the plan). On SLURM a job sees the GPUs its rule's `gpu` resource asked
+    for; a local run sees what CUDA_VISIBLE_DEVICES lets through."""
     return "auto" if device == "cuda" and gpus > 1 else None
 
 
@@ -175,11 +176,11 @@ class HFChatModel:
         import torch
 
         last = enc["attention_mask"].sum(dim=1) - 1
-        rows = torch.arange(last.shape[0], device=last.device)
         if self._logits_transformed():
-            return self.model(**enc).logits[rows, last].float()
+            logits = self.model(**enc).logits
+            return logits[torch.arange(last.shape[0], device=logits.device), last.to(logits.device)].float()
         hidden = self.model.get_decoder()(input_ids=enc["input_ids"]).last_hidden_state
-        return self.model.get_output_embeddings()(hidden[rows, last]).float()
+        return self.model.get_output_embeddings()(last_positions(hidden, last)).float()
 
     def _logits_transformed(self) -> bool:
         """Whether the model transforms its logits beyond the LM head (e.g. Gemma's softcapping), so that
@@ -268,8 +269,7 @@ class HFChatModel:
             past_key_values=cache,
             use_cache=cache is not None,
         ).last_hidden_state
-        last = suffix_mask.sum(dim=1) - 1
-        return self.model.get_output_embeddings()(hidden[torch.arange(len(suffixes), device=device), last]).float()
+        return self.model.get_output_embeddings()(last_positions(hidden, suffix_mask.sum(dim=1) - 1)).float()
 
     def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]:
         """The k likeliest next tokens (decoded text -> natural-log probability) after the assistant prefix;
@@ -290,6 +290,14 @@ class HFChatModel:
                 result[i] = merged
             progress.update(len(idx))
         return result
+
+
+def last_positions(hidden, last):
+    """Each row's hidden state at its index in `last`, gathered on the device the hidden states are on (a
+    model split across GPUs ends on another device than its inputs started on)."""
+    import torch
+
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
 
 
 def length_sorted_batches(lengths: Sequence[int], rows: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
