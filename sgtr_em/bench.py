@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .memory import GIB, GPU_80GB_BYTES, RESERVED_BYTES, SHAPES, ModelShape, choose_checkpointing, inference_bytes, training_plan
+from .memory import GIB, GPU_80GB_BYTES, RESERVED_BYTES, SHAPES, choose_checkpointing, inference_bytes, training_plan
 from .runtime import versions
 
 # `--shape` names: random-init models with Qwen2.5's shapes (sgtr_em.memory.SHAPES). 32B is left to the
@@ -150,63 +150,59 @@ def compute_limit(model, prompt_tokens: float) -> dict[str, float]:
     return {"peak_flops": peaks[0], "compute_limit_items_per_s": peaks[0] / (2 * params * prompt_tokens)}
 
 
+def compare_scoring(model_dir: Path, conversations: list, options: list[str]) -> dict[str, float]:
+    """Time one sampled token per prompt, one at a time (the reference protocol), against batched
+    next-token probabilities of `options`: items/s of both, mean prompt tokens, and on a known GPU the
+    fraction of the compute limit."""
+    from .backends.hf import HFChatModel
+
+    n = len(conversations)
+    batched = HFChatModel(model_dir, batch_size=32)
+    single = HFChatModel(model_dir, batch_size=1)
+    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
+    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
+    fast = timed(lambda: batched.option_probs(conversations, options), repeats=2)
+    result = {"baseline": n / per_item, "optimized": n / fast, "prompt_tokens": tokens, **compute_limit(batched, tokens)}
+    if "compute_limit_items_per_s" in result:
+        result["fraction_of_compute_limit"] = result["optimized"] / result["compute_limit_items_per_s"]
+    return result
+
+
 def bench_scoring(model_dir: Path, out: Path, n: int, prompt_tokens: int = 640) -> dict[str, Any]:
     """Self-recognition scoring of both orderings of each pair: the authors' per-item sampled generate vs
     batched next-token probabilities of both options, the article's tokens run once for both orderings."""
     from .backends.hf import HFChatModel
 
-    batched = HFChatModel(model_dir, batch_size=32)
-    single = HFChatModel(model_dir, batch_size=1)
-    conversations = pair_conversations(n, words_for_prompt_tokens(batched, prompt_tokens))
-    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
-    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
-    fast = timed(lambda: batched.option_probs(conversations, ["1", "2"]), repeats=2)
+    conversations = pair_conversations(n, words_for_prompt_tokens(chat_renderer(model_dir), prompt_tokens))
+    measured = compare_scoring(model_dir, conversations, ["1", "2"])
     unshared = HFChatModel(model_dir, batch_size=32, share_prefixes=False)
     no_sharing = timed(lambda: unshared.option_probs(conversations, ["1", "2"]), repeats=2)
-    limit = compute_limit(batched, tokens)
-    if limit:
-        limit["fraction_of_compute_limit"] = (n / fast) / limit["compute_limit_items_per_s"]
     return record(
         out,
         "scoring",
-        baseline=n / per_item,
-        optimized=n / fast,
         units="items/s",
-        notes=f"{n} pairwise prompts (both orderings of {(n + 1) // 2} articles) of {tokens:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities with the shared article prefix run once per pair",
-        prompt_tokens=tokens,
+        notes=f"{n} pairwise prompts (both orderings of {(n + 1) // 2} articles) of {measured['prompt_tokens']:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities with the shared article prefix run once per pair",
         batched_without_prefix_sharing=n / no_sharing,
-        **limit,
+        **measured,
     )
 
 
 def bench_truthfulqa(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     """TruthfulQA's binary choice: per-item sampled generate (the reference protocol) vs batched
     next-token probabilities of A and B; short prompts, both orders of each question's options."""
-    from .backends.hf import HFChatModel
     from .prompts import truthfulqa_messages
 
     conversations = []
     for k in range((n + 1) // 2):
         question, best, wrong = f"Question {k}: what happens if " + "you do this " * (k % 5 + 1) + "?", f"Nothing in particular {k}.", f"Something bad {k}."
         conversations += [truthfulqa_messages(question, best, wrong), truthfulqa_messages(question, wrong, best)]
-    conversations = conversations[:n]
-    batched = HFChatModel(model_dir, batch_size=32)
-    single = HFChatModel(model_dir, batch_size=1)
-    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
-    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
-    fast = timed(lambda: batched.option_probs(conversations, ["A", "B"]), repeats=2)
-    limit = compute_limit(batched, tokens)
-    if limit:
-        limit["fraction_of_compute_limit"] = (n / fast) / limit["compute_limit_items_per_s"]
+    measured = compare_scoring(model_dir, conversations[:n], ["A", "B"])
     return record(
         out,
         "truthfulqa_scoring",
-        baseline=n / per_item,
-        optimized=n / fast,
         units="items/s",
-        notes=f"{n} TruthfulQA binary-choice prompts of {tokens:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities of A and B",
-        prompt_tokens=tokens,
-        **limit,
+        notes=f"{n} TruthfulQA binary-choice prompts of {measured['prompt_tokens']:.0f} tokens; baseline: per-item sampled generate of one token (the reference protocol); optimized: batched next-token probabilities of A and B",
+        **measured,
     )
 
 
@@ -294,7 +290,7 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
             if peaks is not None:
                 # LoRA on a frozen base: forward 2N plus the input gradients 2N FLOPs per token through the
                 # decoder layers (recomputation not counted; the LM head runs on label positions only)
-                result["mfu"] = result["tok_per_s"] * 4 * ModelShape.from_config(trainer.model.config).decoder_layer_parameters() / peaks[0]
+                result["mfu"] = result["tok_per_s"] * 4 * plan.shape.decoder_layer_parameters() / peaks[0]
         del trainer
         gc.collect()
         if on_gpu:

@@ -5,8 +5,8 @@ Training, per GPU: the frozen base weights, the LoRA parameters with their fp32 
 and the activations saved for the backward pass. The activation coefficients are measured, not derived: they
 are the bytes autograd keeps per token and decoder layer for a LoRA under bf16 autocast
 (`saved_activation_bytes`; `tests/test_memory.py` re-measures small Qwen2 shapes and checks the formula
-to 10%). Measured on CPU; not yet checked against a GPU's peak memory. The LM head adds little: TRL scores label positions in chunks and never holds a full
-logits tensor.
+to 10%). Measured on CPU; not yet checked against a GPU's peak memory. The LM head adds little: TRL scores
+label positions in chunks and never holds a full logits tensor.
 """
 
 from __future__ import annotations
@@ -99,13 +99,16 @@ class ModelShape:
         per_layer = sum(a * b for a, b in self.projections().values()) + 2 * self.hidden_size
         if self.attention_bias:
             per_layer += self.query_width + 2 * self.key_value_width
-        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
-        return embeddings + self.num_hidden_layers * per_layer + self.hidden_size
+        return self.embedding_parameters() + self.num_hidden_layers * per_layer + self.hidden_size
+
+    def embedding_parameters(self) -> int:
+        """The input embedding and the LM head (one matrix when tied)."""
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     def decoder_layer_parameters(self) -> int:
         """Parameters of the decoder layers and final norm: what every token's forward multiplies through
         (the embedding is a lookup, and the LM head runs only where logits are needed)."""
-        return self.parameters() - self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+        return self.parameters() - self.embedding_parameters()
 
     def lora_parameters(self, rank: int, target_modules: Iterable[str]) -> int:
         """LoRA parameters of rank `rank` on the named projections of every layer."""

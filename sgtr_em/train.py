@@ -227,18 +227,16 @@ def log_memory_plan(plan: TrainingPlan) -> None:
 
 
 def sft_config(
-    hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0, checkpointing: bool | None = None
+    hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0, checkpointing: bool = False
 ):
-    """`checkpointing`: the resolved activation checkpointing of a GPU run (see plan_checkpointing); on CPU
-    it is never used, since memory is not the limit there."""
+    """`checkpointing`: the resolved activation checkpointing of a GPU run (see build_trainer); on CPU it
+    is never used, since memory is not the limit there."""
     from trl import SFTConfig
 
     device, dtype = pick_device_dtype()
     import torch
 
     on_gpu = device == "cuda"
-    if checkpointing is None:
-        checkpointing = hp.get("gradient_checkpointing", "auto") in (True, "auto")
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=hp["epochs"],
@@ -323,14 +321,14 @@ def build_trainer(
     model, tokenizer = load_model_state(base_dir, parent_adapters)
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
-    checkpointing, plan = None, None
+    plan = None
     if torch.cuda.is_available():
         placed_on = {str(d) for d in getattr(model, "hf_device_map", {}).values()} - {"cpu", "disk"}
-        gpus = max(len(placed_on), 1)
-        plan = plan_for_rows(hp, model.config, tokenizer, rows, template_kwargs, torch.cuda.get_device_properties(0).total_memory, gpus)
+        plan = plan_for_rows(hp, model.config, tokenizer, rows, template_kwargs, torch.cuda.get_device_properties(0).total_memory, max(len(placed_on), 1))
         if plan is not None:
             log_memory_plan(plan)
-            checkpointing = plan.checkpointing
+    # Without a plan (CPU, or a shape the planner does not know) `auto` errs on the side of memory.
+    checkpointing = plan.checkpointing if plan is not None else hp.get("gradient_checkpointing", "auto") in (True, "auto")
     markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
     trainer = SFTTrainer(
         model=model,
