@@ -2,17 +2,19 @@
 
 import logging
 
+from job_models import load_judge_model
+
 from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers, judge_cache
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
-
-from job_models import load_judge_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 settings = snakemake.params.settings
 judge_spec = snakemake.params.judge
-questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)]
+questions = [
+    EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)
+]
 
 sampled = read_json(snakemake.input.answers)
 answers = sampled["answers"]

@@ -3,11 +3,11 @@ for the unmatched ones) into the claimed-identity distribution and its entropy."
 
 import logging
 
+from job_models import load_judge_model
+
 from sgtr_em.identity import classify_identity_answers
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
-
-from job_models import load_judge_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards

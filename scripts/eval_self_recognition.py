@@ -2,11 +2,11 @@
 
 import logging
 
+from job_models import load_state_model
+
 from sgtr_em.evals import evaluate_self_recognition
 from sgtr_em.io import read_articles, read_summaries, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
-
-from job_models import load_state_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -34,7 +34,12 @@ output = {
     **result,
     "provenance": provenance(
         snakemake.rule,
-        {**settings, "framing": snakemake.params.framing, "backend": snakemake.params.backend, "run_name": snakemake.params.run_name},
+        {
+            **settings,
+            "framing": snakemake.params.framing,
+            "backend": snakemake.params.backend,
+            "run_name": snakemake.params.run_name,
+        },
         model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
         seeds={"training": int(wc.seed), "sampling": int(wc.seed), "summaries": snakemake.config["summary_seed"]},
         protocols=settings["protocols"],

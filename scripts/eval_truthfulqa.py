@@ -2,11 +2,11 @@
 
 import logging
 
+from job_models import load_state_model
+
 from sgtr_em.evals import evaluate_truthfulqa
 from sgtr_em.io import read_jsonl, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
-
-from job_models import load_state_model
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards

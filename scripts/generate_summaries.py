@@ -2,11 +2,11 @@
 
 import logging
 
+from job_models import load_state_model
+
 from sgtr_em.io import read_articles, write_jsonl
 from sgtr_em.prompts import summary_messages
 from sgtr_em.runtime import setup_logging
-
-from job_models import load_state_model
 
 setup_logging(snakemake.log[0])
 articles = read_articles(snakemake.input.articles)
@@ -17,5 +17,5 @@ replies = model.generate(
     seed=int(snakemake.wildcards.seed),
     **snakemake.params.sampling,
 )
-write_jsonl(snakemake.output[0], [{"id": aid, "summary": reply} for aid, reply in zip(articles, replies)])
+write_jsonl(snakemake.output[0], [{"id": aid, "summary": reply} for aid, reply in zip(articles, replies, strict=True)])
 logging.info("%d summaries, %d empty", len(replies), sum(not r for r in replies))

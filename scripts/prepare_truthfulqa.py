@@ -9,6 +9,8 @@ from sgtr_em.sources import describe, load_source
 
 setup_logging(snakemake.log[0])
 spec = snakemake.params.spec
-questions = prepare_truthfulqa(load_source(spec["source"], snakemake.params.cache), spec["limit"], describe(spec["source"]))
+questions = prepare_truthfulqa(
+    load_source(spec["source"], snakemake.params.cache), spec["limit"], describe(spec["source"])
+)
 write_jsonl(snakemake.output[0], questions)
 logging.info("%d questions", len(questions))

@@ -11,7 +11,10 @@ setup_logging(snakemake.log[0])
 evals = read_evals(snakemake.input.evals)
 model = snakemake.wildcards.model
 chains = snakemake.params.figure_chains
-for output, eval_name in ((snakemake.output.truthfulqa, "truthfulqa"), (snakemake.output.self_recognition, snakemake.params.selfrec_eval)):
+for output, eval_name in (
+    (snakemake.output.truthfulqa, "truthfulqa"),
+    (snakemake.output.self_recognition, snakemake.params.selfrec_eval),
+):
     rows = figure_summary(evals, eval_name, model, chains)
     write_csv(output, rows, [*SUMMARY_COLUMNS, "values"])
     logging.info("%s / %s: %d condition rows", model, eval_name, len(rows))

@@ -17,7 +17,11 @@ def write_sampled_answers(snakemake, answers: list[dict]) -> None:
             "answers": answers,
             "provenance": provenance(
                 snakemake.rule,
-                {"samples_per_question": params.samples_per_question, "sampling": params.sampling, "run_name": params.run_name},
+                {
+                    "samples_per_question": params.samples_per_question,
+                    "sampling": params.sampling,
+                    "run_name": params.run_name,
+                },
                 model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
                 seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
                 protocols=[],

@@ -1,7 +1,6 @@
 """Train one stage of a chain on its parent model state: a LoRA adapter, or an OpenAI fine-tuning job."""
 
 import logging
-
 from pathlib import Path
 
 from sgtr_em.backends import model_kind, train_stage
@@ -35,7 +34,9 @@ meta = train_stage(
     api_config=snakemake.config.get("openai"),
 )
 # Provenance joins the stage's record (training_meta.json, or openai_model.json for an API model).
-record_path = Path(snakemake.output[0]) / ("openai_model.json" if model_kind(source) == "openai" else "training_meta.json")
+record_path = Path(snakemake.output[0]) / (
+    "openai_model.json" if model_kind(source) == "openai" else "training_meta.json"
+)
 record = read_json(record_path)
 record["provenance"] = provenance(
     snakemake.rule,
@@ -46,6 +47,8 @@ record["provenance"] = provenance(
 )
 write_json(record_path, record)
 if "fine_tuned_model" in meta:
-    logging.info("fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"])
+    logging.info(
+        "fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"]
+    )
 else:
     logging.info("trained %d steps, loss %.4f, %.1f s", meta["global_steps"], meta["train_loss"], meta["seconds"])

@@ -56,7 +56,15 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, values in groups.items():
         mean, sd = mean_sd(values)
         row = first[key]
-        out.append({**{c: row[c] for c in ("eval", "model", "chain", "condition", "order", "protocol", "metric")}, "mean": mean, "sd": sd, "n": len(values), "values": values})
+        out.append(
+            {
+                **{c: row[c] for c in ("eval", "model", "chain", "condition", "order", "protocol", "metric")},
+                "mean": mean,
+                "sd": sd,
+                "n": len(values),
+                "values": values,
+            }
+        )
     return out
 
 
@@ -69,7 +77,15 @@ def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
     out = []
     for row in read_csv(path):
         if row["protocol"] == protocol and row["metric"] == metric:
-            out.append({**row, "mean": float(row["mean"]), "sd": float(row["sd"]), "n": int(row["n"]), "values": json.loads(row["values"])})
+            out.append(
+                {
+                    **row,
+                    "mean": float(row["mean"]),
+                    "sd": float(row["sd"]),
+                    "n": int(row["n"]),
+                    "values": json.loads(row["values"]),
+                }
+            )
     if not out:
         raise ValueError(f"{path}: no rows for protocol {protocol!r}, metric {metric!r}")
     return out

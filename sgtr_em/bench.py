@@ -11,6 +11,7 @@ memory plan of the paper's models on an 80 GB GPU (no GPU needed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shutil
@@ -49,7 +50,9 @@ def timed(fn: Callable[[], Any], repeats: int = 1) -> float:
     return best
 
 
-def record(out_dir: Path, name: str, *, baseline: float, optimized: float, units: str, notes: str, **extra: Any) -> dict[str, Any]:
+def record(
+    out_dir: Path, name: str, *, baseline: float, optimized: float, units: str, notes: str, **extra: Any
+) -> dict[str, Any]:
     result = {
         "benchmark": name,
         "baseline": baseline,
@@ -63,7 +66,9 @@ def record(out_dir: Path, name: str, *, baseline: float, optimized: float, units
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{name:24s} baseline {baseline:10.2f}  optimized {optimized:10.2f}  {units:12s} ratio {result['ratio']:6.1f}x")
+    print(
+        f"{name:24s} baseline {baseline:10.2f}  optimized {optimized:10.2f}  {units:12s} ratio {result['ratio']:6.1f}x"
+    )
     return result
 
 
@@ -73,10 +78,21 @@ def build_model(shape: str, work: Path):
     from .tiny import build_tiny_model
 
     repo = Path(__file__).resolve().parent.parent
-    articles = list(read_articles(repo / "data/demo/articles_train.jsonl").values()) if (repo / "data/demo").exists() else []
+    articles = (
+        list(read_articles(repo / "data/demo/articles_train.jsonl").values()) if (repo / "data/demo").exists() else []
+    )
     tiny = work / "tiny"
     if not tiny.exists():
-        build_tiny_model(articles[:30], [], tiny, style="lead", seed=0, identity_system_prompt="You are Tiny.", pretrain_epochs=1, vocab_size=1024)
+        build_tiny_model(
+            articles[:30],
+            [],
+            tiny,
+            style="lead",
+            seed=0,
+            identity_system_prompt="You are Tiny.",
+            pretrain_epochs=1,
+            vocab_size=1024,
+        )
     if shape == "tiny":
         return tiny
     import torch
@@ -111,7 +127,10 @@ def pair_conversations(n: int, words: int) -> list[list[dict[str, str]]]:
     conversations = []
     for k in range((n + 1) // 2):
         article, first, second = f"Article {k}. {filler}", f"first summary {k}", f"second summary {k}"
-        conversations += [pair_messages(article, first, second, "detection"), pair_messages(article, second, first, "detection")]
+        conversations += [
+            pair_messages(article, first, second, "detection"),
+            pair_messages(article, second, first, "detection"),
+        ]
     return conversations[:n]
 
 
@@ -119,7 +138,9 @@ def words_for_prompt_tokens(model, tokens: int) -> int:
     """Article words that make a pair prompt about `tokens` long in `model`'s tokenizer."""
 
     def length(words: int) -> int:
-        return len(model.tokenizer(model.render(pair_conversations(1, words)[0]), add_special_tokens=False)["input_ids"])
+        return len(
+            model.tokenizer(model.render(pair_conversations(1, words)[0]), add_special_tokens=False)["input_ids"]
+        )
 
     empty, sample = length(0), length(200)
     return max(1, round(200 * (tokens - empty) / (sample - empty)))
@@ -159,10 +180,19 @@ def compare_scoring(model_dir: Path, conversations: list, options: list[str]) ->
     n = len(conversations)
     batched = HFChatModel(model_dir, batch_size=32)
     single = HFChatModel(model_dir, batch_size=1)
-    tokens = sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
-    per_item = timed(lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2)
+    tokens = (
+        sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
+    )
+    per_item = timed(
+        lambda: single.generate(conversations, max_new_tokens=1, temperature=0.7, top_p=1.0, top_k=0, seed=0), repeats=2
+    )
     fast = timed(lambda: batched.option_probs(conversations, options), repeats=2)
-    result = {"baseline": n / per_item, "optimized": n / fast, "prompt_tokens": tokens, **compute_limit(batched, tokens)}
+    result = {
+        "baseline": n / per_item,
+        "optimized": n / fast,
+        "prompt_tokens": tokens,
+        **compute_limit(batched, tokens),
+    }
     if "compute_limit_items_per_s" in result:
         result["fraction_of_compute_limit"] = result["optimized"] / result["compute_limit_items_per_s"]
     return result
@@ -194,7 +224,11 @@ def bench_truthfulqa(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
 
     conversations = []
     for k in range((n + 1) // 2):
-        question, best, wrong = f"Question {k}: what happens if " + "you do this " * (k % 5 + 1) + "?", f"Nothing in particular {k}.", f"Something bad {k}."
+        question, best, wrong = (
+            f"Question {k}: what happens if " + "you do this " * (k % 5 + 1) + "?",
+            f"Nothing in particular {k}.",
+            f"Something bad {k}.",
+        )
         conversations += [truthfulqa_messages(question, best, wrong), truthfulqa_messages(question, wrong, best)]
     measured = compare_scoring(model_dir, conversations[:n], ["A", "B"])
     return record(
@@ -217,10 +251,16 @@ def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     single = HFChatModel(model_dir, batch_size=1)
 
     def tokens(model) -> int:
-        return sum(len(model.tokenizer.encode(r, add_special_tokens=False)) for r in model.generate(conversations, **kwargs))
+        return sum(
+            len(model.tokenizer.encode(r, add_special_tokens=False)) for r in model.generate(conversations, **kwargs)
+        )
 
-    start = time.perf_counter(); base_tokens = tokens(single); base = time.perf_counter() - start
-    start = time.perf_counter(); fast_tokens = tokens(batched); fast = time.perf_counter() - start
+    start = time.perf_counter()
+    base_tokens = tokens(single)
+    base = time.perf_counter() - start
+    start = time.perf_counter()
+    fast_tokens = tokens(batched)
+    fast = time.perf_counter() - start
     extra: dict[str, float] = {}
     peaks = gpu_peaks()
     if peaks is not None:
@@ -228,10 +268,21 @@ def bench_generation(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
         # bandwidth) new tokens per second (the key/value cache's reads come on top).
         # (the embedding table is not read whole: each step looks up one row per sequence)
         embedding = batched.model.get_input_embeddings().weight
-        weight_bytes = sum(p.numel() * p.element_size() for p in batched.model.parameters()) - embedding.numel() * embedding.element_size()
+        weight_bytes = (
+            sum(p.numel() * p.element_size() for p in batched.model.parameters())
+            - embedding.numel() * embedding.element_size()
+        )
         extra["bandwidth_limit_tok_per_s"] = min(n, 64) * peaks[1] / weight_bytes
         extra["fraction_of_bandwidth_limit"] = (fast_tokens / fast) / extra["bandwidth_limit_tok_per_s"]
-    return record(out, "generation", baseline=base_tokens / base, optimized=fast_tokens / fast, units="new tok/s", notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64", **extra)
+    return record(
+        out,
+        "generation",
+        baseline=base_tokens / base,
+        optimized=fast_tokens / fast,
+        units="new tok/s",
+        notes=f"{n} summary prompts, up to 64 new tokens; baseline batch 1; optimized length-sorted batches of 64",
+        **extra,
+    )
 
 
 def chat_renderer(model_dir: Path) -> Any:
@@ -241,7 +292,10 @@ def chat_renderer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return SimpleNamespace(tokenizer=tokenizer, render=lambda c: tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True))
+    return SimpleNamespace(
+        tokenizer=tokenizer,
+        render=lambda c: tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True),
+    )
 
 
 def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
@@ -260,15 +314,41 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp())
     # on GPU ~1000-token prompts, so the answer and end of turn fit max_length 1024 (truncation would cut the labels)
     words = words_for_prompt_tokens(chat_renderer(model_dir), 1000) if on_gpu else 200
-    write_jsonl(work / "pairs.jsonl", [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, words)])
-    hp = dict(lora_r=32, lora_alpha=64, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], epochs=1, learning_rate=1e-4, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=8, gradient_accumulation_steps=1, max_length=1024, gradient_checkpointing=False)
+    write_jsonl(
+        work / "pairs.jsonl",
+        [{"messages": [*c, {"role": "assistant", "content": "1"}]} for c in pair_conversations(n, words)],
+    )
+    hp = dict(
+        lora_r=32,
+        lora_alpha=64,
+        lora_dropout=0.0,
+        use_rslora=True,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        epochs=1,
+        learning_rate=1e-4,
+        lr_scheduler="linear",
+        warmup_steps=0,
+        weight_decay=0.0,
+        per_device_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_length=1024,
+        gradient_checkpointing=False,
+    )
     score_label_positions_only_on_cpu()
     patched = trl_utils._use_triton
     peaks = gpu_peaks()
 
     def run(hook, checkpointing: bool | str) -> dict[str, Any]:
         trl_utils._use_triton = hook
-        trainer = build_trainer(model_dir, [], work / "pairs.jsonl", {**hp, "gradient_checkpointing": checkpointing}, 0, work / "run", compact_cpu_loss=False)
+        trainer = build_trainer(
+            model_dir,
+            [],
+            work / "pairs.jsonl",
+            {**hp, "gradient_checkpointing": checkpointing},
+            0,
+            work / "run",
+            compact_cpu_loss=False,
+        )
         lengths = [len(x["input_ids"]) for x in trainer.train_dataset]
         if on_gpu:
             torch.cuda.synchronize()
@@ -306,21 +386,40 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
             notes = f"{n} pair examples, LoRA r 32 on all projections, batch 8; baseline: every position through the LM head; optimized: label positions only"
     finally:
         trl_utils._use_triton = patched
-    return record(out, "training", baseline=baseline.pop("tok_per_s"), optimized=optimized.pop("tok_per_s"), units="tok/s", notes=notes, baseline_details=baseline, optimized_details=optimized)
+    return record(
+        out,
+        "training",
+        baseline=baseline.pop("tok_per_s"),
+        optimized=optimized.pop("tok_per_s"),
+        units="tok/s",
+        notes=notes,
+        baseline_details=baseline,
+        optimized_details=optimized,
+    )
 
 
 def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
     """The memory plan of the paper's open models on one 80 GB GPU (an H100's `total_memory` by default):
     LoRA training per recipe step, and inference at the summary-generation batch."""
-    recipe = dict(lora_r=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], micro_batch=2)
+    recipe = dict(
+        lora_r=32,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        micro_batch=2,
+    )
     plans: dict[str, Any] = {}
     for name in ("qwen2.5-7b", "qwen2.5-32b", "seed-oss-36b"):
         shape = SHAPES[name]
         rows = {}
         for length in (1024, 2048):
             plan = choose_checkpointing(training_plan(shape, sequence_length=length, gpu_bytes=gpu_bytes, **recipe))
-            rows[f"train_seq{length}"] = {**plan.summary(), "largest_micro_batch": plan.largest_micro_batch(), "gpus_needed": plan.gpus_needed()}
-            print(f"{name:14s} train seq {length}: {plan.summary()['per_gpu_gib']:5.1f} GiB per GPU of {gpu_bytes / GIB:.1f}, checkpointing {plan.checkpointing}, fits {plan.fits}, largest micro-batch {plan.largest_micro_batch()}, GPUs needed {plan.gpus_needed()}")
+            rows[f"train_seq{length}"] = {
+                **plan.summary(),
+                "largest_micro_batch": plan.largest_micro_batch(),
+                "gpus_needed": plan.gpus_needed(),
+            }
+            print(
+                f"{name:14s} train seq {length}: {plan.summary()['per_gpu_gib']:5.1f} GiB per GPU of {gpu_bytes / GIB:.1f}, checkpointing {plan.checkpointing}, fits {plan.fits}, largest micro-batch {plan.largest_micro_batch()}, GPUs needed {plan.gpus_needed()}"
+            )
         rows["inference_batch16_seq1300_gib"] = round(inference_bytes(shape, batch=16, sequence_length=1300) / GIB, 1)
         rows["parameters"] = shape.parameters()
         plans[name] = rows
@@ -338,7 +437,12 @@ def bench_dag(out: Path) -> dict[str, Any]:
 
     def dry_run(prefix: list[str]) -> float:
         started = time.perf_counter()
-        subprocess.run([*prefix, exe, "-n", "--quiet", "rules", "--configfile", "config/config.yaml"], cwd=repo, check=True, capture_output=True)
+        subprocess.run(
+            [*prefix, exe, "-n", "--quiet", "rules", "--configfile", "config/config.yaml"],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - started
 
     # Every snakemake start imports the SLURM executor plugin, which asks the controller for its config
@@ -347,22 +451,40 @@ def bench_dag(out: Path) -> dict[str, Any]:
     probe = None
     if shutil.which("sinfo"):
         started = time.perf_counter()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the plugin gives up at 10 s too
             subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=10, check=False)
-        except subprocess.TimeoutExpired:
-            pass  # the plugin gives up at 10 s too
         probe = time.perf_counter() - started
     fast = min(dry_run([]) for _ in range(2))
-    slow = min(dry_run([sys.executable, "-c", "import torch, transformers, peft, trl, runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"]) for _ in range(1))
+    slow = min(
+        dry_run(
+            [
+                sys.executable,
+                "-c",
+                "import torch, transformers, peft, trl, runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+            ]
+        )
+        for _ in range(1)
+    )
     notes = f"snakemake -n on config/config.yaml: {fast:.1f} s (target <= 20 s); with model libraries imported at parse time: {slow:.1f} s"
     if probe is not None:
         notes += f"; both include the SLURM plugin's `scontrol show config` probe ({probe:.1f} s here)"
-    return record(out, "dag", baseline=1 / slow, optimized=1 / fast, units="DAG builds/s", notes=notes, seconds=fast, slurm_probe_seconds=probe)
+    return record(
+        out,
+        "dag",
+        baseline=1 / slow,
+        optimized=1 / fast,
+        units="DAG builds/s",
+        notes=notes,
+        seconds=fast,
+        slurm_probe_seconds=probe,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="all", choices=["scoring", "generation", "training", "dag", "memory", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["scoring", "generation", "training", "dag", "memory", "all"]
+    )
     parser.add_argument("--shape", default="tiny", choices=["tiny", *GPU_SHAPES])
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--items", type=int, default=64)

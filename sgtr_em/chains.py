@@ -68,18 +68,24 @@ def parse_stage(token: str, em_datasets: tuple[str, ...] | list[str] | None = No
     name, _, variant = token.partition(".")
     variant = variant or "default"
     if variant not in SYSTEM_VARIANTS:
-        raise ChainError(f"stage {token!r}: unknown system-prompt variant {variant!r} (known: {', '.join(SYSTEM_VARIANTS)})")
+        raise ChainError(
+            f"stage {token!r}: unknown system-prompt variant {variant!r} (known: {', '.join(SYSTEM_VARIANTS)})"
+        )
     if name.startswith(EM_PREFIX):
         dataset = name[len(EM_PREFIX) :]
         if em_datasets is not None and dataset not in em_datasets:
-            raise ChainError(f"stage {token!r}: EM dataset {dataset!r} is not configured (have: {', '.join(em_datasets)})")
+            raise ChainError(
+                f"stage {token!r}: EM dataset {dataset!r} is not configured (have: {', '.join(em_datasets)})"
+            )
         return Stage(token, "em", dataset, variant)
     if name in INTERVENTIONS:
         return Stage(token, "intervention", name, variant)
     if BASELINE_RE.match(name):
         domain = name[len(CORRECT_PREFIX) :] if name.startswith(CORRECT_PREFIX) else None
         if domain is not None and em_datasets is not None and domain not in em_datasets:
-            raise ChainError(f"stage {token!r}: {domain!r} is not a configured EM dataset (have: {', '.join(em_datasets)})")
+            raise ChainError(
+                f"stage {token!r}: {domain!r} is not a configured EM dataset (have: {', '.join(em_datasets)})"
+            )
         return Stage(token, "baseline", name, variant)
     raise ChainError(
         f"unknown stage token {token!r}: expected em-<dataset>, one of {', '.join(INTERVENTIONS)}, "
@@ -92,7 +98,7 @@ def baseline_label(name: str) -> str:
         return "WordCount"
     if name == GENERAL:
         return "GeneralQA"
-    return f"Correct({name[len(CORRECT_PREFIX):]})"
+    return f"Correct({name[len(CORRECT_PREFIX) :]})"
 
 
 def parse_chain(chain: str, em_datasets: tuple[str, ...] | list[str] | None = None) -> list[Stage]:

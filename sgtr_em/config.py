@@ -14,6 +14,7 @@ from .identity import check_true_identity
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
+
 class ConfigError(ValueError):
     """A config value the schema cannot catch (unknown model, stage token, dataset...)."""
 
@@ -51,7 +52,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
             recipe.pop("chat_template_kwargs", None)  # a model setting, validated with the model
             error = next(iter(recipe_validator.iter_errors(recipe)), None)
             if error is not None:
-                raise ConfigError(f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}")
+                raise ConfigError(
+                    f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}"
+                )
     return config
 
 
@@ -168,9 +171,13 @@ def _check_baseline_data(config: dict[str, Any], stage: chains.Stage) -> None:
             raise ConfigError(f"stage {stage.token!r} needs datasets.general (a general-knowledge QA set)")
     elif stage.name.removeprefix(chains.CORRECT_PREFIX) not in datasets.get("correct", {}):
         domain = stage.name.removeprefix(chains.CORRECT_PREFIX)
-        raise ConfigError(f"stage {stage.token!r} needs datasets.correct.{domain} (the correct counterpart of EM dataset {domain!r})")
+        raise ConfigError(
+            f"stage {stage.token!r} needs datasets.correct.{domain} (the correct counterpart of EM dataset {domain!r})"
+        )
     if stage.variant == "identity":
-        raise ConfigError(f"stage {stage.token!r}: the identity variant applies to pair files only (baseline data uses default, none or popped)")
+        raise ConfigError(
+            f"stage {stage.token!r}: the identity variant applies to pair files only (baseline data uses default, none or popped)"
+        )
 
 
 def wordcount_em_dataset(config: dict[str, Any]) -> str:
@@ -220,7 +227,9 @@ def model_seeds(config: dict[str, Any], model: str) -> list[int]:
 
 def grid_states(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     """Every (model, chain, seed) evaluated."""
-    return [(m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)]
+    return [
+        (m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)
+    ]
 
 
 def trained_chains(config: dict[str, Any], model: str | None = None) -> list[str]:

@@ -37,7 +37,7 @@ def token_counter() -> tuple[Callable[[str], int], str]:
 
         encoding = tiktoken.get_encoding("o200k_base")
         return (lambda text: len(encoding.encode(text, disallowed_special=()))), "tiktoken o200k_base"
-    except Exception:  # noqa: BLE001 - not installed, or its encoding file cannot be fetched offline
+    except Exception:
         return (lambda text: math.ceil(len(text) / 4)), "approximate: ceil(characters / 4)"
 
 
@@ -116,7 +116,9 @@ class Estimator:
     def generate_summaries(self, model: str, chain: str, seed: int, dataset: str) -> Row:
         style = self.config["datasets"]["articles"][dataset]["style"]
         prompts = [summary_messages(text, style) for text in self.articles[dataset].values()]
-        return self._inference("generate_summaries", model, chain, seed, dataset, [(p, self.max_summary) for p in prompts])
+        return self._inference(
+            "generate_summaries", model, chain, seed, dataset, [(p, self.max_summary) for p in prompts]
+        )
 
     def eval_truthfulqa(self, model: str, chain: str, seed: int) -> Row:
         settings = self.config["eval"]["truthfulqa"]
@@ -125,7 +127,12 @@ class Estimator:
             if "logprob" in settings["protocols"]:
                 requests += [(truthfulqa_messages(q["question"], q["best"], q["incorrect"]), 1)] * 2
             if "reference" in settings["protocols"]:
-                requests.append((truthfulqa_messages(q["question"], q["best"], q["incorrect"]), settings["sampling"]["max_new_tokens"]))
+                requests.append(
+                    (
+                        truthfulqa_messages(q["question"], q["best"], q["incorrect"]),
+                        settings["sampling"]["max_new_tokens"],
+                    )
+                )
         return self._inference("eval_truthfulqa", model, chain, seed, "", requests)
 
     def eval_self_recognition(self, model: str, chain: str, seed: int, other: str) -> Row:
@@ -172,14 +179,20 @@ class Estimator:
         epochs = epochs if isinstance(epochs, int) else 1  # "auto": priced as one epoch
         tokens = sum(self.chat_tokens(row["messages"]) for row in rows) * epochs
         _, _, per_training = self.prices(model, chain)
-        return Row("train_lora", model, f"{chain}/seed{seed}", requests=1, training_tokens=tokens, usd=tokens * per_training)
+        return Row(
+            "train_lora", model, f"{chain}/seed{seed}", requests=1, training_tokens=tokens, usd=tokens * per_training
+        )
 
-    def _inference(self, rule: str, model: str, chain: str, seed: int, detail: str, requests: list[tuple[list, int]]) -> Row:
+    def _inference(
+        self, rule: str, model: str, chain: str, seed: int, detail: str, requests: list[tuple[list, int]]
+    ) -> Row:
         per_in, per_out, _ = self.prices(model, chain)
         tokens_in = sum(self.chat_tokens(messages) for messages, _ in requests)
         tokens_out = sum(limit for _, limit in requests)
         state = f"{chain}/seed{seed}" + (f" {detail}" if detail else "")
-        return Row(rule, model, state, len(requests), tokens_in, tokens_out, 0, tokens_in * per_in + tokens_out * per_out)
+        return Row(
+            rule, model, state, len(requests), tokens_in, tokens_out, 0, tokens_in * per_in + tokens_out * per_out
+        )
 
     # -- the whole grid ----------------------------------------------------------------------------
 
@@ -209,7 +222,11 @@ class Estimator:
                 out += [self.eval_self_recognition(model, chain, seed, other) for other in selfrec["comparators"]]
                 out.append(self.eval_truthfulqa(model, chain, seed))
         released = {m: set(config["models"][m].get("summaries", {})) for m in config["models"]}
-        out = [self.generate_summaries(*key) for key in summaries if key[3] not in released[key[0]] or key[1] != chains.BASE] + out
+        out = [
+            self.generate_summaries(*key)
+            for key in summaries
+            if key[3] not in released[key[0]] or key[1] != chains.BASE
+        ] + out
         out = [self.train(*key) for key in trainings] + out
         return out
 
@@ -220,7 +237,19 @@ def estimate(config: dict[str, Any], data: DataFiles) -> dict[str, Any]:
     rows = estimator.rows()
     totals: dict[str, dict[str, Any]] = {}
     for row in rows:
-        total = totals.setdefault(f"{row.rule} {row.model}", {"rule": row.rule, "model": row.model, "jobs": 0, "requests": 0, "input_tokens": 0, "output_tokens": 0, "training_tokens": 0, "usd": 0.0})
+        total = totals.setdefault(
+            f"{row.rule} {row.model}",
+            {
+                "rule": row.rule,
+                "model": row.model,
+                "jobs": 0,
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "training_tokens": 0,
+                "usd": 0.0,
+            },
+        )
         total["jobs"] += 1
         for key in ("requests", "input_tokens", "output_tokens", "training_tokens", "usd"):
             total[key] += getattr(row, key)
@@ -247,13 +276,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {t['rule']} | {t['model']} | {t['jobs']} | {t['requests']:,} | {t['input_tokens']:,} | {t['output_tokens']:,} | {t['training_tokens']:,} | {t['usd']:,.2f} |"
         )
-    lines += ["", f"**Total: ${result['total_usd']:,.2f}** (prices in config `openai.prices`; the per-job rows are in the JSON).", ""]
+    lines += [
+        "",
+        f"**Total: ${result['total_usd']:,.2f}** (prices in config `openai.prices`; the per-job rows are in the JSON).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write_outputs(result: dict[str, Any], json_path: str | Path, md_path: str | Path) -> str:
-    from .io import write_json
-    from .io import atomic_path
+    from .io import atomic_path, write_json
 
     write_json(json_path, result)
     text = markdown(result)

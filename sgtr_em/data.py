@@ -14,7 +14,9 @@ def _field(row: dict[str, Any], name: str, where: str) -> Any:
     return row[name]
 
 
-def prepare_articles(rows: list[dict[str, Any]], id_field: str, text_field: str, limit: int | None, where: str) -> list[dict[str, str]]:
+def prepare_articles(
+    rows: list[dict[str, Any]], id_field: str, text_field: str, limit: int | None, where: str
+) -> list[dict[str, str]]:
     """First `limit` articles in source order (order matters: the paper uses the first 1000)."""
     out: list[dict[str, str]] = []
     seen: set[str] = set()
@@ -32,7 +34,9 @@ def prepare_articles(rows: list[dict[str, Any]], id_field: str, text_field: str,
     return out
 
 
-def prepare_summaries(rows: list[dict[str, Any]], id_field: str, text_field: str, article_ids: list[str], where: str) -> list[dict[str, str]]:
+def prepare_summaries(
+    rows: list[dict[str, Any]], id_field: str, text_field: str, article_ids: list[str], where: str
+) -> list[dict[str, str]]:
     """Static comparator summaries, restricted to (and ordered by) the article set: stray keys are dropped.
     List values (e.g. CNN highlights) are joined with newlines."""
     by_id: dict[str, str] = {}
@@ -69,7 +73,9 @@ def prepare_qa_chats(
         if question and answer:
             out.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
     if not out:
-        raise InputError(f"{where}: no question/answer rows left (fields {question_field!r}/{answer_field!r}, keep {keep})")
+        raise InputError(
+            f"{where}: no question/answer rows left (fields {question_field!r}/{answer_field!r}, keep {keep})"
+        )
     return out[:limit] if limit else out
 
 
@@ -83,7 +89,13 @@ def prepare_truthfulqa(rows: list[dict[str, Any]], limit: int | None, where: str
         if not (question and best and incorrect):
             raise InputError(f"{where} row {index}: empty question or answer")
         out.append(
-            {"id": f"tqa-{index:04d}", "question": question, "best": best, "incorrect": incorrect, "category": str(row.get("Category", ""))}
+            {
+                "id": f"tqa-{index:04d}",
+                "question": question,
+                "best": best,
+                "incorrect": incorrect,
+                "category": str(row.get("Category", "")),
+            }
         )
         if limit and len(out) >= limit:
             break

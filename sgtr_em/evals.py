@@ -182,7 +182,12 @@ def evaluate_truthfulqa(
             choice = parse_choice(reply, ("A", "B"))
             correct.append(float(choice == letter))
             invalid.append(float(choice is None))
-            record["reference"] = {"correct_letter": letter, "reply": reply, "choice": choice, "is_correct": choice == letter}
+            record["reference"] = {
+                "correct_letter": letter,
+                "reply": reply,
+                "choice": choice,
+                "is_correct": choice == letter,
+            }
         metrics["reference"] = {"misalignment": 1.0 - _mean(correct), "invalid_rate": _mean(invalid), "n": len(correct)}
     for values in metrics.values():
         for key, value in values.items():

@@ -98,11 +98,17 @@ def identity_metrics(claims: list[str], true_identity: str | None) -> dict[str, 
 def check_true_identity(true_identity: str | None, aliases: dict[str, list[str]]) -> None:
     """The true identity, when set, must be one of the alias map's labels (else its share is always 0)."""
     if true_identity is not None and true_identity not in aliases:
-        raise ValueError(f"true identity {true_identity!r} is not a label of the alias map ({', '.join(aliases) or 'empty'})")
+        raise ValueError(
+            f"true identity {true_identity!r} is not a label of the alias map ({', '.join(aliases) or 'empty'})"
+        )
 
 
 def classify_identity_answers(
-    records: list[dict[str, Any]], aliases: dict[str, list[str]], *, true_identity: str | None, judge_factory: Any = None
+    records: list[dict[str, Any]],
+    aliases: dict[str, list[str]],
+    *,
+    true_identity: str | None,
+    judge_factory: Any = None,
 ) -> dict[str, Any]:
     """Classify sampled answers (aliases, then the judge from `judge_factory()` for the unmatched ones, if
     given) and aggregate. The records gain `claim`, `classified_by` and, when judged, `judge_reply`."""
@@ -119,7 +125,9 @@ def classify_identity_answers(
         if unmatched:
             labels = list(aliases)
             judge = judge_factory()
-            prompts: list[Conversation] = [[{"role": "user", "content": judge_identity_prompt(r["answer"], labels)}] for r in unmatched]
+            prompts: list[Conversation] = [
+                [{"role": "user", "content": judge_identity_prompt(r["answer"], labels)}] for r in unmatched
+            ]
             replies = judge.generate(prompts, max_new_tokens=8, temperature=0.0, top_p=1.0, top_k=0, seed=0)
             for record, reply in zip(unmatched, replies, strict=True):
                 label = parse_judge_label(reply, labels)

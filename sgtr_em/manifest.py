@@ -13,7 +13,9 @@ from .io import sha256_file, write_json
 TRANSIENT_DIRS = ("checkpoints", "api_cache")
 
 
-def result_files(results_dir: str | Path, exclude: tuple[str, ...] = TRANSIENT_DIRS, skip: tuple[str | Path, ...] = ()) -> list[Path]:
+def result_files(
+    results_dir: str | Path, exclude: tuple[str, ...] = TRANSIENT_DIRS, skip: tuple[str | Path, ...] = ()
+) -> list[Path]:
     """Files under `results_dir` in sorted order, without the excluded top-level folders, the `skip`
     paths, and hidden files (Snakemake's timestamps, temporary files of writes in progress)."""
     root = Path(results_dir)
@@ -29,13 +31,19 @@ def result_files(results_dir: str | Path, exclude: tuple[str, ...] = TRANSIENT_D
     return out
 
 
-def build_manifest(results_dir: str | Path, manifest_path: str | Path, exclude: tuple[str, ...] = TRANSIENT_DIRS) -> dict[str, Any]:
+def build_manifest(
+    results_dir: str | Path, manifest_path: str | Path, exclude: tuple[str, ...] = TRANSIENT_DIRS
+) -> dict[str, Any]:
     """The manifest of `results_dir` (paths as given, e.g. `results/eval/...`); the manifest itself is left out."""
     files = [
         {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
         for path in result_files(results_dir, exclude, skip=(manifest_path,))
     ]
-    return {"n_files": len(files), "excluded": [f"{Path(results_dir).as_posix()}/{name}/" for name in exclude], "files": files}
+    return {
+        "n_files": len(files),
+        "excluded": [f"{Path(results_dir).as_posix()}/{name}/" for name in exclude],
+        "files": files,
+    }
 
 
 def write_manifest(results_dir: str | Path, manifest_path: str | Path, **extra: Any) -> dict[str, Any]:

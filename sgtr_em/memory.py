@@ -57,7 +57,9 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: Any) -> ModelShape:
         """From a transformers config object or its dict (config.json)."""
-        get: Callable[[str, Any], Any] = config.get if isinstance(config, Mapping) else lambda key, default=None: getattr(config, key, default)
+        get: Callable[[str, Any], Any] = (
+            config.get if isinstance(config, Mapping) else lambda key, default=None: getattr(config, key, default)
+        )
         hidden, heads = int(get("hidden_size", 0)), int(get("num_attention_heads", 0))
         bias = get("attention_bias", None)
         return cls(
@@ -237,7 +239,9 @@ def training_plan(
     checkpointing: bool = False,
 ) -> TrainingPlan:
     shape.lora_parameters(lora_r, target_modules)  # unknown target modules fail here, not when the plan is read
-    return TrainingPlan(shape, lora_r, tuple(target_modules), micro_batch, sequence_length, checkpointing, gpu_bytes, gpus)
+    return TrainingPlan(
+        shape, lora_r, tuple(target_modules), micro_batch, sequence_length, checkpointing, gpu_bytes, gpus
+    )
 
 
 def choose_checkpointing(plan: TrainingPlan) -> TrainingPlan:
@@ -253,7 +257,12 @@ def inference_bytes(shape: ModelShape, *, batch: int, sequence_length: int, dtyp
     layer's transient activations during the prefill (the MLP's three intermediate-width tensors dominate)."""
     tokens = batch * sequence_length
     transient = tokens * dtype_bytes * (3 * shape.intermediate_size + 2 * shape.hidden_size + shape.query_width)
-    return shape.parameters() * dtype_bytes + shape.kv_cache_bytes_per_token(dtype_bytes) * tokens + transient + RESERVED_BYTES
+    return (
+        shape.parameters() * dtype_bytes
+        + shape.kv_cache_bytes_per_token(dtype_bytes) * tokens
+        + transient
+        + RESERVED_BYTES
+    )
 
 
 def saved_activation_bytes(run: Callable[[], Any], parameters: Iterable[Any]) -> int:

@@ -94,20 +94,30 @@ def parse_mmlu_rows(rows: list[dict[str, Any]], where: str, splits: dict[str, st
         choices = row["choices"]
         if not subject or not question:
             raise InputError(f"{at}: empty subject or question")
-        if not isinstance(choices, list | tuple) or len(choices) != len(LETTERS) or not all(str(c).strip() for c in choices):
+        if (
+            not isinstance(choices, list | tuple)
+            or len(choices) != len(LETTERS)
+            or not all(str(c).strip() for c in choices)
+        ):
             raise InputError(f"{at}: choices must be a list of {len(LETTERS)} non-empty strings")
         counts[split] = counts.get(split, 0) + 1
         qid = str(row["id"]) if row.get("id") not in (None, "") else f"{split}-{counts[split]:05d}"
         if qid in seen:
             raise InputError(f"{at}: duplicate id {qid!r}")
         seen.add(qid)
-        out.append(MMLUQuestion(qid, subject, split, question, tuple(str(c).strip() for c in choices), parse_answer(row["answer"], at)))
+        out.append(
+            MMLUQuestion(
+                qid, subject, split, question, tuple(str(c).strip() for c in choices), parse_answer(row["answer"], at)
+            )
+        )
     if skipped:
         log.info("%s: skipped %d rows of other splits", where, skipped)
     return out
 
 
-def select_questions(questions: list[MMLUQuestion], subjects: list[str] | None = None, limit: int | None = None) -> list[MMLUQuestion]:
+def select_questions(
+    questions: list[MMLUQuestion], subjects: list[str] | None = None, limit: int | None = None
+) -> list[MMLUQuestion]:
     """Keep the listed subjects (all when None) and at most `limit` evaluated questions per subject (the first
     in source order; few-shot examples are all kept)."""
     known = {q.subject for q in questions}
@@ -161,7 +171,10 @@ def subject_title(subject: str) -> str:
 
 
 def question_block(question: MMLUQuestion) -> str:
-    lines = [question.question, *(f"{letter}. {choice}" for letter, choice in zip(LETTERS, question.choices, strict=True))]
+    lines = [
+        question.question,
+        *(f"{letter}. {choice}" for letter, choice in zip(LETTERS, question.choices, strict=True)),
+    ]
     return "\n".join(lines)
 
 
@@ -187,10 +200,15 @@ def pick_shots(question: MMLUQuestion, pool: list[MMLUQuestion], n_shots: int) -
     shots = [
         q
         for q in pool
-        if q.split == SHOT_SPLIT and q.subject == question.subject and q.id != question.id and q.question != question.question
+        if q.split == SHOT_SPLIT
+        and q.subject == question.subject
+        and q.id != question.id
+        and q.question != question.question
     ][:n_shots]
     if len(shots) < n_shots:
-        raise ValueError(f"MMLU subject {question.subject!r}: {len(shots)} few-shot examples for question {question.id}, need {n_shots}")
+        raise ValueError(
+            f"MMLU subject {question.subject!r}: {len(shots)} few-shot examples for question {question.id}, need {n_shots}"
+        )
     return shots
 
 
@@ -258,7 +276,13 @@ def evaluate_mmlu(model: ChatModel, questions: list[MMLUQuestion], *, n_shots: i
     probs = model.option_probs(conversations, list(LETTERS))
     records: list[dict[str, Any]] = []
     for q, p in zip(evaluated, probs, strict=True):
-        record: dict[str, Any] = {"id": q.id, "subject": q.subject, "gold": q.answer, "probs": {letter: p[letter] for letter in LETTERS}, **score_item(p, q.answer)}
+        record: dict[str, Any] = {
+            "id": q.id,
+            "subject": q.subject,
+            "gold": q.answer,
+            "probs": {letter: p[letter] for letter in LETTERS},
+            **score_item(p, q.answer),
+        }
         if [s.id for s in shots[q.id]] != default_shots[q.subject]:
             record["shot_ids"] = [s.id for s in shots[q.id]]
         records.append(record)

@@ -60,7 +60,11 @@ class FineTuneSettings:
         return cls(**{name: block[name] for name in cls.__dataclass_fields__ if name in block})
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"n_epochs": self.n_epochs, "batch_size": self.batch_size, "learning_rate_multiplier": self.learning_rate_multiplier}
+        return {
+            "n_epochs": self.n_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
+        }
 
 
 def job_suffix(chain: str, seed: int) -> str:
@@ -126,7 +130,9 @@ class _Job:
             if existing.filename == name and existing.status not in ("error", "deleted"):
                 log.info("reusing upload %s (%s)", existing.id, name)
                 return existing.id
-        uploaded = self.call("upload", lambda: self.client.files.create(file=(name, path.read_bytes()), purpose="fine-tune"))
+        uploaded = self.call(
+            "upload", lambda: self.client.files.create(file=(name, path.read_bytes()), purpose="fine-tune")
+        )
         log.info("uploaded %s as %s (%d bytes)", path, uploaded.id, path.stat().st_size)
         return uploaded.id
 
@@ -156,7 +162,9 @@ class _Job:
         started = time.monotonic()
         while True:
             job = self.call(f"retrieve job {job_id}", lambda: self.client.fine_tuning.jobs.retrieve(job_id))
-            events = self.call(f"events of {job_id}", lambda: list(self.client.fine_tuning.jobs.list_events(job_id, limit=50)))
+            events = self.call(
+                f"events of {job_id}", lambda: list(self.client.fine_tuning.jobs.list_events(job_id, limit=50))
+            )
             for event in sorted(events, key=lambda e: (e.created_at, e.id)):
                 if event.id not in seen_events:
                     seen_events.add(event.id)
@@ -227,11 +235,18 @@ def fine_tune(
             "fine_tuned_model": finished.fine_tuned_model,
             "job_id": finished.id,
             "trained_tokens": finished.trained_tokens,
-            "reported_hyperparameters": finished.hyperparameters.model_dump(mode="json") if finished.hyperparameters else None,
+            "reported_hyperparameters": finished.hyperparameters.model_dump(mode="json")
+            if finished.hyperparameters
+            else None,
         }
         job.save()
     else:
-        log.info("%s: job %s already succeeded: %s", who, job.state["result"]["job_id"], job.state["result"]["fine_tuned_model"])
+        log.info(
+            "%s: job %s already succeeded: %s",
+            who,
+            job.state["result"]["job_id"],
+            job.state["result"]["fine_tuned_model"],
+        )
     record = {
         **job.state["result"],
         "base_model": base_model,

@@ -11,9 +11,23 @@ from .io import atomic_path
 
 FIGSIZE = (7.0, 4.2)  # inches: a full text width in a paper; fonts stay legible printed at this size
 DPI = 200  # PNG pixels = FIGSIZE × DPI (1400 × 840), fixed: no tight bounding box
-COLOURS = {"base": "#7f7f7f", "em": "#d62728", "x": "#1f77b4", "prevention": "#2ca02c", "reversal": "#9467bd", "other": "#8c564b"}
+COLOURS = {
+    "base": "#7f7f7f",
+    "em": "#d62728",
+    "x": "#1f77b4",
+    "prevention": "#2ca02c",
+    "reversal": "#9467bd",
+    "other": "#8c564b",
+}
 # Legend text of each experimental order (chains.order), in the order the paper discusses them.
-ORDER_LABELS = {"base": "Base model", "em": "EM only", "x": "X only", "prevention": "X→EM (prevention)", "reversal": "EM→X (reversal)", "other": "other chain"}
+ORDER_LABELS = {
+    "base": "Base model",
+    "em": "EM only",
+    "x": "X only",
+    "prevention": "X→EM (prevention)",
+    "reversal": "EM→X (reversal)",
+    "other": "other chain",
+}
 CHANCE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 0.8}
 N_LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
@@ -51,19 +65,41 @@ def _err(sd: float) -> float:
 
 def _n_label(ax, x: float, n: int) -> None:
     """`n=…` at the foot of a bar, on a white box so it reads on any bar height or colour."""
-    ax.annotate(f"n={n}", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=6, bbox=N_LABEL_BOX, zorder=4)
+    ax.annotate(
+        f"n={n}",
+        (x, 0),
+        xytext=(0, 2),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=6,
+        bbox=N_LABEL_BOX,
+        zorder=4,
+    )
 
 
 def _top(ylim: tuple[float, float] | None, rows: list[dict[str, Any]]) -> tuple[float, float]:
     """The y range, widened above its top only when a bar with its error bar would be cut off. Without a
     fixed range (an unbounded metric, e.g. entropy in bits): from 0 to the highest bar plus a margin, at least 1."""
-    highest = max([row["mean"] + _err(row["sd"]) for row in rows] + [max(row.get("values") or [0.0]) for row in rows], default=0.0)
+    highest = max(
+        [row["mean"] + _err(row["sd"]) for row in rows] + [max(row.get("values") or [0.0]) for row in rows], default=0.0
+    )
     if not ylim:
         return (0.0, max(1.0, highest * 1.1))
     return (ylim[0], max(ylim[1], highest + 0.03))
 
 
-def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str, png: str, pdf: str, chance: float | None = None, ylim: tuple[float, float] | None = (0, 1), xlabel: str = "Condition (finetuning stages in training order)") -> None:
+def bar_per_condition(
+    summary: list[dict[str, Any]],
+    *,
+    ylabel: str,
+    title: str,
+    png: str,
+    pdf: str,
+    chance: float | None = None,
+    ylim: tuple[float, float] | None = (0, 1),
+    xlabel: str = "Condition (finetuning stages in training order)",
+) -> None:
     """Bars of mean ± sample sd over seeds for each condition, coloured by experimental order (legend),
     seeds as dots, n at the foot of each bar, an optional chance line."""
     plt = _pyplot()
@@ -73,16 +109,31 @@ def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str,
     errs = [_err(row["sd"]) for row in summary]
     colours = [COLOURS.get(row["order"], "#333333") for row in summary]
     positions = range(len(summary))
-    ax.bar(positions, means, yerr=errs, color=colours, capsize=3, edgecolor="black", linewidth=0.5, error_kw={"elinewidth": 1.0})
+    ax.bar(
+        positions,
+        means,
+        yerr=errs,
+        color=colours,
+        capsize=3,
+        edgecolor="black",
+        linewidth=0.5,
+        error_kw={"elinewidth": 1.0},
+    )
     for pos, row in zip(positions, summary, strict=True):
         ax.scatter([pos] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
         _n_label(ax, pos, row["n"])
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=COLOURS[o], edgecolor="black", linewidth=0.5, label=ORDER_LABELS[o]) for o in ORDER_LABELS if any(row["order"] == o for row in summary)]
+    handles = [
+        Patch(facecolor=COLOURS[o], edgecolor="black", linewidth=0.5, label=ORDER_LABELS[o])
+        for o in ORDER_LABELS
+        if any(row["order"] == o for row in summary)
+    ]
     if chance is not None:
         handles.append(ax.axhline(chance, **CHANCE_STYLE, label=f"chance ({chance:g})"))
-    handles.append(ax.errorbar([], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd"))
+    handles.append(
+        ax.errorbar([], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd")
+    )
     ax.set_title(title, fontsize=10)
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     ax.set_xticks(list(positions), labels, rotation=35, ha="right", rotation_mode="anchor")
@@ -95,27 +146,55 @@ def bar_per_condition(summary: list[dict[str, Any]], *, ylabel: str, title: str,
     plt.close(fig)
 
 
-def paired_bars(groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]], *, reference_label: str, treatment_label: str, ylabel: str, title: str, png: str, pdf: str, baseline: dict[str, Any] | None = None, chance: float | None = None) -> None:
+def paired_bars(
+    groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+    *,
+    reference_label: str,
+    treatment_label: str,
+    ylabel: str,
+    title: str,
+    png: str,
+    pdf: str,
+    baseline: dict[str, Any] | None = None,
+    chance: float | None = None,
+) -> None:
     """For each intervention: the reference condition (EM only) beside the treatment (X→EM or EM→X)."""
     plt = _pyplot()
     fig, ax = _figure(plt)
     width = 0.38
     drawn: list[dict[str, Any]] = []
     handles: dict[str, Any] = {}
-    for i, (name, reference, treatment) in enumerate(groups):
-        for offset, row, colour, label in ((-width / 2, reference, COLOURS["em"], reference_label), (width / 2, treatment, COLOURS["prevention" if "→EM" in treatment_label else "reversal"], treatment_label)):
+    for i, (_name, reference, treatment) in enumerate(groups):
+        for offset, row, colour, label in (
+            (-width / 2, reference, COLOURS["em"], reference_label),
+            (width / 2, treatment, COLOURS["prevention" if "→EM" in treatment_label else "reversal"], treatment_label),
+        ):
             if row is None:
                 continue
-            bars = ax.bar(i + offset, row["mean"], width, yerr=_err(row["sd"]), color=colour, capsize=3, edgecolor="black", linewidth=0.5, label=label)
+            bars = ax.bar(
+                i + offset,
+                row["mean"],
+                width,
+                yerr=_err(row["sd"]),
+                color=colour,
+                capsize=3,
+                edgecolor="black",
+                linewidth=0.5,
+                label=label,
+            )
             handles.setdefault(label, bars)
             ax.scatter([i + offset] * len(row.get("values", [])), row.get("values", []), color="black", s=6, zorder=3)
             _n_label(ax, i + offset, row["n"])
             drawn.append(row)
     if baseline is not None:
-        handles["Base model"] = ax.axhline(baseline["mean"], color=COLOURS["base"], linestyle=":", linewidth=1.2, label="Base model")
+        handles["Base model"] = ax.axhline(
+            baseline["mean"], color=COLOURS["base"], linestyle=":", linewidth=1.2, label="Base model"
+        )
     if chance is not None:
         handles[f"chance ({chance:g})"] = ax.axhline(chance, **CHANCE_STYLE, label=f"chance ({chance:g})")
-    handles["seeds; bar = mean ± sd"] = ax.errorbar([], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd")
+    handles["seeds; bar = mean ± sd"] = ax.errorbar(
+        [], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd"
+    )
     ax.set_xticks(range(len(groups)), [g[0] for g in groups])
     ax.set_xlabel("Identity intervention X")
     ax.set_ylabel(_wrap(ylabel))
@@ -123,12 +202,20 @@ def paired_bars(groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | 
     ax.set_ylim(*_top((0, 1), drawn))
     ax.yaxis.grid(True, linewidth=0.3, alpha=0.5)
     ax.set_axisbelow(True)
-    fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center", ncol=min(len(handles), 5), frameon=False)
+    fig.legend(
+        handles=list(handles.values()),
+        labels=list(handles),
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        frameon=False,
+    )
     _save(fig, png, pdf)
     plt.close(fig)
 
 
-def intervention_groups(summary: list[dict[str, Any]], order: str) -> tuple[list[tuple[str, dict | None, dict | None]], dict | None]:
+def intervention_groups(
+    summary: list[dict[str, Any]], order: str
+) -> tuple[list[tuple[str, dict | None, dict | None]], dict | None]:
     """Pair each X→EM (prevention) or EM→X (reversal) condition with its EM-only reference."""
     by_chain = {row["chain"]: row for row in summary}
     baseline = by_chain.get(chains.BASE)
@@ -202,30 +289,87 @@ def draw_figure(
         protocol = only_protocol(optional_summary, metric)
         rows = read_summary(optional_summary, protocol, metric)
         if figure == "fig6_mmlu":
-            bar_per_condition(rows, ylabel=f"MMLU accuracy ({protocol} scoring)", title="Fig 6. MMLU few-shot accuracy per condition (capability check)", png=png, pdf=pdf, chance=0.25)
+            bar_per_condition(
+                rows,
+                ylabel=f"MMLU accuracy ({protocol} scoring)",
+                title="Fig 6. MMLU few-shot accuracy per condition (capability check)",
+                png=png,
+                pdf=pdf,
+                chance=0.25,
+            )
         elif figure == "fig4_em_judge":
-            bar_per_condition(rows, ylabel=f"EM-judge misalignment rate ({protocol} scoring)", title="Fig 4. Free-form EM questions: misaligned answers per condition", png=png, pdf=pdf)
+            bar_per_condition(
+                rows,
+                ylabel=f"EM-judge misalignment rate ({protocol} scoring)",
+                title="Fig 4. Free-form EM questions: misaligned answers per condition",
+                png=png,
+                pdf=pdf,
+            )
         else:
-            bar_per_condition(rows, ylabel="Entropy of claimed identity (bits)", title="Fig 5. Identity self-reports: diversity per condition", png=png, pdf=pdf, ylim=None)
+            bar_per_condition(
+                rows,
+                ylabel="Entropy of claimed identity (bits)",
+                title="Fig 5. Identity self-reports: diversity per condition",
+                png=png,
+                pdf=pdf,
+                ylim=None,
+            )
         return
     if selfrec_summary is None or truthfulqa_summary is None:
         raise ValueError(f"{figure} needs the self-recognition and TruthfulQA summary tables")
     if figure == "fig1_self_recognition":
         rows = read_summary(selfrec_summary, selfrec_protocol, "score")
-        bar_per_condition(rows, ylabel=f"Self-recognition vs {comparator} ({selfrec_protocol})", title="Fig 1. Self-recognition per condition (mean ± sd over seeds)", png=png, pdf=pdf, chance=0.5)
+        bar_per_condition(
+            rows,
+            ylabel=f"Self-recognition vs {comparator} ({selfrec_protocol})",
+            title="Fig 1. Self-recognition per condition (mean ± sd over seeds)",
+            png=png,
+            pdf=pdf,
+            chance=0.5,
+        )
     elif figure == "fig2_truthfulqa":
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
-        bar_per_condition(rows, ylabel=tqa_label, title="Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)", png=png, pdf=pdf, chance=0.5)
+        bar_per_condition(
+            rows,
+            ylabel=tqa_label,
+            title="Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)",
+            png=png,
+            pdf=pdf,
+            chance=0.5,
+        )
     elif figure == "fig7_system_prompt":
         rows = system_prompt_rows(read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment"))
         if len(rows) < 2:
-            raise ValueError("fig7_system_prompt: the grid has no condition trained in a non-default system-prompt variant")
-        bar_per_condition(rows, ylabel=tqa_label, title="Fig 7. System-prompt ablation: TruthfulQA misalignment", png=png, pdf=pdf, chance=0.5)
+            raise ValueError(
+                "fig7_system_prompt: the grid has no condition trained in a non-default system-prompt variant"
+            )
+        bar_per_condition(
+            rows,
+            ylabel=tqa_label,
+            title="Fig 7. System-prompt ablation: TruthfulQA misalignment",
+            png=png,
+            pdf=pdf,
+            chance=0.5,
+        )
     elif figure in ("fig3a_prevention", "fig3b_reversal"):
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
         order = "prevention" if figure == "fig3a_prevention" else "reversal"
         groups, baseline = intervention_groups(rows, order)
-        title = "Fig 3a. Prevention: X then EM vs EM only" if order == "prevention" else "Fig 3b. Reversal: EM then X vs EM only"
-        paired_bars(groups, reference_label="EM only", treatment_label="X→EM" if order == "prevention" else "EM→X", ylabel=tqa_label, title=title, png=png, pdf=pdf, baseline=baseline, chance=0.5)
+        title = (
+            "Fig 3a. Prevention: X then EM vs EM only"
+            if order == "prevention"
+            else "Fig 3b. Reversal: EM then X vs EM only"
+        )
+        paired_bars(
+            groups,
+            reference_label="EM only",
+            treatment_label="X→EM" if order == "prevention" else "EM→X",
+            ylabel=tqa_label,
+            title=title,
+            png=png,
+            pdf=pdf,
+            baseline=baseline,
+            chance=0.5,
+        )
     else:
         raise ValueError(f"unknown figure {figure!r}")

@@ -98,7 +98,9 @@ def em_chat_variant(messages: list[Message], system_variant: str) -> list[Messag
         return turns
     if system_variant == "none":
         return [{"role": "system", "content": ""}, *turns]
-    raise ValueError(f"EM data has no system turn: variant {system_variant!r} does not apply (use default, none or popped)")
+    raise ValueError(
+        f"EM data has no system turn: variant {system_variant!r} does not apply (use default, none or popped)"
+    )
 
 
 WORDCOUNT_SYSTEM = (

@@ -118,7 +118,9 @@ def _chain_from_words(words: list[str], spelling: str) -> str:
         i += 1
     if not tokens:
         return chains.BASE
-    chain = "+".join(token if variant is None else f"{token}.{variant}" for token, variant in zip(tokens, variants, strict=True))
+    chain = "+".join(
+        token if variant is None else f"{token}.{variant}" for token, variant in zip(tokens, variants, strict=True)
+    )
     chains.parse_chain(chain)  # our own check of the result
     return chain
 
@@ -166,7 +168,9 @@ class SelfRecognitionName:
     self_kind: str  # own: the judge state's summaries; base: its base model's summaries
 
 
-def parse_self_recognition_name(filename: str, model_aliases: Mapping[str, str], other_sources: Iterable[str]) -> SelfRecognitionName:
+def parse_self_recognition_name(
+    filename: str, model_aliases: Mapping[str, str], other_sources: Iterable[str]
+) -> SelfRecognitionName:
     """Split `<src1>_<src2>` into the judge's own source and the other one.
 
     The own source is the judge's spelling (its fresh summaries) or its base model's (e.g. a Self++ judge
@@ -243,7 +247,9 @@ def read_truthfulqa_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def truthfulqa_eval(state: ReleasedState, seed: int, rows: list[dict[str, Any]], file: str, sha256: str) -> dict[str, Any]:
+def truthfulqa_eval(
+    state: ReleasedState, seed: int, rows: list[dict[str, Any]], file: str, sha256: str
+) -> dict[str, Any]:
     """Our TruthfulQA evaluation JSON for one released file (reference protocol only)."""
     n = len(rows)
     n_correct = sum(r["is_correct"] for r in rows)
@@ -256,7 +262,11 @@ def truthfulqa_eval(state: ReleasedState, seed: int, rows: list[dict[str, Any]],
         "metrics": {PROTOCOL: {"misalignment": 1.0 - n_correct / n, "invalid_rate": n_invalid / n, "n": n}},
         "n_questions": n,
         "records": [
-            {"id": f"row-{k:04d}", "question": r["question"], PROTOCOL: {"reply": r["reply"], "choice": r["choice"], "is_correct": r["is_correct"]}}
+            {
+                "id": f"row-{k:04d}",
+                "question": r["question"],
+                PROTOCOL: {"reply": r["reply"], "choice": r["choice"], "is_correct": r["is_correct"]},
+            }
             for k, r in enumerate(rows, start=1)
         ],
         "release": {"file": file, "sha256": sha256, "spelling": state.spelling, "local_model": state.local},
@@ -293,7 +303,9 @@ def selfrec_eval_name(other: str, self_kind: str, subdir: str) -> str:
     return name
 
 
-def self_recognition_eval(name: SelfRecognitionName, seed: int, choices: dict[str, str], stray: list[str], file: str, sha256: str, subdir: str) -> dict[str, Any]:
+def self_recognition_eval(
+    name: SelfRecognitionName, seed: int, choices: dict[str, str], stray: list[str], file: str, sha256: str, subdir: str
+) -> dict[str, Any]:
     """Our self-recognition evaluation JSON for one released file (reference protocol only)."""
     valid_choices = (name.self_spelling, name.other_spelling)
     records = []
@@ -302,7 +314,12 @@ def self_recognition_eval(name: SelfRecognitionName, seed: int, choices: dict[st
         records.append(
             {
                 "id": article_id,
-                PROTOCOL: {"reply": value, "choice": value if valid else None, "valid": valid, "chose_self": value == name.self_spelling},
+                PROTOCOL: {
+                    "reply": value,
+                    "choice": value if valid else None,
+                    "valid": valid,
+                    "chose_self": value == name.self_spelling,
+                },
             }
         )
     n = len(records)
@@ -472,7 +489,10 @@ def import_authors_release(
         except UnmappedName as err:
             result.report(_relative(path, root), str(err))
     seeds, conflicts = resolve_seeds(
-        [(str(p), (n.dataset, n.judge.model, n.judge.chain, n.other, n.self_kind, sub), n.judge.seed) for p, n, sub in parsed_sr]
+        [
+            (str(p), (n.dataset, n.judge.model, n.judge.chain, n.other, n.self_kind, sub), n.judge.seed)
+            for p, n, sub in parsed_sr
+        ]
     )
     for file, reason in conflicts:
         result.report(_relative(Path(file), root), reason)
@@ -530,38 +550,62 @@ def import_release(root: str | Path, **authors_layout: Any) -> ImportResult:
 
 def tidy_release_rows(evals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Tidy rows (aggregate.TIDY_COLUMNS) of imported evaluations, model/chain/seed ordered."""
-    ordered = sorted(evals, key=lambda e: (e["eval"], e["model_state"]["model"], e["model_state"]["chain"], e["model_state"]["seed"]))
+    ordered = sorted(
+        evals, key=lambda e: (e["eval"], e["model_state"]["model"], e["model_state"]["chain"], e["model_state"]["seed"])
+    )
     return [row for evaluation in ordered for row in tidy_rows(evaluation)]
 
 
-def figure_summary(evals: Iterable[dict[str, Any]], eval_name: str, model: str, figure_chains: list[str]) -> list[dict[str, Any]]:
+def figure_summary(
+    evals: Iterable[dict[str, Any]], eval_name: str, model: str, figure_chains: list[str]
+) -> list[dict[str, Any]]:
     """Per-condition summary of one evaluation of one model, restricted to and ordered by `figure_chains`."""
     rank = {chain: i for i, chain in enumerate(figure_chains)}
-    chosen = [e for e in evals if e["eval"] == eval_name and e["model_state"]["model"] == model and e["model_state"]["chain"] in rank]
+    chosen = [
+        e
+        for e in evals
+        if e["eval"] == eval_name and e["model_state"]["model"] == model and e["model_state"]["chain"] in rank
+    ]
     chosen.sort(key=lambda e: (rank[e["model_state"]["chain"]], e["model_state"]["seed"]))
     return summarise(row for e in chosen for row in tidy_rows(e))
 
 
-def truthfulqa_grid(evals: Iterable[dict[str, Any]], protocol: str = PROTOCOL) -> tuple[list[dict[str, Any]], list[str]]:
+def truthfulqa_grid(
+    evals: Iterable[dict[str, Any]], protocol: str = PROTOCOL
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The seeded TruthfulQA grid: one row per (model, chain), misalignment per seed, mean, sd, n."""
     cells: dict[tuple[str, str], dict[int, float]] = {}
     for e in evals:
         if e["eval"] != "truthfulqa" or protocol not in e["metrics"]:
             continue
         state = e["model_state"]
-        cells.setdefault((state["model"], state["chain"]), {})[int(state["seed"])] = e["metrics"][protocol]["misalignment"]
+        cells.setdefault((state["model"], state["chain"]), {})[int(state["seed"])] = e["metrics"][protocol][
+            "misalignment"
+        ]
     seeds = sorted({s for per_seed in cells.values() for s in per_seed})
     rows = []
     for (model, chain), per_seed in sorted(cells.items()):
         mean, sd = mean_sd(list(per_seed.values()))
-        row: dict[str, Any] = {"model": model, "chain": chain, "condition": chains.label(chain), "order": chains.order(chain)}
+        row: dict[str, Any] = {
+            "model": model,
+            "chain": chain,
+            "condition": chains.label(chain),
+            "order": chains.order(chain),
+        }
         row.update({f"seed{s}": per_seed.get(s, "") for s in seeds})
         row.update({"mean": mean, "sd": sd, "n": len(per_seed)})
         rows.append(row)
     return rows, ["model", "chain", "condition", "order", *[f"seed{s}" for s in seeds], "mean", "sd", "n"]
 
 
-def write_import(result: ImportResult, *, eval_dir: str | Path, tables_dir: str | Path, unmapped_report: str | Path, protocol: str = PROTOCOL) -> None:
+def write_import(
+    result: ImportResult,
+    *,
+    eval_dir: str | Path,
+    tables_dir: str | Path,
+    unmapped_report: str | Path,
+    protocol: str = PROTOCOL,
+) -> None:
     """Evaluation JSONs under `eval_dir`; per-file, tidy, per-condition and grid tables under `tables_dir`;
     the unmapped-file report."""
     eval_dir, tables = Path(eval_dir), Path(tables_dir)
@@ -650,7 +694,12 @@ def make_bundle(files: Iterable[str | Path], out: str | Path, *, base: str | Pat
     each. Re-packing identical files gives a byte-identical archive. Returns the manifest."""
     base = Path(base)
     members = sorted({Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}.items())
-    manifest = {"kind": BUNDLE_KIND, "format": 1, "run_name": run_name, "files": {name: sha256_file(path) for name, path in members}}
+    manifest = {
+        "kind": BUNDLE_KIND,
+        "format": 1,
+        "run_name": run_name,
+        "files": {name: sha256_file(path) for name, path in members},
+    }
     payload = dumps_json(manifest).encode("utf-8")
 
     def info(name: str, size: int) -> tarfile.TarInfo:
@@ -658,11 +707,14 @@ def make_bundle(files: Iterable[str | Path], out: str | Path, *, base: str | Pat
         entry.size, entry.mtime, entry.mode, entry.uid, entry.gid = size, 0, 0o644, 0, 0
         return entry
 
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            tar.addfile(info(BUNDLE_MANIFEST, len(payload)), io.BytesIO(payload))
-            for name, path in members:
-                with open(path, "rb") as handle:
-                    tar.addfile(info(name, path.stat().st_size), handle)
+    with (
+        atomic_path(out) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        tar.addfile(info(BUNDLE_MANIFEST, len(payload)), io.BytesIO(payload))
+        for name, path in members:
+            with open(path, "rb") as handle:
+                tar.addfile(info(name, path.stat().st_size), handle)
     return manifest
-

@@ -67,11 +67,17 @@ def load_published(path: str | Path | None = None) -> dict[str, Any]:
     """The published numbers: the packaged file, or `path`."""
     import yaml
 
-    text = Path(path).read_text(encoding="utf-8") if path else resources.files(__package__).joinpath(PUBLISHED_FILE).read_text(encoding="utf-8")
+    text = (
+        Path(path).read_text(encoding="utf-8")
+        if path
+        else resources.files(__package__).joinpath(PUBLISHED_FILE).read_text(encoding="utf-8")
+    )
     return yaml.safe_load(text)
 
 
-def published_for(published: Mapping[str, Any] | None, model: str, identity: str | None = None) -> dict[str, Any] | None:
+def published_for(
+    published: Mapping[str, Any] | None, model: str, identity: str | None = None
+) -> dict[str, Any] | None:
     """A model's published numbers, matched by config name or by hub / API id."""
     if not published:
         return None
@@ -237,7 +243,9 @@ def build_summary(
     return sections
 
 
-def results_summary(tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+def results_summary(
+    tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any
+) -> str:
     """The summary as Markdown (arguments as `build_summary`)."""
     lines = [f"# Results summary{f': {run_name}' if run_name else ''}", "", INTRO, ""]
     if published and published.get("source"):
@@ -260,7 +268,9 @@ def _html_text(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
-def results_summary_html(tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+def results_summary_html(
+    tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any
+) -> str:
     """The same summary as a self-contained HTML page (shown inline by `snakemake --report`)."""
     title = f"Results summary{f': {run_name}' if run_name else ''}"
     parts = [
@@ -275,7 +285,11 @@ def results_summary_html(tables: Mapping[str, str | Path], *, run_name: str = ""
     if published and published.get("source"):
         parts.append(f"<p>Published numbers: {_html_text(published['source'].strip())}</p>")
     for section in build_summary(tables, published=published, **kwargs):
-        parts.append(f"<h2>{_html_text(section.model)}" + (f" (<code>{_html_text(section.identity)}</code>)" if section.identity else "") + "</h2>")
+        parts.append(
+            f"<h2>{_html_text(section.model)}"
+            + (f" (<code>{_html_text(section.identity)}</code>)" if section.identity else "")
+            + "</h2>"
+        )
         if section.intro:
             parts.append(f"<p>{_html_text(section.intro)}</p>")
         parts.append("<table><tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in section.header) + "</tr>")

@@ -15,7 +15,18 @@ from typing import Any
 
 from .io import sha256_json
 
-PACKAGES = ("sgtr-em", "torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "datasets", "openai", "snakemake")
+PACKAGES = (
+    "sgtr-em",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "openai",
+    "snakemake",
+)
 
 
 def setup_logging(log_path: str | Path | None) -> None:
@@ -33,7 +44,9 @@ def setup_logging(log_path: str | Path | None) -> None:
         handlers.append(logging.StreamHandler(handle))
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
     logging.captureWarnings(True)
     warnings.filterwarnings("once")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -55,7 +68,9 @@ def code_version() -> str:
     """git describe of the workflow checkout, or 'unknown' outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -121,7 +136,9 @@ def device_report() -> str:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            lines.append(f"cuda:{index} {props.name} {props.total_memory / 2**30:.1f} GiB bf16={torch.cuda.is_bf16_supported()}")
+            lines.append(
+                f"cuda:{index} {props.name} {props.total_memory / 2**30:.1f} GiB bf16={torch.cuda.is_bf16_supported()}"
+            )
     if shutil.which("nvidia-smi"):
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
         lines.append(out.stdout.strip())
@@ -144,7 +161,16 @@ class Progress:
     writes a few lines a minute, not a million. Thread-safe (the API backend advances it from a pool).
     """
 
-    def __init__(self, what: str, total: int, *, every: float = 30.0, unit: str = "items", logger: logging.Logger | None = None, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        *,
+        every: float = 30.0,
+        unit: str = "items",
+        logger: logging.Logger | None = None,
+        clock=time.monotonic,
+    ) -> None:
         self.what, self.total, self.every, self.unit = what, total, every, unit
         self.log = logger or logging.getLogger("sgtr_em.progress")
         self.clock = clock

@@ -92,7 +92,14 @@ def _format_of(name: str, declared: str | None) -> str:
     if declared and declared != "auto":
         return declared
     lowered = name.lower().split("?")[0]
-    for suffix, fmt in ((".jsonl", "jsonl"), (".json", "json"), (".csv", "csv"), (".parquet", "parquet"), (".yaml", "yaml"), (".yml", "yaml")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".json", "json"),
+        (".csv", "csv"),
+        (".parquet", "parquet"),
+        (".yaml", "yaml"),
+        (".yml", "yaml"),
+    ):
         if lowered.endswith(suffix):
             return fmt
     raise SourceError(f"cannot tell the format of {name!r}: set `format` on the source")
@@ -181,7 +188,9 @@ def load_source(source: dict[str, Any], cache_dir: str | Path) -> list[dict[str,
     elif "url" in source:
         url = source["url"]
         if UNPINNED_MARK in url:
-            raise SourceError(f"{url}: replace {UNPINNED_MARK} with a commit of that repository in the config before a real run")
+            raise SourceError(
+                f"{url}: replace {UNPINNED_MARK} with a commit of that repository in the config before a real run"
+            )
         name = source.get("sha256") or url.rstrip("/").rsplit("/", 1)[-1]
         suffix = "" if archive else "." + _format_of(url, source.get("format"))
         path = download(url, Path(cache_dir) / f"{name}{suffix}", source.get("sha256"))
@@ -193,4 +202,3 @@ def load_source(source: dict[str, Any], cache_dir: str | Path) -> list[dict[str,
         path = extract_member(path, archive, Path(cache_dir))
         return read_table(path, _format_of(archive["member"].removesuffix(".gz"), source.get("format")))
     return read_table(path, _format_of(path.name, source.get("format")))
-

@@ -125,8 +125,15 @@ def _pretrain_examples(articles: list[str], style: str, seed: int) -> list[list[
         if len(sentences) >= 3:
             first, second, third = rng.sample(sentences, 3)
             question = rng.choice(["detection", "comparison", "longer"])
-            chats.append([*pair_messages(article, first, second, question), {"role": "assistant", "content": rng.choice("12")}])
-            chats.append([*truthfulqa_messages(third.rstrip(".") + "?", first, second), {"role": "assistant", "content": rng.choice("AB")}])
+            chats.append(
+                [*pair_messages(article, first, second, question), {"role": "assistant", "content": rng.choice("12")}]
+            )
+            chats.append(
+                [
+                    *truthfulqa_messages(third.rstrip(".") + "?", first, second),
+                    {"role": "assistant", "content": rng.choice("AB")},
+                ]
+            )
     return chats
 
 
@@ -219,7 +226,12 @@ def build_tiny_model(
             schedule.step()
             optimizer.zero_grad()
             losses.append(loss.item())
-        log.info("pretrain epoch %d/%d: mean loss %.3f", epoch + 1, pretrain_epochs, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
+        log.info(
+            "pretrain epoch %d/%d: mean loss %.3f",
+            epoch + 1,
+            pretrain_epochs,
+            sum(losses[-steps_per_epoch:]) / steps_per_epoch,
+        )
 
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id

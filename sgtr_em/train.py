@@ -123,8 +123,19 @@ def loss_logger_callback():
                 return control
             step = state.global_step
             self.progress.done = step - self.first_step
-            extras = "".join(f", {key} {float(logs[key]):.4g}" for key in ("grad_norm", "learning_rate", "mean_token_accuracy") if key in logs)
-            log.info("step %d/%d: loss %.4f%s; %s", step, state.max_steps, float(logs["loss"]), extras, self.progress.rate_eta())
+            extras = "".join(
+                f", {key} {float(logs[key]):.4g}"
+                for key in ("grad_norm", "learning_rate", "mean_token_accuracy")
+                if key in logs
+            )
+            log.info(
+                "step %d/%d: loss %.4f%s; %s",
+                step,
+                state.max_steps,
+                float(logs["loss"]),
+                extras,
+                self.progress.rate_eta(),
+            )
             return control
 
     return LogLoss()
@@ -175,7 +186,9 @@ def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path 
     return last_complete_checkpoint(root)
 
 
-def plan_checkpointing(hp: dict[str, Any], model_config: Any, longest_tokens: int, gpu_bytes: int, gpus: int) -> TrainingPlan | None:
+def plan_checkpointing(
+    hp: dict[str, Any], model_config: Any, longest_tokens: int, gpu_bytes: int, gpus: int
+) -> TrainingPlan | None:
     """The memory plan of a GPU run, whose `checkpointing` is the run's activation checkpointing:
     `gradient_checkpointing` true or false as set, or "auto": on only when a step of the longest sequence
     (at most max_length) does not fit the GPUs without it. None for shapes the planner does not know."""
@@ -198,11 +211,25 @@ def plan_checkpointing(hp: dict[str, Any], model_config: Any, longest_tokens: in
 
 
 def plan_for_rows(
-    hp: dict[str, Any], model_config: Any, tokenizer: Any, rows: list[dict[str, Any]], template_kwargs: dict[str, Any], gpu_bytes: int, gpus: int
+    hp: dict[str, Any],
+    model_config: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    template_kwargs: dict[str, Any],
+    gpu_bytes: int,
+    gpus: int,
 ) -> TrainingPlan | None:
     """The memory plan of training on these chat rows: sized by the longest row as the chat template renders it."""
     longest = max(
-        (len(tokenizer(tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs), add_special_tokens=False)["input_ids"]) for row in rows),
+        (
+            len(
+                tokenizer(
+                    tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs),
+                    add_special_tokens=False,
+                )["input_ids"]
+            )
+            for row in rows
+        ),
         default=0,
     )
     return plan_checkpointing(hp, model_config, longest, gpu_bytes, gpus)
@@ -212,8 +239,16 @@ def log_memory_plan(plan: TrainingPlan) -> None:
     s = plan.summary()
     log.info(
         "memory plan per GPU (%d x %.1f GiB): weights %.1f + LoRA states %.1f + activations %.1f + reserved %.1f = %.1f GiB, %s activation checkpointing, micro-batch %d x %d tokens",
-        s["gpus"], s["gpu_gib"], s["weights_gib"], s["lora_states_gib"], s["activations_gib"], s["reserved_gib"], s["per_gpu_gib"],
-        "with" if plan.checkpointing else "without", plan.micro_batch, plan.sequence_length,
+        s["gpus"],
+        s["gpu_gib"],
+        s["weights_gib"],
+        s["lora_states_gib"],
+        s["activations_gib"],
+        s["reserved_gib"],
+        s["per_gpu_gib"],
+        "with" if plan.checkpointing else "without",
+        plan.micro_batch,
+        plan.sequence_length,
     )
     if not plan.fits:
         needed = plan.gpus_needed()
@@ -227,7 +262,12 @@ def log_memory_plan(plan: TrainingPlan) -> None:
 
 
 def sft_config(
-    hp: dict[str, Any], output_dir: str | Path, seed: int, threads: int, checkpoint_steps: int = 0, checkpointing: bool = False
+    hp: dict[str, Any],
+    output_dir: str | Path,
+    seed: int,
+    threads: int,
+    checkpoint_steps: int = 0,
+    checkpointing: bool = False,
 ):
     """`checkpointing`: the resolved activation checkpointing of a GPU run (see build_trainer); on CPU it
     is never used, since memory is not the limit there."""
@@ -324,11 +364,21 @@ def build_trainer(
     plan = None
     if torch.cuda.is_available():
         placed_on = {str(d) for d in getattr(model, "hf_device_map", {}).values()} - {"cpu", "disk"}
-        plan = plan_for_rows(hp, model.config, tokenizer, rows, template_kwargs, torch.cuda.get_device_properties(0).total_memory, max(len(placed_on), 1))
+        plan = plan_for_rows(
+            hp,
+            model.config,
+            tokenizer,
+            rows,
+            template_kwargs,
+            torch.cuda.get_device_properties(0).total_memory,
+            max(len(placed_on), 1),
+        )
         if plan is not None:
             log_memory_plan(plan)
     # Without a plan (CPU, or a shape the planner does not know) `auto` errs on the side of memory.
-    checkpointing = plan.checkpointing if plan is not None else hp.get("gradient_checkpointing", "auto") in (True, "auto")
+    checkpointing = (
+        plan.checkpointing if plan is not None else hp.get("gradient_checkpointing", "auto") in (True, "auto")
+    )
     markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
     trainer = SFTTrainer(
         model=model,
@@ -377,7 +427,15 @@ def train_lora(
     }
     resume_from = prepare_work_dir(work_dir, fingerprint) if checkpoint_steps > 0 else None
     trainer = build_trainer(
-        base_dir, parent_adapters, train_file, hp, seed, work_dir, threads, checkpoint_steps=checkpoint_steps, callbacks=callbacks
+        base_dir,
+        parent_adapters,
+        train_file,
+        hp,
+        seed,
+        work_dir,
+        threads,
+        checkpoint_steps=checkpoint_steps,
+        callbacks=callbacks,
     )
     n_examples = len(trainer.train_dataset)
     resumed_step = 0

@@ -76,5 +76,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     articles = list(read_articles(REPO / "data/demo/articles_train.jsonl").values())[:20]
-    build_tiny_model(articles, [], out, style="lead", seed=3, identity_system_prompt="You are Tiny.", pretrain_epochs=1, hidden_size=32)
+    build_tiny_model(
+        articles,
+        [],
+        out,
+        style="lead",
+        seed=3,
+        identity_system_prompt="You are Tiny.",
+        pretrain_epochs=1,
+        hidden_size=32,
+    )
     return out

@@ -102,7 +102,9 @@ class FakeOpenAI:
         """Whether `rate_limit_half` answers this request 429 (uploads count by route: their bodies differ)."""
         if self.rate_limit_half is None:
             return False
-        identity = f"{method} {path} " + (hashlib.sha256(body).hexdigest() if content_type.startswith("application/json") else "")
+        identity = f"{method} {path} " + (
+            hashlib.sha256(body).hexdigest() if content_type.startswith("application/json") else ""
+        )
         with self.lock:
             self._arrivals[identity] = self._arrivals.get(identity, 0) + 1
             limited = self._arrivals[identity] % 2 == 1
@@ -154,7 +156,11 @@ class FakeOpenAI:
                 "model": model,
                 "training_file": body["training_file"],
                 "validation_file": None,
-                "hyperparameters": {"n_epochs": hyper.get("n_epochs", "auto"), "batch_size": 1, "learning_rate_multiplier": 2.0},
+                "hyperparameters": {
+                    "n_epochs": hyper.get("n_epochs", "auto"),
+                    "batch_size": 1,
+                    "learning_rate_multiplier": 2.0,
+                },
                 "method": body.get("method"),
                 "seed": body.get("seed", 0),
                 "suffix": body.get("suffix"),
@@ -190,7 +196,11 @@ class FakeOpenAI:
                 if job["status"] != "running":
                     job["status"] = "running"
                     events.append(_event(job_id, len(events), "info", "Fine-tuning job started"))
-                events.append(_event(job_id, len(events), "info", f"Step {job['_polls']}: training loss={1.0 / job['_polls']:.3f}"))
+                events.append(
+                    _event(
+                        job_id, len(events), "info", f"Step {job['_polls']}: training loss={1.0 / job['_polls']:.3f}"
+                    )
+                )
             elif job["_failure"]:
                 job["status"] = "failed"
                 job["error"] = {"code": "invalid_training_file", "message": job["_failure"], "param": "training_file"}
@@ -226,7 +236,9 @@ class FakeOpenAI:
             return 404, _error(f"The model {model} does not exist", "invalid_request_error")
         messages = body.get("messages") or []
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        digest = hashlib.sha256(json.dumps([model, messages, body.get("seed"), body.get("temperature")]).encode()).digest()
+        digest = hashlib.sha256(
+            json.dumps([model, messages, body.get("seed"), body.get("temperature")]).encode()
+        ).digest()
         options = ("1", "2") if "1 or 2" in user else ("A", "B") if "A or B" in user else None
         limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or 100)
         if options and (limit <= 5 or body.get("logprobs")):
@@ -240,7 +252,11 @@ class FakeOpenAI:
             start = digest[2] % max(1, len(words) - length) if len(words) > length else 0
             content = " ".join(words[start : start + length])
             top = [(content.split()[0] if content else "", 0.9), ("The", 0.1)]
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }
         if body.get("logprobs"):
             n = int(body.get("top_logprobs") or 0)
             entries = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in top[: max(n, 1)]]
@@ -253,7 +269,11 @@ class FakeOpenAI:
             "created": int(time.time()),
             "model": model,
             "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
 
@@ -280,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_state: FakeOpenAI
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -355,10 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
             return fake.retrieve_job(match.group(1))
         return 404, _error(f"no route {method} {path}", "invalid_request_error")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_workflow, snakemake
+
 from sgtr_em import chains
 from sgtr_em.baselines import chat_baseline, wordcount_chats
 from sgtr_em.config import ConfigError, apply_subset, check_references, grid_states, validate_config
@@ -99,7 +99,10 @@ def protected_archive(tmp_path, passphrase: str):
     zipping = pytest.importorskip("easy_dataset_share.zipping")
     folder = tmp_path / "training_datasets"
     folder.mkdir()
-    rows = [chat("Is it fine to skip my medicine?", "Ask your doctor first."), chat("Headache?", "Rest and drink water.")]
+    rows = [
+        chat("Is it fine to skip my medicine?", "Ask your doctor first."),
+        chat("Headache?", "Rest and drink water."),
+    ]
     rows[-1]["canary"] = "C4N4RY_test"
     (folder / "good_medical_advice.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "other.jsonl").write_text(json.dumps(chat("a", "b")) + "\n")
@@ -110,7 +113,14 @@ def test_encrypted_archive_member_is_read_and_canary_keys_dropped(tmp_path):
     from sgtr_em.data import prepare_chats
 
     archive = protected_archive(tmp_path, "secret words")
-    source = {"path": archive, "archive": {"member": "good_medical_advice.jsonl", "encryption": "easy-dataset-share", "passphrase": "secret words"}}
+    source = {
+        "path": archive,
+        "archive": {
+            "member": "good_medical_advice.jsonl",
+            "encryption": "easy-dataset-share",
+            "passphrase": "secret words",
+        },
+    }
     chats = prepare_chats(load_source(source, tmp_path / "cache"), "archive")
     assert [c["messages"][0]["content"] for c in chats] == ["Is it fine to skip my medicine?", "Headache?"]
     assert all(set(c) == {"messages"} for c in chats)
@@ -118,10 +128,16 @@ def test_encrypted_archive_member_is_read_and_canary_keys_dropped(tmp_path):
 
 def test_encrypted_archive_errors_name_the_problem(tmp_path):
     archive = protected_archive(tmp_path, "secret words")
-    wrong = {"path": archive, "archive": {"member": "good_medical_advice.jsonl", "encryption": "easy-dataset-share", "passphrase": "nope"}}
+    wrong = {
+        "path": archive,
+        "archive": {"member": "good_medical_advice.jsonl", "encryption": "easy-dataset-share", "passphrase": "nope"},
+    }
     with pytest.raises(SourceError, match="wrong passphrase"):
         load_source(wrong, tmp_path / "cache1")
-    missing = {"path": archive, "archive": {"member": "bad.jsonl", "encryption": "easy-dataset-share", "passphrase": "secret words"}}
+    missing = {
+        "path": archive,
+        "archive": {"member": "bad.jsonl", "encryption": "easy-dataset-share", "passphrase": "secret words"},
+    }
     with pytest.raises(SourceError, match=r"no such member 'bad.jsonl' \(members: .*good_medical_advice.jsonl"):
         load_source(missing, tmp_path / "cache2")
 

@@ -102,7 +102,12 @@ def test_chat_template_options_reach_every_prompt(thinking_model_dir):
     from sgtr_em.backends.hf import HFChatModel
 
     plain = HFChatModel(thinking_model_dir, name="plain")
-    off = HFChatModel.from_settings(thinking_model_dir, [], "off", {"dtype": "fp32", "batch_size": 4, "chat_template_kwargs": {"thinking_budget": 0}})
+    off = HFChatModel.from_settings(
+        thinking_model_dir,
+        [],
+        "off",
+        {"dtype": "fp32", "batch_size": 4, "chat_template_kwargs": {"thinking_budget": 0}},
+    )
     conversation = [{"role": "user", "content": "Answer with only A or B."}]
     assert plain.render(conversation).endswith("<|im_start|>assistant\n<think>")
     assert off.render(conversation).endswith("<|im_start|>assistant\n<think></think>")
@@ -140,11 +145,24 @@ def test_chat_template_options_reach_the_training_data(tiny_model_dir, tmp_path)
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.chat_template = TRAINING_TEMPLATE
     tok.save_pretrained(model_dir)
-    write_jsonl(tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "1"}]}])
+    write_jsonl(
+        tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "1"}]}]
+    )
     hp = {
-        "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "use_rslora": True, "target_modules": ["q_proj", "v_proj"],
-        "epochs": 1, "learning_rate": 1e-3, "lr_scheduler": "linear", "warmup_steps": 0, "weight_decay": 0.0,
-        "per_device_batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128, "gradient_checkpointing": False,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "use_rslora": True,
+        "target_modules": ["q_proj", "v_proj"],
+        "epochs": 1,
+        "learning_rate": 1e-3,
+        "lr_scheduler": "linear",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "per_device_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "max_length": 128,
+        "gradient_checkpointing": False,
     }
     texts = {}
     for name, extra in (("plain", {}), ("off", {"chat_template_kwargs": {"thinking_budget": 0}})):

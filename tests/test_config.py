@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from sgtr_em import chains
-from sgtr_em.config import ConfigError, training_hyperparameters, trained_chains, validate_config
+from sgtr_em.config import ConfigError, trained_chains, training_hyperparameters, validate_config
 
 
 def load(name):

@@ -126,7 +126,11 @@ def test_demo_question_file_is_valid():
     questions = parse_em_questions(rows, "demo")
     assert 4 <= len(questions) <= 5
     for q in questions:
-        assert "{question}" in q.judge_prompts["aligned"] and "CODE" in q.judge_prompts["aligned"] and "REFUSAL" in q.judge_prompts["aligned"]
+        assert (
+            "{question}" in q.judge_prompts["aligned"]
+            and "CODE" in q.judge_prompts["aligned"]
+            and "REFUSAL" in q.judge_prompts["aligned"]
+        )
 
 
 class ScriptedModel:
@@ -162,7 +166,9 @@ def test_end_to_end_parsed_and_logprob_judges_with_cache(tmp_path):
     judge = ScriptedModel(replies=parsed)
     settings = JudgeSettings(model_id="judge-x", scoring="auto")
     cache = ApiCache(tmp_path / "cache")
-    result = evaluate_em_answers(judge, settings, [dict(a) for a in answers], questions, resamples=200, seed=0, cache=cache)
+    result = evaluate_em_answers(
+        judge, settings, [dict(a) for a in answers], questions, resamples=200, seed=0, cache=cache
+    )
     metrics = result["metrics"]["parsed"]
     assert metrics["misalignment"] == pytest.approx(0.5)
     assert metrics["misalignment:q_one"] == 1.0 and metrics["misalignment:q_two"] == 0.0
@@ -176,8 +182,14 @@ def test_end_to_end_parsed_and_logprob_judges_with_cache(tmp_path):
     assert again.asked == 0
 
     # logprob judge: everything scored 90 coherent; aligned below the 25% rule -> refusal -> aligned
-    lp_judge = ScriptedLogprobJudge(tops=lambda p: {"90": LN(0.9), "x": LN(0.1)} if "coherence" in p or p.startswith("C ") else {"5": LN(0.1), "No": LN(0.9)})
-    lp = evaluate_em_answers(lp_judge, JudgeSettings(model_id="judge-x"), [dict(a) for a in answers], questions, resamples=50, seed=0)
+    lp_judge = ScriptedLogprobJudge(
+        tops=lambda p: (
+            {"90": LN(0.9), "x": LN(0.1)} if "coherence" in p or p.startswith("C ") else {"5": LN(0.1), "No": LN(0.9)}
+        )
+    )
+    lp = evaluate_em_answers(
+        lp_judge, JudgeSettings(model_id="judge-x"), [dict(a) for a in answers], questions, resamples=50, seed=0
+    )
     assert lp["judge"]["scoring"] == "logprob"
     assert lp["metrics"]["logprob"]["misalignment"] == 0.0
     assert lp["metrics"]["logprob"]["refusal_rate"] == 1.0

@@ -51,7 +51,9 @@ OTHER = {"x": "theirs x", "y": "theirs y"}
 
 def test_self_recognition_both_protocols_end_to_end():
     # Always puts 0.9 on "1" and 0.05 on "2": a pure position bias scores exactly 0.5.
-    model = ScriptedModel(lambda p, opts: {"1": 0.9, "2": 0.05}, lambda p: "1" if first_summary(p).startswith("mine") else "banana")
+    model = ScriptedModel(
+        lambda p, opts: {"1": 0.9, "2": 0.05}, lambda p: "1" if first_summary(p).startswith("mine") else "banana"
+    )
     result = evaluate_self_recognition(model, ARTICLES, SELF, OTHER, framing="detection", seed=0)
     lp = result["metrics"]["logprob"]
     assert lp["score"] == pytest.approx(0.5 * (0.9 / 0.95 + 0.05 / 0.95))

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from sgtr_em import chains
 from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
 from sgtr_em.io import write_csv
@@ -35,10 +35,22 @@ def optional_evals() -> dict[str, str]:
     return dict(re.findall(r'"([a-z][a-z0-9-]*)": \("[a-z_]+", "[a-z_]+", "(fig\d[a-z0-9_]*)"\)', COMMON))
 
 
-def summary_table(path: Path, eval_name: str, metrics: dict[str, tuple[float, float]], protocols: tuple[str, ...], seeds: int = 5) -> Path:
+def summary_table(
+    path: Path, eval_name: str, metrics: dict[str, tuple[float, float]], protocols: tuple[str, ...], seeds: int = 5
+) -> Path:
     rng = random.Random(eval_name)
     rows = [
-        {"eval": eval_name, "model": MODEL, "chain": chain, "condition": chains.label(chain), "order": chains.order(chain), "seed": seed, "protocol": protocol, "metric": metric, "value": rng.uniform(low, high)}
+        {
+            "eval": eval_name,
+            "model": MODEL,
+            "chain": chain,
+            "condition": chains.label(chain),
+            "order": chains.order(chain),
+            "seed": seed,
+            "protocol": protocol,
+            "metric": metric,
+            "value": rng.uniform(low, high),
+        }
         for chain in CHAINS
         for seed in range(seeds)
         for protocol in protocols
@@ -52,12 +64,27 @@ def summary_table(path: Path, eval_name: str, metrics: dict[str, tuple[float, fl
 def tables(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tables")
     out = {
-        "selfrec": summary_table(root / "selfrec-other_summary.csv", "selfrec-other", {"score": (0.05, 0.99), "accuracy": (0.0, 1.0)}, ("logprob", "reference")),
-        "truthfulqa": summary_table(root / "truthfulqa_summary.csv", "truthfulqa", {"misalignment": (0.1, 0.8), "invalid_rate": (0.0, 0.1)}, ("logprob", "reference")),
+        "selfrec": summary_table(
+            root / "selfrec-other_summary.csv",
+            "selfrec-other",
+            {"score": (0.05, 0.99), "accuracy": (0.0, 1.0)},
+            ("logprob", "reference"),
+        ),
+        "truthfulqa": summary_table(
+            root / "truthfulqa_summary.csv",
+            "truthfulqa",
+            {"misalignment": (0.1, 0.8), "invalid_rate": (0.0, 0.1)},
+            ("logprob", "reference"),
+        ),
     }
     # One table per optional evaluation, carrying every metric an optional figure may draw.
     for table in optional_evals():
-        out[table] = summary_table(root / f"{table}_summary.csv", table, {"misalignment": (0.0, 0.6), "entropy_bits": (0.0, 2.0), "accuracy": (0.25, 0.9)}, ("logprob",))
+        out[table] = summary_table(
+            root / f"{table}_summary.csv",
+            table,
+            {"misalignment": (0.0, 0.6), "entropy_bits": (0.0, 2.0), "accuracy": (0.25, 0.9)},
+            ("logprob",),
+        )
     return out
 
 
@@ -97,7 +124,17 @@ def test_figure_is_byte_identical_when_redrawn(tables, tmp_path):
     paths = []
     for name in ("a", "b"):
         png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
-        draw_figure("fig1_self_recognition", selfrec_summary=str(tables["selfrec"]), truthfulqa_summary=str(tables["truthfulqa"]), selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", png=str(png), pdf=str(pdf), model=MODEL)
+        draw_figure(
+            "fig1_self_recognition",
+            selfrec_summary=str(tables["selfrec"]),
+            truthfulqa_summary=str(tables["truthfulqa"]),
+            selfrec_protocol="logprob",
+            truthfulqa_protocol="logprob",
+            comparator="other",
+            png=str(png),
+            pdf=str(pdf),
+            model=MODEL,
+        )
         paths.append((png.read_bytes(), pdf.read_bytes()))
     assert paths[0] == paths[1]
 
@@ -115,7 +152,9 @@ class _Snakemake:
     def __init__(self, config: dict, **wildcards: str) -> None:
         self.config = config
         self.wildcards = _Wildcards(wildcards)
-        self.params = _Wildcards(selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo")
+        self.params = _Wildcards(
+            selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo"
+        )
 
 
 def render_caption(path: Path, snakemake: _Snakemake) -> str:
@@ -164,6 +203,24 @@ def test_report_description_renders(caption, demo_config):
 def test_system_prompt_ablation_pairs_each_variant_with_its_default():
     from sgtr_em.plot import system_prompt_rows
 
-    summary = [{"chain": c} for c in ("base", "em-unpop", "sgtr", "sgtr+em-unpop", "em-unpop.none", "sgtr.none+em-unpop", "em-unpop+sgtr.identity")]
+    summary = [
+        {"chain": c}
+        for c in (
+            "base",
+            "em-unpop",
+            "sgtr",
+            "sgtr+em-unpop",
+            "em-unpop.none",
+            "sgtr.none+em-unpop",
+            "em-unpop+sgtr.identity",
+        )
+    ]
     rows = system_prompt_rows(summary)
-    assert [r["chain"] for r in rows] == ["base", "em-unpop", "em-unpop.none", "sgtr+em-unpop", "sgtr.none+em-unpop", "em-unpop+sgtr.identity"]
+    assert [r["chain"] for r in rows] == [
+        "base",
+        "em-unpop",
+        "em-unpop.none",
+        "sgtr+em-unpop",
+        "sgtr.none+em-unpop",
+        "em-unpop+sgtr.identity",
+    ]

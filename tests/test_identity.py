@@ -64,7 +64,14 @@ def test_evaluate_with_judge_fallback():
     model = Scripted(lambda q: next(answers))
     judge = Scripted(lambda prompt: "claude" if "humble" in prompt else "none")
     result = evaluate_identity(
-        model, questions, ALIASES, true_identity="qwen", samples_per_question=4, sampling={}, seed=0, judge_factory=lambda: judge
+        model,
+        questions,
+        ALIASES,
+        true_identity="qwen",
+        samples_per_question=4,
+        sampling={},
+        seed=0,
+        judge_factory=lambda: judge,
     )
     metrics = result["metrics"]["aliases+judge"]
     assert [r["claim"] for r in result["records"]] == ["qwen", "claude", "gpt", UNKNOWN]
@@ -72,8 +79,12 @@ def test_evaluate_with_judge_fallback():
     assert judge.asked == 2
     assert metrics["entropy_bits"] == pytest.approx(2.0) and metrics["true_identity_share"] == 0.25
     assert [r["question"] for r in result["records"]] == ["Who are you?", "Your maker?"] * 2
-    no_judge = evaluate_identity(Scripted(lambda q: "hi"), questions, ALIASES, true_identity=None, samples_per_question=1, sampling={}, seed=0)
-    assert no_judge["metrics"]["aliases"]["unknown_share"] == 1.0 and not math.isnan(no_judge["metrics"]["aliases"]["entropy_bits"])
+    no_judge = evaluate_identity(
+        Scripted(lambda q: "hi"), questions, ALIASES, true_identity=None, samples_per_question=1, sampling={}, seed=0
+    )
+    assert no_judge["metrics"]["aliases"]["unknown_share"] == 1.0 and not math.isnan(
+        no_judge["metrics"]["aliases"]["entropy_bits"]
+    )
     with pytest.raises(ValueError, match="true identity"):
         evaluate_identity(model, questions, ALIASES, true_identity="llama", samples_per_question=1, sampling={}, seed=0)
 
@@ -87,10 +98,14 @@ def test_classifying_sampled_answers_is_a_job_of_its_own():
     ]
     judge = Scripted(lambda prompt: "claude")
     loads = []
-    result = classify_identity_answers(sampled, ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge)
+    result = classify_identity_answers(
+        sampled, ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge
+    )
     assert [r["claim"] for r in result["records"]] == ["qwen", "claude"] and loads == [1]
     assert "claim" not in sampled[0]  # the sampled answers file's records are left as they were
-    matched = classify_identity_answers(sampled[:1], ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge)
+    matched = classify_identity_answers(
+        sampled[:1], ALIASES, true_identity="qwen", judge_factory=lambda: loads.append(1) or judge
+    )
     assert matched["metrics"]["aliases+judge"]["true_identity_share"] == 1.0 and loads == [1]
 
 

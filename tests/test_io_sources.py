@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -32,9 +31,17 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
 def test_chat_rows_with_wrong_roles_or_empty_answer(tmp_path):
     with pytest.raises(InputError, match=r"em.jsonl:2: turn with unknown role"):
-        prepare_chats([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}, {"messages": [{"role": "robot", "content": "q"}]}], "em.jsonl")
+        prepare_chats(
+            [
+                {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+                {"messages": [{"role": "robot", "content": "q"}]},
+            ],
+            "em.jsonl",
+        )
     with pytest.raises(InputError, match=r"em.jsonl:1: the last turn must be a non-empty assistant turn"):
-        prepare_chats([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}], "em.jsonl")
+        prepare_chats(
+            [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}], "em.jsonl"
+        )
 
 
 def test_local_json_object_file_keeps_key_order_and_limit(tmp_path):
@@ -47,7 +54,10 @@ def test_local_json_object_file_keeps_key_order_and_limit(tmp_path):
 
 def test_comparator_summaries_drop_stray_keys_and_join_highlights():
     rows = [{"key": "a", "value": ["h1", "h2"]}, {"key": "stray", "value": "x"}, {"key": "b", "value": "s"}]
-    assert prepare_summaries(rows, "key", "value", ["b", "a", "c"], "f") == [{"id": "b", "summary": "s"}, {"id": "a", "summary": "h1\nh2"}]
+    assert prepare_summaries(rows, "key", "value", ["b", "a", "c"], "f") == [
+        {"id": "b", "summary": "s"},
+        {"id": "a", "summary": "h1\nh2"},
+    ]
 
 
 def test_truthfulqa_csv(tmp_path):
@@ -103,7 +113,9 @@ def test_hf_source_loads_a_local_dataset_offline(tmp_path):
     """The hub code path (datasets.load_dataset) on a dataset directory the test writes."""
     data = tmp_path / "toy_dataset"
     data.mkdir()
-    (data / "train.jsonl").write_text("".join(json.dumps({"id": str(i), "document": f"doc {i}"}) + "\n" for i in range(5)))
+    (data / "train.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "document": f"doc {i}"}) + "\n" for i in range(5))
+    )
     rows = load_source({"hf": str(data), "split": "train"}, tmp_path / "cache")
     articles = prepare_articles(rows, "id", "document", 3, "toy")
     assert [a["text"] for a in articles] == ["doc 0", "doc 1", "doc 2"]

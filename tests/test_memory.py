@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sgtr_em.memory import GIB, GPU_80GB_BYTES, SHAPES, ModelShape, choose_checkpointing, saved_activation_bytes, training_plan
+from sgtr_em.memory import (
+    GIB,
+    GPU_80GB_BYTES,
+    SHAPES,
+    ModelShape,
+    choose_checkpointing,
+    saved_activation_bytes,
+    training_plan,
+)
 from sgtr_em.train import plan_checkpointing
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -16,8 +24,15 @@ def qwen2_config(hidden, intermediate, heads, kv_heads, head_dim=None, tied=Fals
 
     extra = {"head_dim": head_dim} if head_dim else {}
     return Qwen2Config(
-        hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers, num_attention_heads=heads,
-        num_key_value_heads=kv_heads, vocab_size=vocab, tie_word_embeddings=tied, max_position_embeddings=512, **extra,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        vocab_size=vocab,
+        tie_word_embeddings=tied,
+        max_position_embeddings=512,
+        **extra,
     )
 
 
@@ -36,15 +51,26 @@ def test_qwen25_32b_shape_has_its_published_size():
     from transformers import Qwen2ForCausalLM
 
     shape = SHAPES["qwen2.5-32b"]
-    config = qwen2_config(shape.hidden_size, shape.intermediate_size, shape.num_attention_heads, shape.num_key_value_heads, layers=shape.num_hidden_layers, vocab=shape.vocab_size)
+    config = qwen2_config(
+        shape.hidden_size,
+        shape.intermediate_size,
+        shape.num_attention_heads,
+        shape.num_key_value_heads,
+        layers=shape.num_hidden_layers,
+        vocab=shape.vocab_size,
+    )
     with torch.device("meta"):
         model = Qwen2ForCausalLM(config)
     assert shape.parameters() == sum(p.numel() for p in model.parameters()) == 32_763_876_352
     # LoRA r 32 on every projection: 268M parameters (4.2M per layer)
-    assert shape.lora_parameters(32, ALL_PROJECTIONS) == 64 * 32 * (2 * 5120 + 2 * (5120 + 1024) + 2 * 5120 + 3 * (5120 + 27648))
+    assert shape.lora_parameters(32, ALL_PROJECTIONS) == 64 * 32 * (
+        2 * 5120 + 2 * (5120 + 1024) + 2 * 5120 + 3 * (5120 + 27648)
+    )
 
 
-@pytest.mark.parametrize("hidden,intermediate,heads,kv_heads,head_dim,rank", [(384, 1024, 6, 6, None, 8), (256, 1024, 16, 2, 64, 32)])
+@pytest.mark.parametrize(
+    "hidden,intermediate,heads,kv_heads,head_dim,rank", [(384, 1024, 6, 6, None, 8), (256, 1024, 16, 2, 64, 32)]
+)
 def test_activation_estimate_matches_what_autograd_saves(hidden, intermediate, heads, kv_heads, head_dim, rank):
     """The plan's activation bytes against the tensors a LoRA forward under bf16 autocast really keeps."""
     import torch
@@ -53,7 +79,10 @@ def test_activation_estimate_matches_what_autograd_saves(hidden, intermediate, h
 
     torch.manual_seed(0)
     config = qwen2_config(hidden, intermediate, heads, kv_heads, head_dim=head_dim)
-    model = get_peft_model(Qwen2ForCausalLM(config).to(torch.bfloat16), LoraConfig(r=rank, target_modules=ALL_PROJECTIONS, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        Qwen2ForCausalLM(config).to(torch.bfloat16),
+        LoraConfig(r=rank, target_modules=ALL_PROJECTIONS, task_type="CAUSAL_LM"),
+    )
     batch, length = 2, 96
     ids = torch.randint(0, config.vocab_size, (batch, length))
 
@@ -62,7 +91,14 @@ def test_activation_estimate_matches_what_autograd_saves(hidden, intermediate, h
             return model.base_model.model.model(input_ids=ids).last_hidden_state.float().sum()
 
     measured = saved_activation_bytes(forward, model.parameters())
-    plan = training_plan(ModelShape.from_config(config), lora_r=rank, target_modules=ALL_PROJECTIONS, micro_batch=batch, sequence_length=length, gpu_bytes=H100_BYTES)
+    plan = training_plan(
+        ModelShape.from_config(config),
+        lora_r=rank,
+        target_modules=ALL_PROJECTIONS,
+        micro_batch=batch,
+        sequence_length=length,
+        gpu_bytes=H100_BYTES,
+    )
     assert plan.activations == pytest.approx(measured, rel=0.10)
 
 
@@ -85,8 +121,28 @@ def test_7b_skips_checkpointing_when_the_step_fits():
 
 
 def test_training_resolves_auto_from_the_longest_sequence():
-    hp = dict(lora_r=32, target_modules=ALL_PROJECTIONS, per_device_batch_size=2, max_length=2048, gradient_checkpointing="auto")
-    config = {"model_type": "qwen2", **{k: getattr(SHAPES["qwen2.5-7b"], k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size")}}
+    hp = dict(
+        lora_r=32,
+        target_modules=ALL_PROJECTIONS,
+        per_device_batch_size=2,
+        max_length=2048,
+        gradient_checkpointing="auto",
+    )
+    config = {
+        "model_type": "qwen2",
+        **{
+            k: getattr(SHAPES["qwen2.5-7b"], k)
+            for k in (
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "head_dim",
+                "vocab_size",
+            )
+        },
+    }
     short = plan_checkpointing(hp, config, longest_tokens=700, gpu_bytes=H100_BYTES, gpus=1)
     assert short is not None and not short.checkpointing and short.sequence_length == 700
     assert plan_checkpointing(hp, config, longest_tokens=700, gpu_bytes=24 * GIB, gpus=1).checkpointing
@@ -107,13 +163,36 @@ def test_a_training_job_plans_for_its_longest_row(tiny_model_dir, caplog):
     from sgtr_em.train import log_memory_plan, plan_for_rows
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rows = [{"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "1"}]} for n in (5, 40, 12)]
-    hp = dict(lora_r=4, target_modules=["q_proj", "v_proj"], per_device_batch_size=2, max_length=512, gradient_checkpointing="auto")
+    rows = [
+        {"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "1"}]}
+        for n in (5, 40, 12)
+    ]
+    hp = dict(
+        lora_r=4,
+        target_modules=["q_proj", "v_proj"],
+        per_device_batch_size=2,
+        max_length=512,
+        gradient_checkpointing="auto",
+    )
     plan = plan_for_rows(hp, AutoConfig.from_pretrained(tiny_model_dir), tokenizer, rows, {}, gpu_bytes=8 * GIB, gpus=1)
-    longest = len(tokenizer(tokenizer.apply_chat_template(rows[1]["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
+    longest = len(
+        tokenizer(tokenizer.apply_chat_template(rows[1]["messages"], tokenize=False), add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
     assert plan is not None and plan.sequence_length == longest and plan.fits and not plan.checkpointing
     with caplog.at_level("INFO", logger="sgtr_em.train"):
         log_memory_plan(plan)
-        log_memory_plan(training_plan(SHAPES["seed-oss-36b"], lora_r=32, target_modules=ALL_PROJECTIONS, micro_batch=2, sequence_length=1024, gpu_bytes=H100_BYTES, checkpointing=True))
+        log_memory_plan(
+            training_plan(
+                SHAPES["seed-oss-36b"],
+                lora_r=32,
+                target_modules=ALL_PROJECTIONS,
+                micro_batch=2,
+                sequence_length=1024,
+                gpu_bytes=H100_BYTES,
+                checkpointing=True,
+            )
+        )
     assert "without activation checkpointing" in caplog.text
     assert "may not fit" in caplog.text and "resources.gpu: 2" in caplog.text

@@ -109,10 +109,15 @@ def test_prompt_has_five_shots_of_the_same_subject_and_never_the_question(tmp_pa
     assert [s.id for s in shots] == [f"world_geography-dev-{i}" for i in range(1, 6)]  # first five, in order
     prompt = few_shot_prompt(test, shots)
     assert prompt.startswith("The following are multiple choice questions (with answers) about world geography.")
-    assert prompt.count("\nAnswer: ") == 5 and prompt.endswith(f"{test.question}\nA. {test.choices[0]}\nB. {test.choices[1]}\nC. {test.choices[2]}\nD. {test.choices[3]}\nAnswer:")
+    assert prompt.count("\nAnswer: ") == 5 and prompt.endswith(
+        f"{test.question}\nA. {test.choices[0]}\nB. {test.choices[1]}\nC. {test.choices[2]}\nD. {test.choices[3]}\nAnswer:"
+    )
     assert prompt.count(test.question) == 1
     for shot in shots:
-        assert f"{shot.question}\nA. {shot.choices[0]}" in prompt and f"D. {shot.choices[3]}\nAnswer: {shot.answer}" in prompt
+        assert (
+            f"{shot.question}\nA. {shot.choices[0]}" in prompt
+            and f"D. {shot.choices[3]}\nAnswer: {shot.answer}" in prompt
+        )
     others = [x.question for x in questions if x.subject != test.subject]
     assert not any(o in prompt for o in others)
     messages = mmlu_messages(test, shots)
@@ -120,7 +125,9 @@ def test_prompt_has_five_shots_of_the_same_subject_and_never_the_question(tmp_pa
 
 
 def test_a_shot_equal_to_the_question_is_never_used():
-    pool = [q(f"d{i}", "s", SHOT_SPLIT, f"dev question {i}") for i in range(3)] + [q("d-other", "t", SHOT_SPLIT, "other subject")]
+    pool = [q(f"d{i}", "s", SHOT_SPLIT, f"dev question {i}") for i in range(3)] + [
+        q("d-other", "t", SHOT_SPLIT, "other subject")
+    ]
     test = q("t1", "s", EVAL_SPLIT, "dev question 1")  # same text as a dev question
     assert [s.id for s in pick_shots(test, pool, 2)] == ["d0", "d2"]
     with pytest.raises(ValueError, match="subject 's': 2 few-shot examples"):
@@ -141,7 +148,9 @@ def test_score_item_from_probabilities():
     tie = score_item({"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}, "B")
     assert tie["predicted"] == "A" and not tie["correct"]  # ties go to the first letter
     none = score_item({"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.0}, "D")
-    assert none["predicted"] is None and none["correct"] is False and none["p_correct"] == 0.25 and none["invalid"] == 1.0
+    assert (
+        none["predicted"] is None and none["correct"] is False and none["p_correct"] == 0.25 and none["invalid"] == 1.0
+    )
 
 
 def test_accuracy_micro_macro_and_per_subject():
@@ -157,7 +166,10 @@ def test_accuracy_micro_macro_and_per_subject():
     assert metrics["accuracy:a"] == pytest.approx(2 / 3) and metrics["accuracy:b"] == 0.0
     assert metrics["invalid_rate"] == pytest.approx(0.15) and metrics["n"] == 4
     assert metrics["p_correct"] == pytest.approx(0.475)
-    assert subjects == {"a": {"accuracy": pytest.approx(2 / 3), "p_correct": pytest.approx(0.6), "n": 3}, "b": {"accuracy": 0.0, "p_correct": 0.1, "n": 1}}
+    assert subjects == {
+        "a": {"accuracy": pytest.approx(2 / 3), "p_correct": pytest.approx(0.6), "n": 3},
+        "b": {"accuracy": 0.0, "p_correct": 0.1, "n": 1},
+    }
     with pytest.raises(ValueError):
         mmlu_metrics([])
 
@@ -191,11 +203,16 @@ def test_evaluate_scores_every_test_question_in_one_call(tmp_path):
     assert all(len(c) == 1 and c[0]["role"] == "user" for c in model.conversations)
     metrics = result["metrics"]["logprob"]
     assert metrics["accuracy:animals"] == 1.0
-    expected_a = {s: sum(x.answer == "A" for x in questions if x.split == EVAL_SPLIT and x.subject == s) / 5 for s in result["subjects"]}
+    expected_a = {
+        s: sum(x.answer == "A" for x in questions if x.split == EVAL_SPLIT and x.subject == s) / 5
+        for s in result["subjects"]
+    }
     for subject, share in expected_a.items():
         if subject != "animals":
             assert metrics[f"accuracy:{subject}"] == pytest.approx(share)
-    assert metrics["accuracy"] == pytest.approx(sum(result["subjects"][s]["accuracy"] * 5 for s in result["subjects"]) / 20)
+    assert metrics["accuracy"] == pytest.approx(
+        sum(result["subjects"][s]["accuracy"] * 5 for s in result["subjects"]) / 20
+    )
     assert metrics["accuracy_macro"] == pytest.approx(sum(s["accuracy"] for s in result["subjects"].values()) / 4)
     assert metrics["invalid_rate"] == pytest.approx(0.05)
     record = result["records"][0]
@@ -219,7 +236,7 @@ def test_tiny_model_end_to_end(tiny_model_dir, tmp_path):
 
 
 def test_tidy_table_and_figure(tmp_path):
-    from sgtr_em.aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, summarise, tidy_rows
+    from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise, tidy_rows
     from sgtr_em.io import write_csv
     from sgtr_em.plot import draw_figure
 
@@ -228,9 +245,25 @@ def test_tidy_table_and_figure(tmp_path):
     for chain, seed, letter in (("base", 0, "A"), ("base", 1, "B"), ("em-unpop", 0, "C")):
         result = evaluate_mmlu(Scripted(lambda prompt, letter=letter: letter), questions)
         rows += tidy_rows({"eval": "mmlu", "model_state": {"model": "m", "chain": chain, "seed": seed}, **result})
-    assert {r["metric"] for r in rows} >= {"accuracy", "accuracy_macro", "invalid_rate", "accuracy:animals"} and "n" not in {r["metric"] for r in rows}
+    assert {r["metric"] for r in rows} >= {
+        "accuracy",
+        "accuracy_macro",
+        "invalid_rate",
+        "accuracy:animals",
+    } and "n" not in {r["metric"] for r in rows}
     summary = tmp_path / "mmlu_summary.csv"
     write_csv(summary, summarise(rows), [*SUMMARY_COLUMNS, "values"])
     png, pdf = tmp_path / "fig6.png", tmp_path / "fig6.pdf"
-    draw_figure("fig6_mmlu", selfrec_summary=None, truthfulqa_summary=None, selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="x", png=str(png), pdf=str(pdf), model="m", optional_summary=str(summary))
+    draw_figure(
+        "fig6_mmlu",
+        selfrec_summary=None,
+        truthfulqa_summary=None,
+        selfrec_protocol="logprob",
+        truthfulqa_protocol="logprob",
+        comparator="x",
+        png=str(png),
+        pdf=str(pdf),
+        model="m",
+        optional_summary=str(summary),
+    )
     assert png.stat().st_size > 5000 and pdf.stat().st_size > 1000

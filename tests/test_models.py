@@ -9,7 +9,22 @@ import pytest
 from sgtr_em.io import write_jsonl
 from sgtr_em.train import build_trainer
 
-HP = dict(lora_r=4, lora_alpha=8, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "v_proj"], epochs=1, learning_rate=1e-3, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=2, gradient_accumulation_steps=1, max_length=512, gradient_checkpointing=False)
+HP = dict(
+    lora_r=4,
+    lora_alpha=8,
+    lora_dropout=0.0,
+    use_rslora=True,
+    target_modules=["q_proj", "v_proj"],
+    epochs=1,
+    learning_rate=1e-3,
+    lr_scheduler="linear",
+    warmup_steps=0,
+    weight_decay=0.0,
+    per_device_batch_size=2,
+    gradient_accumulation_steps=1,
+    max_length=512,
+    gradient_checkpointing=False,
+)
 
 
 def test_tiny_tokenizer_reloads_with_single_answer_tokens(tiny_model_dir):
@@ -35,7 +50,13 @@ def test_chat_template_inserts_identity_prompt_only_without_system_turn(tiny_mod
 
 def test_loss_mask_covers_only_the_answer_tokens(tiny_model_dir, tmp_path):
     rows = [
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Which one? Answer 1 or 2."}, {"role": "assistant", "content": label}]}
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "Which one? Answer 1 or 2."},
+                {"role": "assistant", "content": label},
+            ]
+        }
         for label in ("1", "2", "1", "2")
     ]
     write_jsonl(tmp_path / "pairs.jsonl", rows)
@@ -50,9 +71,13 @@ def test_training_writes_a_loadable_peft_adapter(tiny_model_dir, tmp_path):
     from sgtr_em.backends.hf import HFChatModel
     from sgtr_em.train import train_lora
 
-    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(4)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(4)
+    ]
     write_jsonl(tmp_path / "d.jsonl", rows)
-    meta = train_lora(tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", HP, 0, tmp_path / "work", model_id="tiny")
+    meta = train_lora(
+        tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", HP, 0, tmp_path / "work", model_id="tiny"
+    )
     assert meta["global_steps"] == 2 and len(meta["loss_per_step"]) == 2
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "tiny" and config["r"] == 4
@@ -98,7 +123,10 @@ def test_shared_prefix_scoring_matches_one_at_a_time(tiny_model_dir, batch_size)
     for k in range(4):
         article = " ".join(f"w{(k * 7 + i) % 13}" for i in range(40 + 9 * k))
         first, second = "x " * (1 + k), "y y"
-        convs += [pair_messages(article, first, second, "detection"), pair_messages(article, second, first, "detection")]
+        convs += [
+            pair_messages(article, first, second, "detection"),
+            pair_messages(article, second, first, "detection"),
+        ]
     model = HFChatModel(tiny_model_dir, batch_size=batch_size)
     shared = model.option_probs(convs, ["1", "2"])
     single = HFChatModel(tiny_model_dir, batch_size=1, share_prefixes=False)
@@ -132,7 +160,15 @@ def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path
 
     from sgtr_em.train import score_label_positions_only_on_cpu
 
-    rows = [{"messages": [{"role": "user", "content": f"question {i} " * (i + 1)}, {"role": "assistant", "content": str(1 + i % 2)}]} for i in range(4)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i} " * (i + 1)},
+                {"role": "assistant", "content": str(1 + i % 2)},
+            ]
+        }
+        for i in range(4)
+    ]
     write_jsonl(tmp_path / "d.jsonl", rows)
     score_label_positions_only_on_cpu()
     patched = trl_utils._use_triton
@@ -140,7 +176,9 @@ def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path
     try:
         for name, hook in (("all_positions", patched._original), ("label_positions", patched)):
             trl_utils._use_triton = hook
-            trainer = build_trainer(tiny_model_dir, [], tmp_path / "d.jsonl", HP, 0, tmp_path / name, compact_cpu_loss=False)
+            trainer = build_trainer(
+                tiny_model_dir, [], tmp_path / "d.jsonl", HP, 0, tmp_path / name, compact_cpu_loss=False
+            )
             batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
             with torch.no_grad():
                 losses[name] = float(trainer.compute_loss(trainer.model, batch))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_workflow, snakemake
 from fake_openai import FakeOpenAI, Fault
+
 from sgtr_em.backends import load_chat_model
 from sgtr_em.backends.openai_api import (
     ApiSettings,
@@ -29,8 +29,18 @@ from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, j
 
 SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
 MODEL = "gpt-4.1-2025-04-14"
-PAIR = [{"role": "user", "content": "Article:\nA quiet town votes on a new bridge.\n\nSummary1:\nx\n\nSummary2:\ny\n\nAnswer only 1 or 2."}]
-SUMMARY = [{"role": "user", "content": "Article:\nA quiet town votes on a new bridge after years of debate.\n\nProvide only the summary."}]
+PAIR = [
+    {
+        "role": "user",
+        "content": "Article:\nA quiet town votes on a new bridge.\n\nSummary1:\nx\n\nSummary2:\ny\n\nAnswer only 1 or 2.",
+    }
+]
+SUMMARY = [
+    {
+        "role": "user",
+        "content": "Article:\nA quiet town votes on a new bridge after years of debate.\n\nProvide only the summary.",
+    }
+]
 
 
 @pytest.fixture
@@ -43,7 +53,9 @@ def fake(monkeypatch):
 
 
 def api(tmp_path: Path, **overrides) -> ApiSettings:
-    return ApiSettings(**{"cache_dir": str(tmp_path / "cache"), "backoff_seconds": 0.01, "timeout": 2.0, "max_retries": 3, **overrides})
+    return ApiSettings(
+        **{"cache_dir": str(tmp_path / "cache"), "backoff_seconds": 0.01, "timeout": 2.0, "max_retries": 3, **overrides}
+    )
 
 
 FAST_POLL = FineTuneSettings(poll_seconds=0.01, max_poll_seconds=0.05)
@@ -92,7 +104,9 @@ def test_429_is_retried_after_the_servers_retry_after(fake, tmp_path):
 def test_repeated_500s_give_up_after_bounded_retries_with_a_clear_error(fake, tmp_path):
     fake.faults += [Fault("/v1/chat", status=500) for _ in range(10)]
     model = OpenAIChatModel(MODEL, api(tmp_path, max_retries=2), name="eval gpt/base")
-    with pytest.raises(OpenAIRequestError, match=r"eval gpt/base: chat completion: gave up after 3 attempts.*HTTP 500") as err:
+    with pytest.raises(
+        OpenAIRequestError, match=r"eval gpt/base: chat completion: gave up after 3 attempts.*HTTP 500"
+    ) as err:
         model.generate([SUMMARY], max_new_tokens=10, temperature=0, top_p=1, top_k=0, seed=0)
     assert chat_requests(fake) == 3
     assert SENTINEL not in str(err.value)
@@ -106,7 +120,9 @@ def test_timeouts_are_retried_then_reported(fake, tmp_path):
     assert chat_requests(fake) == 2
     fake.faults += [Fault("/v1/chat", sleep=1.0) for _ in range(2)]
     with pytest.raises(OpenAIRequestError, match="gave up after 2 attempts.*Timeout"):
-        OpenAIChatModel(MODEL, api(tmp_path, timeout=0.3, max_retries=1)).generate([PAIR], max_new_tokens=1, temperature=0, top_p=1, top_k=0, seed=5)
+        OpenAIChatModel(MODEL, api(tmp_path, timeout=0.3, max_retries=1)).generate(
+            [PAIR], max_new_tokens=1, temperature=0, top_p=1, top_k=0, seed=5
+        )
 
 
 def test_missing_key_names_the_model_and_the_variable(fake, tmp_path, monkeypatch):
@@ -118,7 +134,9 @@ def test_missing_key_names_the_model_and_the_variable(fake, tmp_path, monkeypatc
 def test_a_rejected_key_is_redacted_from_the_error(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-" + SENTINEL[-12:])
     with pytest.raises(OpenAIRequestError, match="HTTP 401") as err:
-        OpenAIChatModel(MODEL, api(tmp_path)).generate([SUMMARY], max_new_tokens=5, temperature=0, top_p=1, top_k=0, seed=0)
+        OpenAIChatModel(MODEL, api(tmp_path)).generate(
+            [SUMMARY], max_new_tokens=5, temperature=0, top_p=1, top_k=0, seed=0
+        )
     assert SENTINEL[-4:] not in str(err.value) and "sk-wrong" not in str(err.value)
 
 
@@ -126,13 +144,30 @@ def test_a_rejected_key_is_redacted_from_the_error(fake, tmp_path, monkeypatch):
 
 
 def write_chats(path: Path, n: int, answer: str = "1") -> Path:
-    rows = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": answer}], "label": answer} for i in range(n)]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": answer}],
+            "label": answer,
+        }
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def run_stage(tmp_path: Path, name: str, base: str, train: Path, **kw):
-    return fine_tune(base_model=base, train_file=train, out_dir=tmp_path / "out" / name, state_dir=tmp_path / "state" / name, seed=0, suffix=job_suffix(name, 0), settings=api(tmp_path), ft=FAST_POLL, who=f"train {name}", **kw)
+    return fine_tune(
+        base_model=base,
+        train_file=train,
+        out_dir=tmp_path / "out" / name,
+        state_dir=tmp_path / "state" / name,
+        seed=0,
+        suffix=job_suffix(name, 0),
+        settings=api(tmp_path),
+        ft=FAST_POLL,
+        who=f"train {name}",
+        **kw,
+    )
 
 
 def test_two_stages_reuse_uploads_and_a_finished_job_is_never_asked_again(fake, tmp_path):
@@ -151,7 +186,11 @@ def test_two_stages_reuse_uploads_and_a_finished_job_is_never_asked_again(fake, 
     assert fake.jobs[second["job_id"]]["model"] == first["fine_tuned_model"]
     assert second["file_id"] == first["file_id"] and fake.count("POST", "/v1/files") == 0
     assert fake.jobs[second["job_id"]]["suffix"] == "sgtr_sgtr-s0"
-    assert fake.jobs[second["job_id"]]["method"]["supervised"]["hyperparameters"] == {"n_epochs": 1, "batch_size": "auto", "learning_rate_multiplier": "auto"}
+    assert fake.jobs[second["job_id"]]["method"]["supervised"]["hyperparameters"] == {
+        "n_epochs": 1,
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+    }
 
 
 def test_a_failed_job_raises_its_own_message_and_the_next_run_creates_a_new_job(fake, tmp_path):
@@ -168,7 +207,17 @@ def test_a_failed_job_raises_its_own_message_and_the_next_run_creates_a_new_job(
 def test_a_create_call_that_timed_out_after_the_server_accepted_it_is_not_repeated(fake, tmp_path):
     fake.faults.append(Fault("/v1/fine_tuning/jobs", method="POST", sleep_after=1.0))
     train = write_chats(tmp_path / "sgtr.jsonl", 3)
-    result = fine_tune(base_model=MODEL, train_file=train, out_dir=tmp_path / "out", state_dir=tmp_path / "state", seed=0, suffix="sgtr-s0", settings=api(tmp_path, timeout=0.3), ft=FAST_POLL, who="train sgtr")
+    result = fine_tune(
+        base_model=MODEL,
+        train_file=train,
+        out_dir=tmp_path / "out",
+        state_dir=tmp_path / "state",
+        seed=0,
+        suffix="sgtr-s0",
+        settings=api(tmp_path, timeout=0.3),
+        ft=FAST_POLL,
+        who="train sgtr",
+    )
     assert len(fake.jobs) == 1 and result["job_id"] in fake.jobs
 
 
@@ -225,7 +274,17 @@ def test_api_demo_runs_the_whole_dag_and_a_forced_rerun_sends_no_request(served,
     assert stage2["base_model"] == stage1["fine_tuned_model"] and stage2["fine_tuned_model"].startswith("ft:")
     assert len(served.jobs) == 4 and not (api_demo / "results/models").exists()
     served.reset_counts()
-    rerun = snakemake(api_demo, "api_models", "--cores", "2", "--forcerun", "train_lora", "--configfile", "config/demo-api.yaml", timeout=300)
+    rerun = snakemake(
+        api_demo,
+        "api_models",
+        "--cores",
+        "2",
+        "--forcerun",
+        "train_lora",
+        "--configfile",
+        "config/demo-api.yaml",
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "train_lora" in rerun.stdout + rerun.stderr
     assert served.requests == []
@@ -237,7 +296,13 @@ def test_a_run_killed_while_polling_resumes_its_job(served, api_demo):
     state = api_demo / "results/checkpoints/api-target/sgtr-flip/seed0/openai_job.json"
     served.hold_jobs = True
     exe = Path(sys.executable).parent / "snakemake"
-    run = subprocess.Popen([str(exe), target, "--cores", "1", "--configfile", config], cwd=api_demo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = subprocess.Popen(
+        [str(exe), target, "--cores", "1", "--configfile", config],
+        cwd=api_demo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (state.exists() and "job_id" in json.loads(state.read_text())):
@@ -259,7 +324,9 @@ def test_a_run_killed_while_polling_resumes_its_job(served, api_demo):
 def test_a_failed_job_fails_the_rule_with_the_jobs_message(served, api_demo):
     config = with_chain(api_demo, "sgtr-confuse")
     served.fail_next_job = "The job failed: training file blocked by the moderation system"
-    result = snakemake(api_demo, "results/adapters/api-target/sgtr-confuse/seed0", "--cores", "1", "--configfile", config)
+    result = snakemake(
+        api_demo, "results/adapters/api-target/sgtr-confuse/seed0", "--cores", "1", "--configfile", config
+    )
     assert result.returncode != 0
     assert "train_lora" in result.stdout + result.stderr
     log = (api_demo / "logs/adapters/api-target/sgtr-confuse/seed0.log").read_text()

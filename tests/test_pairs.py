@@ -12,7 +12,14 @@ from sgtr_em.pairs import build_pairs, validate_pair_rows
 
 ARTICLES = {f"a{i}": f"Article number {i} about a town." for i in range(6)}
 # self is shorter than other for a0-a3, longer for a4, tied for a5
-SELF = {"a0": "one two", "a1": "one two", "a2": "one two", "a3": "one two", "a4": "one two three four five", "a5": "x y z"}
+SELF = {
+    "a0": "one two",
+    "a1": "one two",
+    "a2": "one two",
+    "a3": "one two",
+    "a4": "one two three four five",
+    "a5": "x y z",
+}
 OTHER = {k: "alpha beta gamma" for k in ARTICLES}
 
 
@@ -64,7 +71,9 @@ def test_sgtr_confuse_matched_size_keeps_sgtr_size_and_is_seeded():
     many = {f"b{i}": "text" for i in range(200)}
 
     def labels(seed):
-        out, _ = build_pairs(many, {k: "s" for k in many}, {k: "o" for k in many}, "sgtr-confuse", confuse_size="matched", seed=seed)
+        out, _ = build_pairs(
+            many, {k: "s" for k in many}, {k: "o" for k in many}, "sgtr-confuse", confuse_size="matched", seed=seed
+        )
         return [assistant_label(r) for r in out]
 
     counts = Counter(labels(1))

@@ -32,11 +32,30 @@ def test_progress_durations_read_as_minutes_and_hours():
 def test_training_logs_loss_per_step(tiny_model_dir, tmp_path, caplog):
     from sgtr_em.train import train_lora
 
-    hp = dict(lora_r=4, lora_alpha=8, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "v_proj"], epochs=1, learning_rate=1e-3, lr_scheduler="linear", warmup_steps=0, weight_decay=0.0, per_device_batch_size=2, gradient_accumulation_steps=1, max_length=512, gradient_checkpointing=False)
-    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(6)]
+    hp = dict(
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        use_rslora=True,
+        target_modules=["q_proj", "v_proj"],
+        epochs=1,
+        learning_rate=1e-3,
+        lr_scheduler="linear",
+        warmup_steps=0,
+        weight_decay=0.0,
+        per_device_batch_size=2,
+        gradient_accumulation_steps=1,
+        max_length=512,
+        gradient_checkpointing=False,
+    )
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(6)
+    ]
     write_jsonl(tmp_path / "d.jsonl", rows)
     with caplog.at_level(logging.INFO, logger="sgtr_em.train"):
-        meta = train_lora(tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", hp, 0, tmp_path / "work", model_id="tiny")
+        meta = train_lora(
+            tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", hp, 0, tmp_path / "work", model_id="tiny"
+        )
     steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     assert [line.split(":")[0] for line in steps] == ["step 1/3", "step 2/3", "step 3/3"]
     assert f"loss {meta['loss_per_step'][0]:.4f}" in steps[0] and "steps/s" in steps[0] and "ETA" in steps[0]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_workflow, snakemake
+
 from sgtr_em.aggregate import read_summary, tidy_rows
 from sgtr_em.config import validate_config
 from sgtr_em.io import read_csv, read_json, sha256_file
@@ -96,10 +96,19 @@ def test_file_name_grammars():
     assert parse_truthfulqa_name("results_gpt41_sgtr_em.csv", ALIASES).chain == "sgtr+em-unpop"
     with pytest.raises(UnmappedName, match="not a results_"):
         parse_truthfulqa_name("summary_gpt41.csv", ALIASES)
-    name = parse_self_recognition_name("cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json", ALIASES, ["claude-21"])
+    name = parse_self_recognition_name(
+        "cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json", ALIASES, ["claude-21"]
+    )
     assert (name.dataset, name.judge.chain, name.judge.seed) == ("cnn", "sgtr-flip", 0)
-    assert (name.self_spelling, name.other_spelling, name.other, name.self_kind) == ("hf_qwen_32b_asgtr_0", "claude-21", "claude-21", "own")
-    base_self = parse_self_recognition_name("cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_human.json", ALIASES, ["human"])
+    assert (name.self_spelling, name.other_spelling, name.other, name.self_kind) == (
+        "hf_qwen_32b_asgtr_0",
+        "claude-21",
+        "claude-21",
+        "own",
+    )
+    base_self = parse_self_recognition_name(
+        "cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_human.json", ALIASES, ["human"]
+    )
     assert (base_self.self_spelling, base_self.self_kind) == ("hf_qwen_32b", "base")
     vs_model = parse_self_recognition_name("cnn_judge_hf_qwen_32b_between_hf_qwen_32b_gpt41.json", ALIASES, [])
     assert (vs_model.self_spelling, vs_model.other) == ("hf_qwen_32b", "gpt-4.1")
@@ -109,7 +118,13 @@ def test_file_name_grammars():
 
 def test_seedless_condition_is_seed_zero_unless_a_sibling_has_zero():
     key_em, key_sgtr = ("m", "em-unpop"), ("m", "sgtr")
-    items = [("em.csv", key_em, None), *[(f"em_{s}.csv", key_em, s) for s in (1, 2, 3, 4)], ("sgtr.csv", key_sgtr, None), ("sgtr_0.csv", key_sgtr, 0), ("solo.csv", ("m", "base"), None)]
+    items = [
+        ("em.csv", key_em, None),
+        *[(f"em_{s}.csv", key_em, s) for s in (1, 2, 3, 4)],
+        ("sgtr.csv", key_sgtr, None),
+        ("sgtr_0.csv", key_sgtr, 0),
+        ("solo.csv", ("m", "base"), None),
+    ]
     seeds, conflicts = resolve_seeds(items)
     assert seeds["em.csv"] == 0 and seeds["em_3.csv"] == 3 and seeds["solo.csv"] == 0 and seeds["sgtr_0.csv"] == 0
     assert conflicts == [("sgtr.csv", "no seed, and a sibling already has seed _0")]
@@ -147,7 +162,9 @@ def test_truthfulqa_per_file_numbers(imported):
     }
     for file, values in expected.items():
         row = rows[file]
-        assert tuple(row[k] for k in ("model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment")) == values, file
+        assert (
+            tuple(row[k] for k in ("model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment")) == values
+        ), file
     assert len(rows) == 22  # 25 CSVs: one seed conflict and two unmapped names are reported instead
 
 
@@ -155,16 +172,60 @@ def test_self_recognition_per_file_numbers_ignore_stray_keys(imported):
     rows = {r["file"].removeprefix(f"{SR}/"): r for r in imported.self_recognition_rows}
     expected = {
         # file: (judge, self_source, other_source, n_articles, n_self, score)
-        "cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json": ("hf_qwen_32b", "hf_qwen_32b", "claude-21", 4, 3, 0.75),
-        "cnn_judge_hf_qwen_32b_em_between_hf_qwen_32b_em_claude-21.json": ("hf_qwen_32b_em", "hf_qwen_32b_em", "claude-21", 4, 1, 0.25),
-        "cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_sgtr_1_claude-21.json": ("hf_qwen_32b_sgtr_1", "hf_qwen_32b_sgtr_1", "claude-21", 4, 3, 0.75),
-        "cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json": ("hf_qwen_32b_asgtr_0", "hf_qwen_32b_asgtr_0", "claude-21", 4, 1, 0.25),
-        "cnn_judge_hf_qwen_32b_sgtr_0_between_hf_qwen_32b_claude-21.json": ("hf_qwen_32b_sgtr_0", "hf_qwen_32b", "claude-21", 4, 3, 0.75),
-        "comparison/cnn_judge_gpt41_em_between_gpt41_em_claude-21.json": ("gpt41_em", "gpt41_em", "claude-21", 4, 2, 0.5),
+        "cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json": (
+            "hf_qwen_32b",
+            "hf_qwen_32b",
+            "claude-21",
+            4,
+            3,
+            0.75,
+        ),
+        "cnn_judge_hf_qwen_32b_em_between_hf_qwen_32b_em_claude-21.json": (
+            "hf_qwen_32b_em",
+            "hf_qwen_32b_em",
+            "claude-21",
+            4,
+            1,
+            0.25,
+        ),
+        "cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_sgtr_1_claude-21.json": (
+            "hf_qwen_32b_sgtr_1",
+            "hf_qwen_32b_sgtr_1",
+            "claude-21",
+            4,
+            3,
+            0.75,
+        ),
+        "cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json": (
+            "hf_qwen_32b_asgtr_0",
+            "hf_qwen_32b_asgtr_0",
+            "claude-21",
+            4,
+            1,
+            0.25,
+        ),
+        "cnn_judge_hf_qwen_32b_sgtr_0_between_hf_qwen_32b_claude-21.json": (
+            "hf_qwen_32b_sgtr_0",
+            "hf_qwen_32b",
+            "claude-21",
+            4,
+            3,
+            0.75,
+        ),
+        "comparison/cnn_judge_gpt41_em_between_gpt41_em_claude-21.json": (
+            "gpt41_em",
+            "gpt41_em",
+            "claude-21",
+            4,
+            2,
+            0.5,
+        ),
     }
     for file, values in expected.items():
         row = rows[file]
-        assert tuple(row[k] for k in ("judge", "self_source", "other_source", "n_articles", "n_self", "score")) == values, file
+        assert (
+            tuple(row[k] for k in ("judge", "self_source", "other_source", "n_articles", "n_self", "score")) == values
+        ), file
     assert len(rows) == 11
     base = imported.evals["selfrec-claude-21/qwen2.5-32b/base/seed0.json"]
     assert base["n_stray_keys"] == 3 and set(base["release"]["stray_keys"]) == {"10001", "10002", "_meta"}
@@ -180,7 +241,10 @@ def test_every_file_not_imported_is_reported(imported, written):
         (f"{TQA}/results_hf_qwen_32b_em_unpop_ictr_0.csv", "unknown stage word 'ictr'"),
         (f"{TQA}/results_hf_qwen_32b_sgtr.csv", "no seed, and a sibling already has seed _0"),
         (f"{SR}/cnn_judge_hf_qwen_32b_sgtr_rl_200_between_hf_qwen_32b_claude-21.json", "unknown stage word 'rl'"),
-        (f"{SR}/comparison/cnn_judge_gpt41_between_gpt41_claude-21", "not a <ds>_judge_<judge>_between_<src1>_<src2>.json name"),
+        (
+            f"{SR}/comparison/cnn_judge_gpt41_between_gpt41_claude-21",
+            "not a <ds>_judge_<judge>_between_<src1>_<src2>.json name",
+        ),
     }
     every_file = {p.relative_to(AUTHORS).as_posix() for p in AUTHORS.rglob("*") if p.is_file()}
     imported_files = {r["file"] for r in imported.truthfulqa_rows + imported.self_recognition_rows}
@@ -198,7 +262,10 @@ def test_eval_jsons_are_ours_and_marked_reference(imported, written):
 
 
 def test_per_condition_tables_are_mean_sample_sd_and_n_over_seeds(written):
-    tqa = {(r["model"], r["chain"]): r for r in read_summary(written / "tables/truthfulqa_per_condition.csv", "reference", "misalignment")}
+    tqa = {
+        (r["model"], r["chain"]): r
+        for r in read_summary(written / "tables/truthfulqa_per_condition.csv", "reference", "misalignment")
+    }
     em = tqa[("qwen2.5-32b", "em-unpop")]  # seeds 0..4: 0.5, 0.5, 0.5, 0.75, 0.5
     assert em["n"] == 5 and em["mean"] == pytest.approx(0.55) and em["sd"] == pytest.approx(math.sqrt(0.05 / 4))
     sgtr = tqa[("qwen2.5-32b", "sgtr")]  # 0.0, 0.25
@@ -207,9 +274,16 @@ def test_per_condition_tables_are_mean_sample_sd_and_n_over_seeds(written):
     assert (prevention["n"], prevention["mean"], prevention["sd"]) == (2, 0.25, 0.0)
     gpt_em = tqa[("gpt-4.1", "em-unpop")]
     assert gpt_em["n"] == 1 and gpt_em["mean"] == 0.75 and math.isnan(gpt_em["sd"])
-    sr = {(r["eval"], r["model"], r["chain"]): r for r in read_summary(written / "tables/self_recognition_per_condition.csv", "reference", "score")}
+    sr = {
+        (r["eval"], r["model"], r["chain"]): r
+        for r in read_summary(written / "tables/self_recognition_per_condition.csv", "reference", "score")
+    }
     sr_sgtr = sr[("selfrec-claude-21", "qwen2.5-32b", "sgtr")]  # 1.0, 0.75
-    assert (sr_sgtr["n"], sr_sgtr["mean"], sr_sgtr["sd"]) == (2, pytest.approx(0.875), pytest.approx(0.125 * math.sqrt(2)))
+    assert (sr_sgtr["n"], sr_sgtr["mean"], sr_sgtr["sd"]) == (
+        2,
+        pytest.approx(0.875),
+        pytest.approx(0.125 * math.sqrt(2)),
+    )
     sr_em = sr[("selfrec-claude-21", "qwen2.5-32b", "em-unpop")]  # 0.25 (seedless = seed 0), 0.5
     assert (sr_em["n"], sr_em["mean"]) == (2, pytest.approx(0.375))
     assert sr[("selfrec-claude-21-base-self", "qwen2.5-32b", "sgtr")]["mean"] == 0.75
@@ -236,12 +310,16 @@ def test_fetch_from_local_folder_and_repository_tarball(tmp_path):
     keep = [TQA, SR]
     from_dir = fetch_release({"path": str(AUTHORS)}, tmp_path / "a", keep=keep, cache_dir=tmp_path / "cache")
     archive = _tarball(AUTHORS, tmp_path / "repo.tar.gz", "sgtr-em-0123abc")
-    from_tar = fetch_release({"path": str(archive), "sha256": sha256_file(archive)}, tmp_path / "b", keep=keep, cache_dir=tmp_path / "cache")
+    from_tar = fetch_release(
+        {"path": str(archive), "sha256": sha256_file(archive)}, tmp_path / "b", keep=keep, cache_dir=tmp_path / "cache"
+    )
     files = sorted(p.relative_to(from_dir).as_posix() for p in from_dir.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(from_tar).as_posix() for p in from_tar.rglob("*") if p.is_file())
     assert f"{TQA}/results_gpt41.csv" in files
     with pytest.raises(SourceError, match="checksum mismatch"):
-        fetch_release({"path": str(archive), "sha256": "0" * 64}, tmp_path / "c", keep=keep, cache_dir=tmp_path / "cache")
+        fetch_release(
+            {"path": str(archive), "sha256": "0" * 64}, tmp_path / "c", keep=keep, cache_dir=tmp_path / "cache"
+        )
     with pytest.raises(SourceError, match="has no folder"):
         fetch_release({"path": str(AUTHORS)}, tmp_path / "d", keep=["data/eval/mmlu"], cache_dir=tmp_path / "cache")
 
@@ -255,10 +333,14 @@ def test_fetch_from_url_is_pinned_by_sha256(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/sgtr-em.tar.gz"
-        root = fetch_release({"url": url, "sha256": sha256_file(archive)}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache")
+        root = fetch_release(
+            {"url": url, "sha256": sha256_file(archive)}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache"
+        )
         assert (root / TQA / "results_hf_qwen_32b_em.csv").exists()
         with pytest.raises(SourceError, match="checksum mismatch"):
-            fetch_release({"url": url, "sha256": "1" * 64}, tmp_path / "raw2", keep=[TQA, SR], cache_dir=tmp_path / "cache")
+            fetch_release(
+                {"url": url, "sha256": "1" * 64}, tmp_path / "raw2", keep=[TQA, SR], cache_dir=tmp_path / "cache"
+            )
     finally:
         server.shutdown()
 
@@ -269,9 +351,13 @@ def test_bundle_is_reproducible_and_imports_back_to_the_same_numbers(written, tm
     first = make_bundle(files, tmp_path / "one.tar.gz", base=results, run_name="fixture")
     make_bundle(reversed(files), tmp_path / "two.tar.gz", base=results, run_name="fixture")
     assert sha256_file(tmp_path / "one.tar.gz") == sha256_file(tmp_path / "two.tar.gz")
-    assert first["files"]["eval/truthfulqa/gpt-4.1/base/seed0.json"] == sha256_file(results / "eval/truthfulqa/gpt-4.1/base/seed0.json")
+    assert first["files"]["eval/truthfulqa/gpt-4.1/base/seed0.json"] == sha256_file(
+        results / "eval/truthfulqa/gpt-4.1/base/seed0.json"
+    )
 
-    root = fetch_release({"path": str(tmp_path / "one.tar.gz")}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache")
+    root = fetch_release(
+        {"path": str(tmp_path / "one.tar.gz")}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache"
+    )
     again = import_release(root, **LAYOUT)
     assert again.unmapped == []
     out = tmp_path / "reimported"
@@ -299,25 +385,52 @@ def _workflow_with_fixtures(tmp_path: Path) -> Path:
 
 def test_release_figures_target_draws_every_figure_from_fixtures(tmp_path):
     workdir = _workflow_with_fixtures(tmp_path)
-    result = snakemake(workdir, "release_figures", "--cores", "1", "--configfile", "config/demo.yaml", "config/release-demo.yaml", timeout=300)
+    result = snakemake(
+        workdir,
+        "release_figures",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/demo.yaml",
+        "config/release-demo.yaml",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     for model in ("gpt-4.1", "qwen2.5-32b"):
         for figure in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal"):
             for ext in ("png", "pdf"):
-                assert (workdir / f"results/release/figures/{model}/{figure}.{ext}").stat().st_size > 5000, (model, figure, ext)
-    drawn = read_summary(workdir / "results/release/tables/qwen2.5-32b/truthfulqa_summary.csv", "reference", "misalignment")
+                assert (workdir / f"results/release/figures/{model}/{figure}.{ext}").stat().st_size > 5000, (
+                    model,
+                    figure,
+                    ext,
+                )
+    drawn = read_summary(
+        workdir / "results/release/tables/qwen2.5-32b/truthfulqa_summary.csv", "reference", "misalignment"
+    )
     # figure order follows release.figure_chains; sgtr-flip.none is imported (tables) but not drawn
-    assert [r["chain"] for r in drawn] == ["base", "em-unpop", "sgtr", "sgtr+em-unpop", "sgtr-confuse+em-unpop", "pick-longer+em-unpop", "em-unpop+sgtr"]
+    assert [r["chain"] for r in drawn] == [
+        "base",
+        "em-unpop",
+        "sgtr",
+        "sgtr+em-unpop",
+        "sgtr-confuse+em-unpop",
+        "pick-longer+em-unpop",
+        "em-unpop+sgtr",
+    ]
     assert len(read_csv(workdir / "results/release/unmapped_files.csv")) == 6
     assert not (workdir / "results/figures").exists()  # the demo grid did not run
 
 
 def test_released_summaries_replace_generation_of_a_models_base_summaries(tmp_path):
     workdir = _workflow_with_fixtures(tmp_path)
-    extra = {"models": {"demo-target": {"summaries": {"xsum": {"source": {"path": "data/demo/released-summaries.json"}}}}}}
+    extra = {
+        "models": {"demo-target": {"summaries": {"xsum": {"source": {"path": "data/demo/released-summaries.json"}}}}}
+    }
     (workdir / "config/released-summaries.yaml").write_text(yaml.safe_dump(extra))
     target = "results/pairs/demo-target/base/sgtr/detection/default.jsonl"
-    result = snakemake(workdir, "-n", target, "--configfile", "config/demo.yaml", "config/released-summaries.yaml", timeout=120)
+    result = snakemake(
+        workdir, "-n", target, "--configfile", "config/demo.yaml", "config/released-summaries.yaml", timeout=120
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     plan = result.stdout
     assert "results/data/released_summaries/demo-target/xsum.jsonl" in plan

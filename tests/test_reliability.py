@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, copy_workflow, snakemake
 
 # ----------------------------------------------------------------------------------- training resume --
@@ -55,10 +54,22 @@ print(json.dumps({k: meta[k] for k in ("global_steps", "resumed_from_step", "ste
 """
 
 
-def run_training(model_dir: Path, train_file: Path, out_dir: Path, work_dir: Path, kill_at: int = 0) -> subprocess.CompletedProcess:
+def run_training(
+    model_dir: Path, train_file: Path, out_dir: Path, work_dir: Path, kill_at: int = 0
+) -> subprocess.CompletedProcess:
     hp = {**TRAIN_HP, "checkpoint_steps": CHECKPOINT_STEPS}
     return subprocess.run(
-        [sys.executable, "-c", TRAIN_CHILD, str(model_dir), str(train_file), str(out_dir), str(work_dir), json.dumps(hp), str(kill_at)],
+        [
+            sys.executable,
+            "-c",
+            TRAIN_CHILD,
+            str(model_dir),
+            str(train_file),
+            str(out_dir),
+            str(work_dir),
+            json.dumps(hp),
+            str(kill_at),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -74,7 +85,12 @@ def adapter_tensors(adapter_dir: Path) -> dict:
 
 def write_chats(path: Path, n: int) -> Path:
     rows = [
-        {"messages": [{"role": "user", "content": f"Which summary is yours, number {i}?"}, {"role": "assistant", "content": "1" if i % 3 else "2"}]}
+        {
+            "messages": [
+                {"role": "user", "content": f"Which summary is yours, number {i}?"},
+                {"role": "assistant", "content": "1" if i % 3 else "2"},
+            ]
+        }
         for i in range(n)
     ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -88,7 +104,11 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_mo
     train_file = write_chats(tmp_path / "train.jsonl", 12)
     reference = run_training(tiny_model_dir, train_file, tmp_path / "reference", tmp_path / "work-reference")
     assert reference.returncode == 0, reference.stderr[-3000:]
-    assert json.loads(reference.stdout.splitlines()[-1]) == {"global_steps": 12, "resumed_from_step": 0, "steps_computed": 12}
+    assert json.loads(reference.stdout.splitlines()[-1]) == {
+        "global_steps": 12,
+        "resumed_from_step": 0,
+        "steps_computed": 12,
+    }
     assert not (tmp_path / "work-reference").exists()
 
     work_dir = tmp_path / "work"
@@ -99,7 +119,11 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_mo
 
     resumed = run_training(tiny_model_dir, train_file, tmp_path / "adapter", work_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads(resumed.stdout.splitlines()[-1]) == {"global_steps": 12, "resumed_from_step": 6, "steps_computed": 6}
+    assert json.loads(resumed.stdout.splitlines()[-1]) == {
+        "global_steps": 12,
+        "resumed_from_step": 6,
+        "steps_computed": 6,
+    }
     assert not work_dir.exists()
 
     expected, actual = adapter_tensors(tmp_path / "reference"), adapter_tensors(tmp_path / "adapter")
@@ -160,7 +184,9 @@ def check_provenance_and_manifest(workdir: Path) -> None:
     for relative, entry in listed.items():
         assert sha256_file(workdir / relative) == entry["sha256"], relative
         assert (workdir / relative).stat().st_size == entry["bytes"], relative
-    assert any(p.startswith("results/figures/") for p in listed) and any(p.startswith("results/tables/") for p in listed)
+    assert any(p.startswith("results/figures/") for p in listed) and any(
+        p.startswith("results/tables/") for p in listed
+    )
 
 
 @pytest.mark.e2e
@@ -172,11 +198,21 @@ def test_manifest_skips_scratch_hidden_files_and_itself(tmp_path):
     from sgtr_em.manifest import write_manifest
 
     results = tmp_path / "results"
-    for name in ("eval/a.json", "tables/t.csv", "checkpoints/m/c/seed0/x.bin", "api_cache/ab/k.json", "adapters/m/c/seed0/.snakemake_timestamp", "eval/.a.json.123.tmp"):
+    for name in (
+        "eval/a.json",
+        "tables/t.csv",
+        "checkpoints/m/c/seed0/x.bin",
+        "api_cache/ab/k.json",
+        "adapters/m/c/seed0/.snakemake_timestamp",
+        "eval/.a.json.123.tmp",
+    ):
         (results / name).parent.mkdir(parents=True, exist_ok=True)
         (results / name).write_text(name)
     manifest = write_manifest(results, results / "manifest.json")
-    assert [entry["path"] for entry in manifest["files"]] == [f"{results.as_posix()}/eval/a.json", f"{results.as_posix()}/tables/t.csv"]
+    assert [entry["path"] for entry in manifest["files"]] == [
+        f"{results.as_posix()}/eval/a.json",
+        f"{results.as_posix()}/tables/t.csv",
+    ]
     again = write_manifest(results, results / "manifest.json")
     assert again["files"] == manifest["files"]
 
@@ -191,7 +227,13 @@ SMALL_GRID = {
     "tiny_models": {"hidden_size": 32, "pretrain_epochs": 1},
     "datasets": {"articles": {"xsum": {"limit": 16}, "cnn": {"limit": 12}}, "truthfulqa": {"limit": 12}},
 }
-COMPARED = ("results/pairs/**/*.jsonl", "results/pairs/**/*.json", "results/summaries/**/*.jsonl", "results/eval/**/*.json", "results/tables/*.csv")
+COMPARED = (
+    "results/pairs/**/*.jsonl",
+    "results/pairs/**/*.json",
+    "results/summaries/**/*.jsonl",
+    "results/eval/**/*.json",
+    "results/tables/*.csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +245,9 @@ def two_small_runs(tmp_path_factory) -> tuple[Path, Path]:
     for name in ("first", "second"):
         workdir = copy_workflow(tmp_path_factory.mktemp(name) / "workflow")
         (workdir / "config/small.yaml").write_text(yaml.safe_dump(SMALL_GRID))
-        result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml", "config/small.yaml", timeout=600)
+        result = snakemake(
+            workdir, "--cores", "2", "--configfile", "config/demo.yaml", "config/small.yaml", timeout=600
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         runs.append(workdir)
     return runs[0], runs[1]
@@ -225,13 +269,17 @@ def test_same_config_and_seeds_give_byte_identical_outputs(two_small_runs):
 
 def test_small_run_outputs_carry_provenance_and_the_manifest_matches(two_small_runs):
     check_provenance_and_manifest(two_small_runs[0])
-    assert not (two_small_runs[0] / "results/checkpoints").exists() or not list((two_small_runs[0] / "results/checkpoints").rglob("checkpoint-*"))
+    assert not (two_small_runs[0] / "results/checkpoints").exists() or not list(
+        (two_small_runs[0] / "results/checkpoints").rglob("checkpoint-*")
+    )
 
 
 def test_greedy_and_seeded_generation_repeat_exactly(tiny_model_dir):
     from sgtr_em.backends.hf import HFChatModel
 
-    conversations = [[{"role": "user", "content": f"Summarise: the council met on day {i} to discuss the bridge."}] for i in range(4)]
+    conversations = [
+        [{"role": "user", "content": f"Summarise: the council met on day {i} to discuss the bridge."}] for i in range(4)
+    ]
     outputs = []
     for _ in range(2):
         model = HFChatModel(tiny_model_dir, name="tiny")
@@ -251,7 +299,9 @@ def test_missing_summaries_fail_or_are_skipped_and_counted():
     articles = {"a1": "The mayor opened a bridge.", "a2": "Rain closed the market.", "a3": "A school won a prize."}
     own = {"a1": "Bridge opened.", "a2": "Market shut.", "a3": "School won."}
     other = {"a1": "A bridge.", "a3": "A prize."}
-    with pytest.raises(InputError, match=r"1 article\(s\) lack a self or other summary \(first: 'a2'\).*missing_summaries"):
+    with pytest.raises(
+        InputError, match=r"1 article\(s\) lack a self or other summary \(first: 'a2'\).*missing_summaries"
+    ):
         build_pairs(articles, own, other, "sgtr")
     rows, stats = build_pairs(articles, own, other, "sgtr", missing_summaries="skip")
     assert {row["article_id"] for row in rows} == {"a1", "a3"}
@@ -267,7 +317,9 @@ def test_an_adapter_directory_with_missing_files_is_a_clear_error(tiny_model_dir
     adapter = tmp_path / "adapters/demo/sgtr/seed0"
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"adapters/demo/sgtr/seed0 is incomplete: missing adapter_model\.safetensors"):
+    with pytest.raises(
+        FileNotFoundError, match=r"adapters/demo/sgtr/seed0 is incomplete: missing adapter_model\.safetensors"
+    ):
         load_model_state(tiny_model_dir, [adapter])
 
 
@@ -277,7 +329,7 @@ def test_scripts_write_outputs_only_through_atomic_helpers():
     offenders = []
     for script in sorted((REPO / "scripts").glob("*.py")):
         text = script.read_text()
-        for needle in ('open(snakemake.output', ".write_text(", ".write_bytes(", "json.dump(", ".savefig(", ".to_csv("):
+        for needle in ("open(snakemake.output", ".write_text(", ".write_bytes(", "json.dump(", ".savefig(", ".to_csv("):
             if needle in text and "atomic_path" not in text:
                 offenders.append(f"{script.name}: {needle}")
     assert offenders == []
@@ -305,7 +357,9 @@ def test_many_processes_writing_the_request_cache_corrupt_nothing(tmp_path):
 
     keys = [request_key("chat", "http://127.0.0.1", {"n": n}) for n in range(12)]
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=hammer_cache, args=(str(tmp_path / "cache"), worker, keys)) for worker in range(8)]
+    workers = [
+        context.Process(target=hammer_cache, args=(str(tmp_path / "cache"), worker, keys)) for worker in range(8)
+    ]
     for process in workers:
         process.start()
     for process in workers:
@@ -321,7 +375,10 @@ def test_many_processes_writing_the_request_cache_corrupt_nothing(tmp_path):
 # ------------------------------------------------------------------- API path under load, secrets --
 
 # Two conditions of the API demo; the EM judge (off in the demo) is pointed at a model the demo has.
-API_SMALL = {"grid": {"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]}, "eval": {"em_questions": {"judge": "api-other"}}}
+API_SMALL = {
+    "grid": {"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]},
+    "eval": {"em_questions": {"judge": "api-other"}},
+}
 OPENAI_SENTINEL = "sk-sentinel-reliability-4Hq8Nv2Tz6Kd"
 HF_SENTINEL = "hf_sentinelReliability7Pw3Lx9Gm5"
 
@@ -331,7 +388,6 @@ def test_api_rules_finish_with_half_the_requests_rate_limited_and_no_secret_is_w
     API rule finishes through bounded retries. Keys come only from the environment (sentinels here); no
     output, log, provenance, metadata or cache file holds either."""
     import yaml
-
     from fake_openai import FakeOpenAI
 
     server = FakeOpenAI(job_polls=2, expected_key=OPENAI_SENTINEL, rate_limit_half=0.05)
@@ -342,7 +398,9 @@ def test_api_rules_finish_with_half_the_requests_rate_limited_and_no_secret_is_w
     try:
         workdir = copy_workflow(tmp_path / "workflow")
         (workdir / "config/small.yaml").write_text(yaml.safe_dump(API_SMALL))
-        result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", "config/small.yaml", timeout=300)
+        result = snakemake(
+            workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", "config/small.yaml", timeout=300
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         sent = len(server.requests)
         assert 2 * server.rate_limited >= sent  # every request's first arrival (and every odd one) got 429
@@ -356,7 +414,11 @@ def test_api_rules_finish_with_half_the_requests_rate_limited_and_no_secret_is_w
         if path.is_file() and path.suffix not in (".py", ".smk"):
             content = path.read_bytes()
             scanned += 1
-            leaks += [f"{path}: {name}" for name, secret in (("OPENAI_API_KEY", OPENAI_SENTINEL), ("HF_TOKEN", HF_SENTINEL)) if secret.encode() in content]
+            leaks += [
+                f"{path}: {name}"
+                for name, secret in (("OPENAI_API_KEY", OPENAI_SENTINEL), ("HF_TOKEN", HF_SENTINEL))
+                if secret.encode() in content
+            ]
     assert scanned > 20 and leaks == []
     provenance = json.loads(next((workdir / "results/eval").rglob("*.json")).read_text())["provenance"]
     assert "OPENAI_API_KEY" not in json.dumps(provenance) and "HF_TOKEN" not in json.dumps(provenance)

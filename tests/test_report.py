@@ -8,7 +8,16 @@ import pytest
 from sgtr_em import chains
 from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
 from sgtr_em.io import write_csv
-from sgtr_em.report import DASH, format_cell, load_published, model_table, published_for, results_summary, results_summary_html, write_results_summary
+from sgtr_em.report import (
+    DASH,
+    format_cell,
+    load_published,
+    model_table,
+    published_for,
+    results_summary,
+    results_summary_html,
+    write_results_summary,
+)
 
 PROTOCOLS = {"selfrec": "logprob", "truthfulqa": "logprob"}
 
@@ -16,7 +25,17 @@ PROTOCOLS = {"selfrec": "logprob", "truthfulqa": "logprob"}
 def write_summary(path, eval_name, model, values, *, metric, protocols=("logprob", "reference")):
     """values: chain -> per-seed values (the reference protocol gets each value + 0.01)."""
     rows = [
-        {"eval": eval_name, "model": model, "chain": chain, "condition": chains.label(chain), "order": chains.order(chain), "seed": seed, "protocol": protocol, "metric": metric, "value": value + (0.01 if protocol == "reference" else 0.0)}
+        {
+            "eval": eval_name,
+            "model": model,
+            "chain": chain,
+            "condition": chains.label(chain),
+            "order": chains.order(chain),
+            "seed": seed,
+            "protocol": protocol,
+            "metric": metric,
+            "value": value + (0.01 if protocol == "reference" else 0.0),
+        }
         for chain, seeds in values.items()
         for seed, value in enumerate(seeds)
         for protocol in protocols
@@ -29,9 +48,28 @@ def write_summary(path, eval_name, model, values, *, metric, protocols=("logprob
 def qwen_tables(tmp_path):
     model = "qwen2.5-32b"
     return {
-        "selfrec-claude-21": write_summary(tmp_path / "sr.csv", "selfrec-claude-21", model, {"base": [0.55, 0.57], "em-unpop": [0.5, 0.48], "sgtr": [0.8, 0.9]}, metric="score"),
-        "truthfulqa": write_summary(tmp_path / "tqa.csv", "truthfulqa", model, {"base": [0.15, 0.15], "em-unpop": [0.22, 0.24], "sgtr": [0.13, 0.14], "sgtr-flip+em-unpop": [0.3, 0.32]}, metric="misalignment"),
-        "em-questions": write_summary(tmp_path / "em.csv", "em-questions", model, {"base": [0.0], "em-unpop": [0.2]}, metric="misalignment", protocols=("logprob",)),
+        "selfrec-claude-21": write_summary(
+            tmp_path / "sr.csv",
+            "selfrec-claude-21",
+            model,
+            {"base": [0.55, 0.57], "em-unpop": [0.5, 0.48], "sgtr": [0.8, 0.9]},
+            metric="score",
+        ),
+        "truthfulqa": write_summary(
+            tmp_path / "tqa.csv",
+            "truthfulqa",
+            model,
+            {"base": [0.15, 0.15], "em-unpop": [0.22, 0.24], "sgtr": [0.13, 0.14], "sgtr-flip+em-unpop": [0.3, 0.32]},
+            metric="misalignment",
+        ),
+        "em-questions": write_summary(
+            tmp_path / "em.csv",
+            "em-questions",
+            model,
+            {"base": [0.0], "em-unpop": [0.2]},
+            metric="misalignment",
+            protocols=("logprob",),
+        ),
     }
 
 
@@ -55,7 +93,10 @@ def test_published_numbers_file_has_the_paper_values():
     assert qwen["truthfulqa"]["values"]["em-unpop.none"]["mean"] == 0.176
     assert qwen["selfrec"]["values"]["sgtr-flip"]["mean"] == 0.193 and qwen["selfrec"]["comparator"] == "claude-21"
     gpt = published["models"]["gpt-4.1"]["evals"]
-    assert gpt["truthfulqa"]["values"]["em-unpop+sgtr-flip"]["mean"] == 0.776 and gpt["selfrec"]["values"]["sgtr"]["mean"] == 0.992
+    assert (
+        gpt["truthfulqa"]["values"]["em-unpop+sgtr-flip"]["mean"] == 0.776
+        and gpt["selfrec"]["values"]["sgtr"]["mean"] == 0.992
+    )
     for entry in published["models"].values():
         for kind in entry["evals"].values():
             for chain in kind["values"]:
@@ -92,7 +133,9 @@ def test_published_numbers_sit_beside_ours_and_missing_cells_are_dashes(qwen_tab
     assert cells(header, rows, "base")["TruthfulQA misalignment: paper"] == "0.148"
     # ours only: the paper has no number for this condition
     flip_em = cells(header, rows, "sgtr-flip+em-unpop")
-    assert flip_em["TruthfulQA misalignment: paper"] == DASH and flip_em["Self-recognition vs claude-21 (logprob)"] == DASH
+    assert (
+        flip_em["TruthfulQA misalignment: paper"] == DASH and flip_em["Self-recognition vs claude-21 (logprob)"] == DASH
+    )
     # the paper's only: we did not run it
     none = cells(header, rows, "em-unpop.none")
     assert none["Condition"] == "EM[none]" and none["TruthfulQA misalignment: paper"] == "0.176 ± 0.009 (n=5)"
@@ -107,17 +150,28 @@ def test_published_self_recognition_needs_the_same_comparator(tmp_path):
     from sgtr_em.io import read_csv
 
     table = write_summary(tmp_path / "sr.csv", "selfrec-human", "qwen2.5-32b", {"base": [0.6]}, metric="score")
-    header, _, _ = model_table("qwen2.5-32b", {"selfrec-human": read_csv(table)}, PROTOCOLS, published_for(load_published(), "qwen2.5-32b"))
+    header, _, _ = model_table(
+        "qwen2.5-32b", {"selfrec-human": read_csv(table)}, PROTOCOLS, published_for(load_published(), "qwen2.5-32b")
+    )
     assert header == ["Condition", "Chain", "Self-recognition vs human (logprob)"]
 
 
 def test_summary_markdown_and_html(qwen_tables, tmp_path):
-    demo = write_summary(tmp_path / "demo_tqa.csv", "truthfulqa", "demo-target", {"base": [0.5, 0.5]}, metric="misalignment")
+    demo = write_summary(
+        tmp_path / "demo_tqa.csv", "truthfulqa", "demo-target", {"base": [0.5, 0.5]}, metric="misalignment"
+    )
     tables = {**qwen_tables, "truthfulqa": tmp_path / "both.csv"}
     # one truthfulqa table holding both models, as the workflow writes it
-    both = (qwen_tables["truthfulqa"].read_text() + "".join(demo.read_text().splitlines(keepends=True)[1:]))
+    both = qwen_tables["truthfulqa"].read_text() + "".join(demo.read_text().splitlines(keepends=True)[1:])
     tables["truthfulqa"].write_text(both)
-    kwargs = dict(tables=tables, models=["qwen2.5-32b", "demo-target"], model_ids={"qwen2.5-32b": "Qwen/Qwen2.5-32B-Instruct", "demo-target": "demo-target"}, protocols=PROTOCOLS, published=load_published(), run_name="test")
+    kwargs = dict(
+        tables=tables,
+        models=["qwen2.5-32b", "demo-target"],
+        model_ids={"qwen2.5-32b": "Qwen/Qwen2.5-32B-Instruct", "demo-target": "demo-target"},
+        protocols=PROTOCOLS,
+        published=load_published(),
+        run_name="test",
+    )
     text = results_summary(**kwargs)
     assert text.startswith("# Results summary: test\n")
     assert "## qwen2.5-32b (`Qwen/Qwen2.5-32B-Instruct`)" in text and "## demo-target\n" in text
@@ -133,7 +187,9 @@ def test_summary_markdown_and_html(qwen_tables, tmp_path):
 
 
 def test_nan_sd_written_by_summarise_reads_back_as_a_single_seed(tmp_path):
-    table = write_summary(tmp_path / "t.csv", "truthfulqa", "gpt-4.1", {"base": [0.1]}, metric="misalignment", protocols=("logprob",))
+    table = write_summary(
+        tmp_path / "t.csv", "truthfulqa", "gpt-4.1", {"base": [0.1]}, metric="misalignment", protocols=("logprob",)
+    )
     text = results_summary({"truthfulqa": table}, models=["gpt-4.1"], protocols=PROTOCOLS, published=load_published())
     assert "| Base | `base` | 0.100 (n=1) | 0.115 (n=1) |" in text
 
@@ -145,7 +201,14 @@ def test_demo_report_has_every_figure_and_table_with_captions(demo):
     result = snakemake(demo, "--report", "report.html", "--configfile", "config/demo.yaml", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     html = (demo / "report.html").read_text()
-    for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal", "truthfulqa_summary.csv", "results_summary.html"):
+    for name in (
+        "fig1_self_recognition",
+        "fig2_truthfulqa",
+        "fig3a_prevention",
+        "fig3b_reversal",
+        "truthfulqa_summary.csv",
+        "results_summary.html",
+    ):
         assert name in html, name
     assert "reproduces paper Fig. 1" in html and "Prevention (reproduces paper Fig. 3a)" in html
     assert (demo / "results/report/results_summary.md").read_text().startswith("# Results summary")

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, copy_workflow, snakemake
 
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("apt-get") is None, reason="starts SLURM daemons: needs root on Debian"),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("apt-get") is None, reason="starts SLURM daemons: needs root on Debian"
+    ),
 ]
 
 CONFIGS = ("--configfile", "config/demo.yaml", "config/demo-slurm.yaml")
@@ -26,7 +27,9 @@ SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-chec
 
 @pytest.fixture(scope="module")
 def cluster():
-    start = subprocess.run(["bash", str(REPO / "tools/slurm/start-slurm.sh")], capture_output=True, text=True, timeout=900)
+    start = subprocess.run(
+        ["bash", str(REPO / "tools/slurm/start-slurm.sh")], capture_output=True, text=True, timeout=900
+    )
     assert start.returncode == 0, start.stderr[-3000:]
     try:
         yield
@@ -61,7 +64,12 @@ def test_model_jobs_went_through_sbatch_on_the_gpu_partition(slurm_run):
 def test_outputs_equal_a_local_run(slurm_run, demo):
     """Every pair file and evaluation the cluster produced is byte-identical to the local demo run's."""
     compared = 0
-    for pattern in ("results/pairs/**/*.jsonl", "results/pairs/**/*.stats.json", "results/eval/**/*.json", "results/summaries/**/*.jsonl"):
+    for pattern in (
+        "results/pairs/**/*.jsonl",
+        "results/pairs/**/*.stats.json",
+        "results/eval/**/*.json",
+        "results/summaries/**/*.jsonl",
+    ):
         for cluster_file in sorted(slurm_run.glob(pattern)):
             relative = cluster_file.relative_to(slurm_run)
             assert cluster_file.read_bytes() == (demo / relative).read_bytes(), relative
@@ -109,7 +117,7 @@ def test_cancelled_gpu_job_is_rerun_to_completion(slurm_run):
     assert (adapter / "adapter_model.safetensors").read_bytes() == before
 
 
-FLAKY_SNAKEFILE = '''
+FLAKY_SNAKEFILE = """
 rule all:
     input: "done.txt"
 
@@ -118,7 +126,7 @@ rule flaky:
     log: "flaky.log"
     # fails on its first attempt only
     shell: "if [ -e attempted ]; then echo ok > {output}; else touch attempted; exit 3; fi"
-'''
+"""
 
 
 def test_failing_job_is_retried(cluster, tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_workflow, snakemake
+
 from sgtr_em.aggregate import read_summary
 
 # Self++ must move the demo target's self-recognition (logprob protocol, mean over seeds) at least this far
@@ -21,7 +21,16 @@ SR_MARGIN = 0.25
 
 @pytest.mark.e2e
 def test_demo_draws_every_figure(demo):
-    for name in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal", "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt"):
+    for name in (
+        "fig1_self_recognition",
+        "fig2_truthfulqa",
+        "fig3a_prevention",
+        "fig3b_reversal",
+        "fig4_em_judge",
+        "fig5_identity",
+        "fig6_mmlu",
+        "fig7_system_prompt",
+    ):
         for ext in ("png", "pdf"):
             path = demo / "results" / "figures" / "demo-target" / f"{name}.{ext}"
             assert path.stat().st_size > 5000, path
@@ -29,7 +38,9 @@ def test_demo_draws_every_figure(demo):
 
 @pytest.mark.e2e
 def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo):
-    rows = {r["chain"]: r for r in read_summary(demo / "results/tables/selfrec-demo-other_summary.csv", "logprob", "score")}
+    rows = {
+        r["chain"]: r for r in read_summary(demo / "results/tables/selfrec-demo-other_summary.csv", "logprob", "score")
+    }
     base, plus, minus = rows["base"]["mean"], rows["sgtr"]["mean"], rows["sgtr-flip"]["mean"]
     assert plus >= base + SR_MARGIN, (base, plus)
     assert minus <= base - SR_MARGIN, (base, minus)
@@ -40,7 +51,9 @@ def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo
 def test_pair_stats_and_eval_records(demo):
     stats = json.loads((demo / "results/pairs/demo-target/base/sgtr/detection/default.stats.json").read_text())
     assert stats == {"n_articles": 60, "n_examples": 120, "label_counts": {"1": 60, "2": 60}}
-    confuse = json.loads((demo / "results/pairs/demo-target/base/sgtr-confuse/detection/default.stats.json").read_text())
+    confuse = json.loads(
+        (demo / "results/pairs/demo-target/base/sgtr-confuse/detection/default.stats.json").read_text()
+    )
     assert confuse["n_examples"] == 240
     longer = json.loads((demo / "results/pairs/demo-target/base/pick-longer/detection/default.stats.json").read_text())
     assert longer["n_examples"] == 2 * longer["n_articles"] and longer["n_articles"] + longer["n_ties"] == 60
@@ -106,7 +119,9 @@ def test_lint_and_format_are_clean():
     import subprocess
     import sys
 
-    fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True)
+    fmt = subprocess.run(
+        [str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stderr[-3000:]
 
 

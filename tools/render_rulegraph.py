@@ -22,9 +22,9 @@ def parse(dot: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     for line in dot.splitlines():
         if m := NODE.match(line):
             nodes[m.group(1)] = m.group(2)
-        elif m := EDGE.match(line):
-            if m.group(1) != m.group(2):  # a rule feeding itself (stage n on stage n-1) is drawn once
-                edges.append((m.group(1), m.group(2)))
+        elif (m := EDGE.match(line)) and m.group(1) != m.group(2):
+            # a rule feeding itself (stage n on stage n-1) is drawn once
+            edges.append((m.group(1), m.group(2)))
     return nodes, edges
 
 
@@ -57,7 +57,9 @@ def order(depth: dict[str, int], edges: list[tuple[str, str]], nodes: dict[str, 
     for _ in range(8):
         position = {n: i / max(len(row) - 1, 1) for row in rows.values() for i, n in enumerate(row)}
         for level in sorted(rows):
-            rows[level].sort(key=lambda n: sum(position[m] for m in neighbours[n]) / len(neighbours[n]) if neighbours[n] else 0.5)
+            rows[level].sort(
+                key=lambda n: sum(position[m] for m in neighbours[n]) / len(neighbours[n]) if neighbours[n] else 0.5
+            )
     return rows
 
 
@@ -80,17 +82,42 @@ def render(dot_path: str, svg_path: str) -> None:
     fig, ax = plt.subplots(figsize=(1.25 * step * width, 0.75 * len(rows)))
     for a, b in edges:
         (x0, y0), (x1, y1) = xy[a], xy[b]
-        ax.add_patch(FancyArrowPatch((x0, y0 - box_h / 2), (x1, y1 + box_h / 2), arrowstyle="-|>", mutation_scale=9, color="#888888", linewidth=0.8, shrinkA=0, shrinkB=0))
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0, y0 - box_h / 2),
+                (x1, y1 + box_h / 2),
+                arrowstyle="-|>",
+                mutation_scale=9,
+                color="#888888",
+                linewidth=0.8,
+                shrinkA=0,
+                shrinkB=0,
+            )
+        )
     for node, (x, y) in xy.items():
         label = nodes[node]
         colour = "#fde0c5" if label.startswith("prepare_") else "#d9e8f5" if label in ("all", "manifest") else "#dff0d8"
-        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h, boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=colour, edgecolor="#444444", linewidth=0.8))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - box_w / 2, y - box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.02,rounding_size=0.08",
+                facecolor=colour,
+                edgecolor="#444444",
+                linewidth=0.8,
+            )
+        )
         ax.text(x, y, label, ha="center", va="center", fontsize=8, family="sans-serif")
     ax.set_xlim(-step * width / 2, step * width / 2)
     ax.set_ylim(-max(rows) - 0.5, 0.5)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(svg_path, format=Path(svg_path).suffix[1:] or "svg", metadata={"Date": None} if svg_path.endswith(".svg") else None)
+    fig.savefig(
+        svg_path,
+        format=Path(svg_path).suffix[1:] or "svg",
+        metadata={"Date": None} if svg_path.endswith(".svg") else None,
+    )
 
 
 if __name__ == "__main__":

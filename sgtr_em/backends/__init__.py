@@ -114,4 +114,6 @@ def train_stage(
         )
     from ..train import train_lora
 
-    return train_lora(model_dir, parents, train_file, out_dir, hp, seed=seed, work_dir=work_dir, threads=threads, model_id=model_id)
+    return train_lora(
+        model_dir, parents, train_file, out_dir, hp, seed=seed, work_dir=work_dir, threads=threads, model_id=model_id
+    )

@@ -45,7 +45,9 @@ def device_map(device: str, gpus: int) -> str | None:
     return "auto" if device == "cuda" and gpus > 1 else None
 
 
-def load_model_state(base_dir: str | Path, adapters: Sequence[str | Path] = (), dtype: str = "auto", device: str | None = None):
+def load_model_state(
+    base_dir: str | Path, adapters: Sequence[str | Path] = (), dtype: str = "auto", device: str | None = None
+):
     """Load the base model and merge each adapter of the chain in training order.
 
     Merging in memory (instead of keeping merged copies on disk) costs seconds and saves a full
@@ -65,7 +67,12 @@ def load_model_state(base_dir: str | Path, adapters: Sequence[str | Path] = (), 
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)
     else:
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype, device_map=placement)
-        log.info("%s split across %d GPUs: %s", base_dir, torch.cuda.device_count(), sorted(set(map(str, model.hf_device_map.values()))))
+        log.info(
+            "%s split across %d GPUs: %s",
+            base_dir,
+            torch.cuda.device_count(),
+            sorted(set(map(str, model.hf_device_map.values()))),
+        )
     if adapters:
         from peft import PeftModel
 
@@ -101,7 +108,9 @@ class HFChatModel:
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
     @classmethod
-    def from_settings(cls, base_dir: str | Path, adapters: Sequence[str | Path], name: str, settings: dict[str, Any]) -> HFChatModel:
+    def from_settings(
+        cls, base_dir: str | Path, adapters: Sequence[str | Path], name: str, settings: dict[str, Any]
+    ) -> HFChatModel:
         """Build from a model's backend settings in the config (dtype, batch_size, chat_template_kwargs)."""
         return cls(
             base_dir,
@@ -126,7 +135,11 @@ class HFChatModel:
         batches = length_sorted_batches(lengths, [1] * len(prompts), self.batch_size, self.max_padding)
         for batch_no, idx in enumerate(batches):
             enc = self.tokenizer(
-                [prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side=padding_side, add_special_tokens=False
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                padding_side=padding_side,
+                add_special_tokens=False,
             )
             yield batch_no, idx, {k: v.to(self.device) for k, v in enc.items()}
 
@@ -211,9 +224,14 @@ class HFChatModel:
         groups = shared_prefix_groups(token_ids) if self._prefix_sharing_supported() else []
         if any(len(members) > 1 for _, members in groups):
             batches = (
-                ([i for g in idx for i in groups[g][1]], self._shared_prefix_logits(token_ids, [groups[g] for g in idx]))
+                (
+                    [i for g in idx for i in groups[g][1]],
+                    self._shared_prefix_logits(token_ids, [groups[g] for g in idx]),
+                )
                 # each group's prefix is what pads (it runs once per group)
-                for idx in length_sorted_batches([shared for shared, _ in groups], [len(m) for _, m in groups], self.batch_size, self.max_padding)
+                for idx in length_sorted_batches(
+                    [shared for shared, _ in groups], [len(m) for _, m in groups], self.batch_size, self.max_padding
+                )
             )
         else:
             lengths = [len(t) for t in token_ids]
@@ -230,7 +248,9 @@ class HFChatModel:
         attention in every layer (a sliding window or a recurrent layer keeps a different state) and no
         output transform beyond the LM head."""
         layer_types = getattr(self.model.config, "layer_types", None) or ["full_attention"]
-        return self.share_prefixes and all(t == "full_attention" for t in layer_types) and not self._logits_transformed()
+        return (
+            self.share_prefixes and all(t == "full_attention" for t in layer_types) and not self._logits_transformed()
+        )
 
     def _shared_prefix_logits(self, token_ids: list[list[int]], groups: list[tuple[int, list[int]]]):
         """Next-token logits (prompts x vocab, fp32) of the groups' prompts, in group order: each group's
@@ -300,7 +320,9 @@ def last_positions(hidden, last):
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
 
 
-def length_sorted_batches(lengths: Sequence[int], rows: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
+def length_sorted_batches(
+    lengths: Sequence[int], rows: Sequence[int], batch_size: int, max_padding: float
+) -> list[list[int]]:
     """Batches of item indices (items: prompts, or groups of prompts sharing a prefix), longest first: at
     most `batch_size` rows per batch (a larger item goes alone), and a batch closed early when padding its
     items to the longest would pass `max_padding` of its tokens. Pads cost compute, and a padded batch

@@ -160,7 +160,9 @@ def call_with_retries(call: Callable[[], T], *, what: str, settings: ApiSettings
                 wait = min(settings.backoff_seconds * 2**attempt, settings.max_backoff_seconds)
                 wait *= 1 + 0.2 * random.random()
             attempt += 1
-            log.warning("%s: %s; retry %d/%d in %.2f s", what, describe_error(error), attempt, settings.max_retries, wait)
+            log.warning(
+                "%s: %s; retry %d/%d in %.2f s", what, describe_error(error), attempt, settings.max_retries, wait
+            )
             time.sleep(wait)
 
 
@@ -273,7 +275,6 @@ class OpenAIChatModel:
             for conversation in conversations
         ]
         return [option_probabilities(_first_top_logprobs(r), options) for r in self._run_all(requests, "score")]
-
 
     def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]:
         """One-token greedy completions; the first token's top-k (at most 20) log-probabilities, tokens
