@@ -1,24 +1,47 @@
 # Reproduction workflow for "Self-Recognition Finetuning can Reverse and Prevent Emergent Misalignment"
-# (arXiv 2606.23700). Default target: every figure of the configured grid.
-from snakemake.utils import min_version, validate
+# (arXiv 2606.23700). Default target: every table and figure of the configured grid.
+#
+# Config: the embedded demo (config/demo.yaml) is the default. `--configfile FILE` merges FILE over it,
+# unless FILE sets `standalone: true` (config/config.yaml does), which replaces everything before it;
+# `--config key=value` applies last. sgtr_em.config.load checks the result once (one line per error).
+import sys
+
+from snakemake.utils import min_version
+
+from sgtr_em import config as configlib
+from sgtr_em import targets
+from sgtr_em.targets import Targets
 
 min_version("9.0")
 
 
-# The embedded demo is the default; `--configfile config/config.yaml` replaces it (not merged into it).
-if not config:
-
-    configfile: "config/demo.yaml"
+configfile: "config/demo.yaml"
 
 
-validate(config, "config/schema.yaml")
+try:
+    _loaded = configlib.load(
+        configlib.compose(
+            "config/demo.yaml",
+            workflow.overwrite_configfiles,
+            workflow.config_settings.config,
+        )
+    )
+except configlib.ConfigError as err:
+    sys.exit(f"Config error: {err}")
+# Snakemake's own merge is replaced by the loaded config (the `config` object is shared with the workflow).
+config.clear()
+config.update(_loaded)
+T = Targets(config)
+
+
+wildcard_constraints:
+    **targets.WILDCARD_CONSTRAINTS,
 
 
 # `snakemake --report results/report.html`: every figure and table with its caption (report/).
 report: "report/workflow.rst"
 
 
-include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/summaries.smk"
 include: "rules/pairs.smk"
@@ -34,7 +57,4 @@ include: "rules/manifest.smk"
 rule all:
     default_target: True
     input:
-        all_tables(),
-        all_figures(),
-        "results/report/results_summary.md",
-        "results/manifest.json",
+        T.all_targets(),

@@ -1,7 +1,7 @@
 # Models behind the OpenAI API (models.<name>.source.openai): the cost estimate of their jobs, and a
 # target with every output of theirs. API jobs need the network, not a GPU: on a cluster whose compute
-# nodes have no internet, run `snakemake api_models --configfile config/config.yaml --cores 8` on the
-# submit host (local executor) before or beside the SLURM run; see README "GPT-4.1 via the OpenAI API".
+# nodes have no internet, run `snakemake api_models --cores 8 --configfile config/config.yaml` on the
+# submit host (local executor) before or beside the SLURM run; see docs/api.md.
 
 
 localrules:
@@ -11,21 +11,20 @@ localrules:
 
 rule api_cost:
     input:
-        api_cost_inputs,
+        T.api_cost_inputs,
     output:
-        json="results/api/cost_estimate.json",
-        md="results/api/cost_estimate.md",
+        json=f"{targets.API_COST}.json",
+        md=f"{targets.API_COST}.md",
     log:
         "logs/api/cost_estimate.log",
     conda:
         "../envs/core.yaml"
     params:
-        files=api_cost_files(),
-        summaries=lambda wc: SUMMARIES,
+        files=T.api_cost_files(),
     script:
         "../scripts/api_cost.py"
 
 
 rule api_models:
     input:
-        api_model_outputs(),
+        T.api_model_outputs(),

@@ -3,19 +3,12 @@
 
 rule gpu_check:
     output:
-        "results/gpu_check.txt",
+        targets.GPU_CHECK,
     log:
         "logs/gpu_check.log",
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=lambda wc: max(
-            1, model_setting(config["grid"]["models"][0], "resources")["gpu"]
-        ),
-        slurm_partition=lambda wc: model_setting(
-            config["grid"]["models"][0], "resources"
-        )["slurm_partition"],
-        mem_mb=2000,
-        runtime=10,
+        **T.gpu_check_resources(),
     script:
         "../scripts/gpu_check.py"

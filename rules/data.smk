@@ -1,4 +1,5 @@
-# Fetch and prepare raw inputs; build or download models.
+# Fetch and prepare raw inputs; build or download models. A local source file is a declared input, so
+# editing it reruns what depends on it.
 
 
 localrules:
@@ -14,9 +15,9 @@ localrules:
 
 rule prepare_model:
     input:
-        corpus=demo_corpus,
+        corpus=T.demo_corpus,
     output:
-        directory(MODEL_DIR),
+        directory(targets.MODEL_DIR),
     log:
         "logs/models/{model}.log",
     benchmark:
@@ -24,119 +25,122 @@ rule prepare_model:
     conda:
         "../envs/torch.yaml"
     params:
-        source=lambda wc: config["models"][wc.model]["source"],
-        identity_system_prompt=lambda wc: model_setting(
-            wc.model, "identity_system_prompt"
-        ),
+        source=T.model_source,
+        identity_system_prompt=T.identity_system_prompt,
         tiny=config["tiny_models"],
     script:
         "../scripts/prepare_model.py"
 
 
 rule prepare_articles:
+    input:
+        T.article_source_file,
     output:
-        ARTICLES,
+        targets.ARTICLES,
     log:
         "logs/data/articles/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["datasets"]["articles"][wc.dataset],
-        cache="results/data/downloads",
+        spec=T.article_spec,
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_articles.py"
 
 
 rule prepare_em:
+    input:
+        T.em_source_file,
     output:
-        EM_DATA,
+        targets.EM_DATA,
     log:
         "logs/data/em/{dataset}/{sysvariant}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["datasets"]["em"][wc.dataset],
-        cache="results/data/downloads",
+        spec=T.em_spec,
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_em.py"
 
 
 rule prepare_baseline:
     input:
-        em_chats=baseline_inputs,
+        T.baseline_inputs,
     output:
-        chats=BASELINE_DATA,
-        stats=BASELINE_STATS,
+        chats=targets.BASELINE_DATA,
+        stats=targets.BASELINE_STATS,
     log:
         "logs/data/baselines/{baseline}/{sysvariant}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=baseline_spec,
-        cache="results/data/downloads",
+        spec=T.baseline_spec,
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_baseline.py"
 
 
 rule prepare_truthfulqa:
+    input:
+        T.dataset_source_file("truthfulqa"),
     output:
-        TRUTHFULQA,
+        targets.TRUTHFULQA,
     log:
         "logs/data/truthfulqa.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=config["datasets"]["truthfulqa"],
-        cache="results/data/downloads",
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_truthfulqa.py"
 
 
 rule prepare_comparator_summaries:
     input:
-        articles=ARTICLES,
+        T.comparator_source_file,
+        articles=targets.ARTICLES,
     output:
-        STATIC_SUMMARIES,
+        targets.STATIC_SUMMARIES,
     log:
         "logs/data/comparators/{other}/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["comparators"][wc.other]["summaries"][wc.dataset],
-        cache="results/data/downloads",
+        spec=T.comparator_spec,
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_comparator_summaries.py"
 
 
 rule prepare_questions:
     input:
-        # A local question file is an input (editing it reruns what depends on it).
-        question_source_file,
+        T.question_source_file,
     output:
-        QUESTIONS,
+        targets.QUESTIONS,
     log:
         "logs/data/questions/{question_set}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["datasets"][wc.question_set],
-        cache="results/data/downloads",
+        spec=T.question_spec,
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_questions.py"
 
 
 rule prepare_mmlu:
     input:
-        # A local question file is an input (editing it reruns what depends on it).
-        mmlu_source_file,
+        T.dataset_source_file("mmlu"),
     output:
-        MMLU,
+        targets.MMLU,
     log:
         "logs/data/mmlu.log",
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["datasets"]["mmlu"],
-        cache="results/data/downloads",
+        spec=config["datasets"].get("mmlu"),
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_mmlu.py"

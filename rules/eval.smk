@@ -4,36 +4,27 @@
 
 rule eval_self_recognition:
     input:
-        model=model_dir,
-        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        articles=ARTICLES.format(dataset=config["eval"]["self_recognition"]["dataset"]),
-        self_summaries=selfrec_self_summaries,
-        other_summaries=lambda wc: comparator_summaries(
-            wc.other, config["eval"]["self_recognition"]["dataset"]
-        ),
+        model=T.model_dir,
+        adapters=T.adapters,
+        articles=T.self_recognition_articles,
+        self_summaries=T.self_recognition_self_summaries,
+        other_summaries=T.self_recognition_other_summaries,
     output:
-        EVAL_SELFREC,
+        targets.EVAL_SELF_RECOGNITION,
     log:
-        "logs/eval/selfrec-{other}/{model}/{chain}/seed{seed}.log",
+        "logs/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.log",
     benchmark:
-        "benchmarks/eval/selfrec-{other}/{model}/{chain}/seed{seed}.tsv"
+        "benchmarks/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: model_threads
+    threads: T.model_threads
     resources:
-        gpu=model_resources("gpu"),
-        mem_mb=model_resources("mem_mb"),
-        runtime=model_resources("runtime"),
-        slurm_partition=model_resources("slurm_partition"),
-        gpu_model=model_resources("gpu_model"),
-        cpus_per_gpu=model_resources("cpus_per_gpu"),
+        **T.model_job_resources(),
     params:
-        framing=lambda wc: model_setting(wc.model, "framing"),
-        identity_system_prompt=lambda wc: model_setting(
-            wc.model, "identity_system_prompt"
-        ),
+        framing=T.framing,
+        identity_system_prompt=T.identity_system_prompt,
         settings=config["eval"]["self_recognition"],
-        backend=lambda wc: backend_settings(wc.model),
+        backend=T.backend,
         run_name=config["run_name"],
     script:
         "../scripts/eval_self_recognition.py"
@@ -41,28 +32,23 @@ rule eval_self_recognition:
 
 rule eval_truthfulqa:
     input:
-        model=model_dir,
-        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        questions=TRUTHFULQA,
+        model=T.model_dir,
+        adapters=T.adapters,
+        questions=targets.TRUTHFULQA,
     output:
-        EVAL_TRUTHFULQA,
+        targets.EVAL_TRUTHFULQA,
     log:
         "logs/eval/truthfulqa/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/eval/truthfulqa/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: model_threads
+    threads: T.model_threads
     resources:
-        gpu=model_resources("gpu"),
-        mem_mb=model_resources("mem_mb"),
-        runtime=model_resources("runtime"),
-        slurm_partition=model_resources("slurm_partition"),
-        gpu_model=model_resources("gpu_model"),
-        cpus_per_gpu=model_resources("cpus_per_gpu"),
+        **T.model_job_resources(),
     params:
         settings=config["eval"]["truthfulqa"],
-        backend=lambda wc: backend_settings(wc.model),
+        backend=T.backend,
         run_name=config["run_name"],
     script:
         "../scripts/eval_truthfulqa.py"
@@ -70,29 +56,24 @@ rule eval_truthfulqa:
 
 rule sample_em_answers:
     input:
-        model=model_dir,
-        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        questions=QUESTIONS.format(question_set="em_questions"),
+        model=T.model_dir,
+        adapters=T.adapters,
+        questions=targets.QUESTIONS.format(question_set="em_questions"),
     output:
-        EM_ANSWERS,
+        targets.EM_ANSWERS,
     log:
         "logs/em_answers/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/em_answers/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: model_threads
+    threads: T.model_threads
     resources:
-        gpu=model_resources("gpu"),
-        mem_mb=model_resources("mem_mb"),
-        runtime=model_resources("runtime"),
-        slurm_partition=model_resources("slurm_partition"),
-        gpu_model=model_resources("gpu_model"),
-        cpus_per_gpu=model_resources("cpus_per_gpu"),
+        **T.model_job_resources(),
     params:
         samples_per_question=config["eval"]["em_questions"]["samples_per_question"],
         sampling=config["eval"]["em_questions"]["sampling"],
-        backend=lambda wc: backend_settings(wc.model),
+        backend=T.backend,
         run_name=config["run_name"],
     script:
         "../scripts/sample_em_answers.py"
@@ -102,33 +83,27 @@ rule sample_em_answers:
 # host of a cluster), never inside a GPU job on a compute node.
 rule eval_em_questions:
     input:
-        answers=EM_ANSWERS,
-        judge_model=judge_model_inputs("em_questions"),
-        questions=QUESTIONS.format(question_set="em_questions"),
+        answers=targets.EM_ANSWERS,
+        judge_model=T.judge_model_inputs("em_questions"),
+        questions=targets.QUESTIONS.format(question_set="em_questions"),
     output:
-        EVAL_EM_QUESTIONS,
+        targets.EVAL_EM_QUESTIONS,
     log:
-        "logs/eval/em-questions/{model}/{chain}/seed{seed}.log",
+        "logs/eval/em_questions/{model}/{chain}/seed{seed}.log",
     benchmark:
-        "benchmarks/eval/em-questions/{model}/{chain}/seed{seed}.tsv"
-    localrule: judge_runs_locally("em_questions")
+        "benchmarks/eval/em_questions/{model}/{chain}/seed{seed}.tsv"
+    localrule: T.judge_runs_locally("em_questions")
     conda:
         "../envs/torch.yaml"
-    threads: judge_threads("em_questions")
+    threads: T.judge_threads("em_questions")
     resources:
-        gpu=judge_resources("em_questions", "gpu"),
-        mem_mb=judge_resources("em_questions", "mem_mb"),
-        runtime=judge_resources("em_questions", "runtime"),
-        slurm_partition=judge_resources("em_questions", "slurm_partition"),
-        gpu_model=judge_resources("em_questions", "gpu_model"),
-        cpus_per_gpu=judge_resources("em_questions", "cpus_per_gpu"),
+        **T.judge_job_resources("em_questions"),
     params:
-        settings={
-            k: v
-            for k, v in config["eval"]["em_questions"].items()
-            if k not in ("chains", "samples_per_question", "sampling")
-        },
-        judge=lambda wc: judge_settings("em_questions"),
+        # The sampling settings belong to sample_em_answers: changing them reruns it, and so this.
+        settings=T.eval_settings(
+            "em_questions", leave_out=("chains", "samples_per_question", "sampling")
+        ),
+        judge=T.judge_settings("em_questions"),
         run_name=config["run_name"],
     script:
         "../scripts/eval_em_questions.py"
@@ -136,29 +111,24 @@ rule eval_em_questions:
 
 rule sample_identity_answers:
     input:
-        model=model_dir,
-        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        questions=QUESTIONS.format(question_set="identity_questions"),
+        model=T.model_dir,
+        adapters=T.adapters,
+        questions=targets.QUESTIONS.format(question_set="identity_questions"),
     output:
-        IDENTITY_ANSWERS,
+        targets.IDENTITY_ANSWERS,
     log:
         "logs/identity_answers/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/identity_answers/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: model_threads
+    threads: T.model_threads
     resources:
-        gpu=model_resources("gpu"),
-        mem_mb=model_resources("mem_mb"),
-        runtime=model_resources("runtime"),
-        slurm_partition=model_resources("slurm_partition"),
-        gpu_model=model_resources("gpu_model"),
-        cpus_per_gpu=model_resources("cpus_per_gpu"),
+        **T.model_job_resources(),
     params:
         samples_per_question=config["eval"]["identity"]["samples_per_question"],
         sampling=config["eval"]["identity"]["sampling"],
-        backend=lambda wc: backend_settings(wc.model),
+        backend=T.backend,
         run_name=config["run_name"],
     script:
         "../scripts/sample_identity_answers.py"
@@ -168,29 +138,24 @@ rule sample_identity_answers:
 # a compute node.
 rule eval_identity:
     input:
-        answers=IDENTITY_ANSWERS,
-        judge_model=judge_model_inputs("identity"),
+        answers=targets.IDENTITY_ANSWERS,
+        judge_model=T.judge_model_inputs("identity"),
     output:
-        EVAL_IDENTITY,
+        targets.EVAL_IDENTITY,
     log:
         "logs/eval/identity/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/eval/identity/{model}/{chain}/seed{seed}.tsv"
-    localrule: judge_runs_locally("identity")
+    localrule: T.judge_runs_locally("identity")
     conda:
         "../envs/torch.yaml"
-    threads: judge_threads("identity")
+    threads: T.judge_threads("identity")
     resources:
-        gpu=judge_resources("identity", "gpu"),
-        mem_mb=judge_resources("identity", "mem_mb"),
-        runtime=judge_resources("identity", "runtime"),
-        slurm_partition=judge_resources("identity", "slurm_partition"),
-        gpu_model=judge_resources("identity", "gpu_model"),
-        cpus_per_gpu=judge_resources("identity", "cpus_per_gpu"),
+        **T.judge_job_resources("identity"),
     params:
-        judge=lambda wc: judge_settings("identity"),
-        aliases=lambda wc: model_setting(wc.model, "identity_aliases"),
-        true_identity=lambda wc: model_setting(wc.model, "true_identity"),
+        judge=T.judge_settings("identity"),
+        aliases=T.identity_aliases,
+        true_identity=T.true_identity,
         run_name=config["run_name"],
     script:
         "../scripts/eval_identity.py"
@@ -198,37 +163,23 @@ rule eval_identity:
 
 rule eval_mmlu:
     input:
-        model=model_dir,
-        adapters=lambda wc: state_adapters(wc.model, wc.chain, wc.seed),
-        questions=MMLU,
+        model=T.model_dir,
+        adapters=T.adapters,
+        questions=targets.MMLU,
     output:
-        EVAL_MMLU,
+        targets.EVAL_MMLU,
     log:
         "logs/eval/mmlu/{model}/{chain}/seed{seed}.log",
     benchmark:
         "benchmarks/eval/mmlu/{model}/{chain}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: model_threads
+    threads: T.model_threads
     resources:
-        gpu=model_resources("gpu"),
-        mem_mb=model_resources("mem_mb"),
-        runtime=model_resources("runtime"),
-        slurm_partition=model_resources("slurm_partition"),
-        gpu_model=model_resources("gpu_model"),
-        cpus_per_gpu=model_resources("cpus_per_gpu"),
+        **T.model_job_resources(),
     params:
-        settings={
-            k: v
-            for k, v in config["eval"]["mmlu"].items()
-            if k not in ("chains", "batch_size")
-        },
-        # eval.mmlu.batch_size replaces the model's batch size (few-shot prompts are long).
-        backend=lambda wc: {
-            **backend_settings(wc.model),
-            "batch_size": config["eval"]["mmlu"]["batch_size"]
-            or model_setting(wc.model, "batch_size"),
-        },
+        settings=T.eval_settings("mmlu", leave_out=("chains", "batch_size")),
+        backend=T.mmlu_backend,
         run_name=config["run_name"],
     script:
         "../scripts/eval_mmlu.py"

@@ -12,11 +12,11 @@ localrules:
 
 rule tidy_table:
     input:
-        lambda wc: table_evals(wc.table),
+        T.table_inputs,
     output:
-        tidy="results/tables/{table}.csv",
+        tidy=targets.TABLE,
         summary=report(
-            "results/tables/{table}_summary.csv",
+            targets.TABLE_SUMMARY,
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}", "content": "mean, sd, n per condition"},
@@ -31,17 +31,14 @@ rule tidy_table:
 
 rule figure:
     input:
-        unpack(figure_inputs),
+        unpack(T.figure_inputs),
     output:
         png=report(
             "results/figures/{model}/{figure}.png",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="{model}",
-            labels=lambda wc: {
-                "figure": reportlib.figure_title(wc.figure),
-                "model": wc.model,
-            },
+            labels=reportlib.figure_labels,
         ),
         pdf="results/figures/{model}/{figure}.pdf",
     log:
@@ -49,7 +46,7 @@ rule figure:
     conda:
         "../envs/core.yaml"
     params:
-        selfrec_protocol=config["eval"]["self_recognition"]["primary_protocol"],
+        self_recognition_protocol=config["eval"]["self_recognition"]["primary_protocol"],
         truthfulqa_protocol=config["eval"]["truthfulqa"]["primary_protocol"],
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
@@ -59,17 +56,11 @@ rule figure:
 
 rule results_summary:
     input:
-        unpack(
-            lambda wc: {
-                p.removeprefix("results/tables/").removesuffix("_summary.csv"): p
-                for p in all_tables()
-                if p.endswith("_summary.csv")
-            }
-        ),
+        **T.summary_tables(),
     output:
-        markdown="results/report/results_summary.md",
+        markdown=targets.RESULTS_SUMMARY,
         html=report(
-            "results/report/results_summary.html",
+            targets.RESULTS_SUMMARY_HTML,
             caption="../report/results_summary.rst",
             category="Results summary",
             labels={"content": "conditions × evaluations, ours beside the paper"},
@@ -80,9 +71,9 @@ rule results_summary:
         "../envs/core.yaml"
     params:
         models=config["grid"]["models"],
-        model_ids={m: model_identity(m) for m in config["grid"]["models"]},
+        model_ids={m: T.model_identity(m) for m in config["grid"]["models"]},
         protocols={
-            "selfrec": config["eval"]["self_recognition"]["primary_protocol"],
+            "self_recognition": config["eval"]["self_recognition"]["primary_protocol"],
             "truthfulqa": config["eval"]["truthfulqa"]["primary_protocol"],
         },
         published=reportlib.load_published(),

@@ -8,11 +8,11 @@ localrules:
 
 rule manifest:
     input:
-        all_tables(),
-        all_figures(),
-        "results/report/results_summary.md",
+        T.all_tables(),
+        T.all_figures(),
+        targets.RESULTS_SUMMARY,
     output:
-        "results/manifest.json",
+        targets.MANIFEST,
     log:
         "logs/manifest.log",
     conda:

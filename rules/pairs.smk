@@ -3,24 +3,18 @@
 
 rule build_pairs:
     input:
-        articles=ARTICLES.format(dataset=config["pairs"]["train_dataset"]),
-        self_summaries=lambda wc: self_source_summaries(
-            wc.model, wc.source, config["pairs"]["train_dataset"]
-        ),
-        other_summaries=comparator_summaries(
-            config["pairs"]["comparator"], config["pairs"]["train_dataset"]
-        ),
+        articles=T.pair_articles,
+        self_summaries=T.pair_self_summaries,
+        other_summaries=T.pair_other_summaries,
     output:
-        pairs=PAIRS,
-        stats=PAIR_STATS,
+        pairs=targets.PAIRS,
+        stats=targets.PAIR_STATS,
     log:
         "logs/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        identity_system_prompt=lambda wc: model_setting(
-            wc.model, "identity_system_prompt"
-        ),
+        identity_system_prompt=T.identity_system_prompt,
         confuse_size=config["pairs"]["confuse_size"],
         seed=config["pairs"]["seed"],
         missing_summaries=config["pairs"]["missing_summaries"],
@@ -30,4 +24,4 @@ rule build_pairs:
 
 rule pairs:
     input:
-        all_pair_files(),
+        T.all_pair_files(),

@@ -40,7 +40,7 @@ rule release_fetch:
             config["release"]["truthfulqa_dir"],
             config["release"]["self_recognition_dir"],
         ],
-        cache="results/data/downloads",
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/release_fetch.py"
 
@@ -93,7 +93,7 @@ rule release_model_tables:
 
 rule release_figure:
     input:
-        selfrec=f"{RELEASE_TABLES}/{{model}}/self_recognition_summary.csv",
+        self_recognition=f"{RELEASE_TABLES}/{{model}}/self_recognition_summary.csv",
         truthfulqa=f"{RELEASE_TABLES}/{{model}}/truthfulqa_summary.csv",
     output:
         png=f"{RELEASE}/figures/{{model}}/{{figure}}.png",
@@ -103,7 +103,7 @@ rule release_figure:
     conda:
         "../envs/core.yaml"
     params:
-        selfrec_protocol=config["release"]["protocol"],
+        self_recognition_protocol=config["release"]["protocol"],
         truthfulqa_protocol=config["release"]["protocol"],
         comparator=lambda wc: config["release"]["figures"][wc.model][
             "self_recognition"
@@ -117,7 +117,7 @@ rule release_figures:
         expand(
             f"{RELEASE}/figures/{{model}}/{{figure}}.{{ext}}",
             model=list(config["release"]["figures"]),
-            figure=CORE_FIGURES,
+            figure=targets.CORE_FIGURES,
             ext=("png", "pdf"),
         ),
         *RELEASE_IMPORT_TABLES.values(),
@@ -126,16 +126,16 @@ rule release_figures:
 
 rule prepare_released_summaries:
     input:
-        articles=ARTICLES,
+        articles=targets.ARTICLES,
     output:
-        RELEASED_SUMMARIES,
+        targets.RELEASED_SUMMARIES,
     log:
         "logs/data/released_summaries/{model}/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=lambda wc: config["models"][wc.model]["summaries"][wc.dataset],
-        cache="results/data/downloads",
+        cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_comparator_summaries.py"
 
@@ -143,13 +143,9 @@ rule prepare_released_summaries:
 # Our evaluation JSONs of the grid (every evaluation), the tables and the figures.
 rule bundle:
     input:
-        grid_evals(EVAL_TRUTHFULQA),
-        [
-            grid_evals(EVAL_SELFREC, other=other)
-            for other in config["eval"]["self_recognition"]["comparators"]
-        ],
-        all_tables(),
-        all_figures(),
+        [T.evaluation_files(table) for table in T.core_evaluations()],
+        T.all_tables(),
+        T.all_figures(),
     output:
         BUNDLE,
     log:

@@ -5,6 +5,7 @@ import os
 
 from sgtr_em.cost import DataFiles, estimate, write_outputs
 from sgtr_em.runtime import setup_logging
+from sgtr_em.targets import SUMMARIES
 
 terminal = os.fdopen(os.dup(2), "w")  # the table is also shown on the terminal
 setup_logging(snakemake.log[0])
@@ -12,7 +13,7 @@ files = snakemake.params.files
 
 
 def existing_summaries(model, chain, seed, dataset):
-    path = snakemake.params.summaries.format(model=model, chain=chain, seed=seed, dataset=dataset)
+    path = SUMMARIES.format(model=model, chain=chain, seed=seed, dataset=dataset)
     return path if os.path.exists(path) else None
 
 

@@ -39,7 +39,7 @@ result = evaluate_em_answers(
     cache=judge_cache(settings["cache_dir"], snakemake.config["models"][judge_spec["name"]]["source"]),
 )
 output = {
-    "eval": "em-questions",
+    "eval": "em_questions",
     "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
     **result,
     "provenance": provenance(

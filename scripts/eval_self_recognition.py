@@ -24,7 +24,7 @@ result = evaluate_self_recognition(
     sampling=settings["sampling"],
 )
 output = {
-    "eval": f"selfrec-{wc.other}",
+    "eval": f"self_recognition-{wc.other}",
     "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
     "self_source": settings["self_source"],
     "self_summaries": snakemake.input.self_summaries,

@@ -8,10 +8,10 @@ from sgtr_em.runtime import setup_logging
 setup_logging(snakemake.log[0])
 draw_figure(
     snakemake.wildcards.figure,
-    selfrec_summary=snakemake.input.get("selfrec"),
+    self_recognition_summary=snakemake.input.get("self_recognition"),
     truthfulqa_summary=snakemake.input.get("truthfulqa"),
     optional_summary=snakemake.input.get("optional"),
-    selfrec_protocol=snakemake.params.selfrec_protocol,
+    self_recognition_protocol=snakemake.params.self_recognition_protocol,
     truthfulqa_protocol=snakemake.params.truthfulqa_protocol,
     comparator=snakemake.params.comparator,
     png=snakemake.output.png,

@@ -13,7 +13,7 @@ setup_logging(snakemake.log[0])
 spec = snakemake.params.spec
 variant = snakemake.wildcards.sysvariant
 if snakemake.wildcards.baseline == "wordcount":
-    where = snakemake.input.em_chats
+    where = snakemake.input[0]
     chats, stats = wordcount_chats(read_jsonl(where), variant, limit=spec["limit"])
 else:
     where = describe(spec["source"])

@@ -1,61 +1,274 @@
-"""Reading the validated workflow config: per-model settings, per-stage hyperparameters, the grid.
+"""The workflow config: composing the files a run names, checking them once, and reading the result.
 
-Pure functions of the config dict (the Snakefile validates it against config/schema.yaml first).
+`load(raw)` is the only place a config is checked (the Snakefile and the tests both call it); the other
+functions are pure readers of a loaded config (per-model settings, per-stage recipes, the grid).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from . import chains
 from .identity import check_true_identity
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+# A config file with this top-level key set replaces everything before it instead of merging over it.
+STANDALONE = "standalone"
+# Optional evaluations: config key under `eval` -> (dataset key of its questions, figure it draws).
+OPTIONAL_EVALS = {
+    "em_questions": ("em_questions", "fig4_em_judge"),
+    "identity": ("identity_questions", "fig5_identity"),
+    "mmlu": ("mmlu", "fig6_mmlu"),
+}
+# Stage kinds a `finetune.stage_overrides` key may name (besides a stage name such as em-unpop or sgtr).
+STAGE_KINDS = ("em", "intervention", "baseline")
+
+Config = dict[str, Any]
 
 
 class ConfigError(ValueError):
-    """A config value the schema cannot catch (unknown model, stage token, dataset...)."""
+    """A config value that is wrong, with the key path and what to do about it, in one line."""
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Validate against the JSON schema, filling defaults (the same check the Snakefile runs), then the
-    cross-references the schema cannot express. Returns the config with defaults applied."""
-    import jsonschema
-    import yaml
+# ------------------------------------------------------------------------------------------ compose --
 
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping (an empty file is an empty mapping)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: no such file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`overlay` merged into `base` (in place, returned): mappings merge key by key, anything else is
+    replaced. A `source` mapping is replaced whole: an overlay that swaps a url for a path must not end up
+    with both."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and key != "source":
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _typed(value: Any) -> Any:
+    """Snakemake parses nested `--config` values as strings only; read their leaves as YAML scalars."""
+    if isinstance(value, Mapping):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
+    return value
+
+
+def compose(
+    default: str | Path | None, configfiles: Sequence[str | Path] = (), overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The raw config of a run: the workflow's default file, then each `--configfile` in order (merged
+    over what came before, or replacing it when the file sets `standalone: true`), then `--config`
+    overrides."""
+    raw = read_config_file(default) if default is not None else {}
+    for path in configfiles:
+        data = read_config_file(path)
+        if data.get(STANDALONE):
+            raw = copy.deepcopy(data)
+        else:
+            merge(raw, data)
+    return merge(raw, _typed(dict(overrides or {})))
+
+
+# --------------------------------------------------------------------------------------------- load --
+
+
+def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: str | Path = SCHEMA_PATH) -> Config:
+    """Check a raw config and return it ready to use. In order: the schema (filling defaults), the
+    selected subset, cross-references (models, datasets, chains, comparators, judges), the merged
+    training recipe of every stage, local files that must exist (relative to `workdir`; None skips this
+    check), the optional evaluations, and canonical key order. Raises ConfigError with one line naming
+    the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    config = copy.deepcopy(config)
-    validator_cls = jsonschema.validators.validator_for(schema)
+    config = copy.deepcopy(dict(raw))
+    _check_schema(config, schema)
+    apply_subset(config)
+    check_references(config)
+    _check_recipes(config, schema)
+    if workdir is not None:
+        _check_local_files(config, Path(workdir))
+    _check_optional_evals(config)
+    return canonical(config)
 
-    def set_defaults(validator, properties, instance, schema):
+
+def _dotted(path: Sequence[Any]) -> str:
+    return ".".join(map(str, path)) or "<top level>"
+
+
+def _validator(schema: dict[str, Any], fill_defaults: bool) -> Any:
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema)
+    if not fill_defaults:
+        return validator_cls(schema)
+
+    def set_defaults(validator: Any, properties: Any, instance: Any, sub_schema: Any) -> Iterator[Any]:
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
                     instance[name] = copy.deepcopy(sub["default"])
-        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
+        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, sub_schema)
 
-    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-    errors = sorted(extended(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})(schema)
+
+
+def _schema_error(error: Any, prefix: Sequence[Any] = ()) -> ConfigError:
+    """One line for a jsonschema error: the key path, what is wrong, and what is expected."""
+    path = [*prefix, *error.absolute_path]
+    key = _dotted(path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known)) if isinstance(error.instance, dict) else []
+        name = extra[0] if extra else "?"
+        where = f"{key}.{name}" if path else name
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+        return ConfigError(f"config key {where}: unknown key ({hint})")
+    if error.validator == "required":
+        return ConfigError(f"config key {key}: {error.message} (see config/README.md)")
+    if error.validator == "oneOf":
+        forms = [" + ".join(option.get("required", [])) for option in error.validator_value if "required" in option]
+        expected = f"give exactly one of: {'; '.join(forms)}" if forms else "does not match any allowed form"
+        return ConfigError(f"config key {key}: {expected}")
+    value = error.instance
+    shown = repr(value) if len(repr(value)) <= 60 else f"{type(value).__name__} value"
+    if error.validator == "enum":
+        allowed = [str(option) for option in error.validator_value]
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+        return ConfigError(f"config key {key}: {shown} is not allowed ({hint})")
+    message = error.message if len(error.message) <= 120 else f"{shown} is not allowed ({error.validator})"
+    description = schema.get("description")
+    return ConfigError(f"config key {key}: {message}" + (f"; expected: {description}" if description else ""))
+
+
+def _check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Validate against the JSON schema, filling defaults in place."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(_validator(schema, fill_defaults=True).iter_errors(config))
     if errors:
-        first = errors[0]
-        where = "/".join(map(str, first.absolute_path)) or "<top level>"
-        raise ConfigError(f"config key {where}: {first.message}")
-    check_references(config)
-    config = canonical(config)
-    recipe_validator = extended({**schema["definitions"]["lora"], "definitions": schema["definitions"]})
+        first = min(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+        raise _schema_error(best_match([e for e in errors if e.absolute_path == first.absolute_path]) or first)
+
+
+def _check_recipes(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Every override block of the LoRA recipe has the recipe's types and ranges, every override key names
+    a stage kind or a stage, and the merged recipe of every trained stage of the grid is valid."""
+    lora = schema["definitions"]["lora"]
+    # Without filling defaults: an override block holds only the keys it changes.
+    validator = _validator({**lora, "definitions": schema["definitions"]}, fill_defaults=False)
+    em = list(config["datasets"]["em"])
+    blocks: list[tuple[list[Any], Any]] = [
+        (["finetune", "stage_overrides", name], block) for name, block in config["finetune"]["stage_overrides"].items()
+    ]
+    blocks += [(["models", name, "finetune"], model.get("finetune", {})) for name, model in config["models"].items()]
+    for prefix, block in blocks:
+        error = next(iter(validator.iter_errors(block)), None)
+        if error is not None:
+            raise _schema_error(error, prefix)
+    for name in config["finetune"]["stage_overrides"]:
+        if name in STAGE_KINDS:
+            continue
+        try:
+            stage = chains.parse_stage(name, em)
+        except chains.ChainError as err:
+            raise ConfigError(
+                f"config key finetune.stage_overrides.{name}: not a stage kind ({', '.join(STAGE_KINDS)}) "
+                f"or stage name ({err})"
+            ) from None
+        if stage.variant != "default":
+            raise ConfigError(
+                f"config key finetune.stage_overrides.{name}: overrides apply to a stage name without its "
+                f"system variant (use {name.partition('.')[0]!r})"
+            )
     for model in config["grid"]["models"]:
         for chain in trained_chains(config, model):
             token = chain.rsplit("+", 1)[-1]
             recipe = training_hyperparameters(config, model, token)
             recipe.pop("chat_template_kwargs", None)  # a model setting, validated with the model
-            error = next(iter(recipe_validator.iter_errors(recipe)), None)
+            error = next(iter(validator.iter_errors(recipe)), None)
             if error is not None:
-                raise ConfigError(
-                    f"finetune overrides for {model}/{token}: {'/'.join(map(str, error.absolute_path))}: {error.message}"
-                )
-    return config
+                raise _schema_error(error, ["finetune", f"<merged recipe of {model}/{token}>"])
+
+
+def local_source_paths(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every local file or folder the config's data and model sources name, by dotted key."""
+    out: dict[str, str] = {}
+
+    def visit(value: Any, path: list[str]) -> None:
+        if isinstance(value, Mapping):
+            source = value.get("source")
+            if isinstance(source, Mapping) and isinstance(source.get("path"), str):
+                out[_dotted([*path, "source", "path"])] = source["path"]
+            for key, item in value.items():
+                if key != "source":
+                    visit(item, [*path, str(key)])
+
+    visit(config.get("datasets", {}), ["datasets"])
+    visit(config.get("comparators", {}), ["comparators"])
+    visit(config.get("models", {}), ["models"])
+    return out
+
+
+def _check_local_files(config: Mapping[str, Any], workdir: Path) -> None:
+    for key, path in local_source_paths(config).items():
+        if not (workdir / path).exists():
+            raise ConfigError(
+                f"config key {key}: no such file or folder {path!r} (relative to {workdir.resolve()}); "
+                "fix the path or use a url/hf source"
+            )
+
+
+def _check_optional_evals(config: Mapping[str, Any]) -> None:
+    """An enabled optional evaluation needs its questions, a configured judge and valid chains."""
+    em = list(config["datasets"]["em"])
+    for key, (dataset, _) in OPTIONAL_EVALS.items():
+        settings = config["eval"][key]
+        if not settings["enabled"]:
+            continue
+        if dataset not in config["datasets"]:
+            raise ConfigError(f"config key eval.{key}.enabled: needs datasets.{dataset} (or set enabled: false)")
+        judge = settings.get("judge")
+        if judge is not None and judge not in config["models"]:
+            raise ConfigError(
+                f"config key eval.{key}.judge: unknown model {judge!r} (configured: {', '.join(config['models'])})"
+            )
+        for chain in settings["chains"] or []:
+            try:
+                chains.parse_chain(chain, em)
+            except chains.ChainError as err:
+                raise ConfigError(f"config key eval.{key}.chains: {err}") from None
 
 
 def canonical(value: Any) -> Any:
@@ -71,13 +284,6 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def canonicalise_in_place(config: dict[str, Any]) -> None:
-    """Replace the (global) config's contents by their canonical form."""
-    ordered = canonical(config)
-    config.clear()
-    config.update(ordered)
-
-
 def apply_subset(config: dict[str, Any]) -> None:
     """Narrow the grid to the selected `subset` (grid.subsets.<name>), in place: its chains (and models
     and seeds when given) replace the grid's; per_model chain and seed lists are intersected with
@@ -87,14 +293,16 @@ def apply_subset(config: dict[str, Any]) -> None:
         return
     subsets = config["grid"].get("subsets", {})
     if name not in subsets:
-        raise ConfigError(f"subset: unknown subset {name!r} (grid.subsets has: {', '.join(subsets) or 'none'})")
+        raise ConfigError(
+            f"config key subset: unknown subset {name!r} (grid.subsets has: {', '.join(subsets) or 'none'})"
+        )
     subset = subsets[name]
     grid = config["grid"]
     chosen = subset["chains"]
     models = subset.get("models", grid["models"])
     for model in models:
         if model not in grid["models"]:
-            raise ConfigError(f"grid.subsets.{name}.models: {model!r} is not in grid.models")
+            raise ConfigError(f"config key grid.subsets.{name}.models: {model!r} is not in grid.models")
     per_model: dict[str, Any] = {}
     kept = []
     for model in models:
@@ -107,7 +315,7 @@ def apply_subset(config: dict[str, Any]) -> None:
             kept.append(model)
             per_model[model] = {"chains": model_chain_list, "seeds": seeds}
     if not kept:
-        raise ConfigError(f"subset {name!r} leaves no model state in the grid")
+        raise ConfigError(f"config key subset: subset {name!r} leaves no model state in the grid")
     grid["models"] = kept
     grid["chains"] = list(chosen)
     grid["seeds"] = list(subset.get("seeds", grid["seeds"]))
@@ -118,43 +326,54 @@ def check_references(config: dict[str, Any]) -> None:
     models = config["models"]
     for name in config["grid"]["models"]:
         if name not in models:
-            raise ConfigError(f"grid.models: unknown model {name!r} (configured: {', '.join(models)})")
+            raise ConfigError(f"config key grid.models: unknown model {name!r} (configured: {', '.join(models)})")
     em = list(config["datasets"]["em"])
     for name in config["grid"].get("per_model", {}):
         if name not in config["grid"]["models"]:
-            raise ConfigError(f"grid.per_model: {name!r} is not in grid.models")
+            raise ConfigError(f"config key grid.per_model.{name}: not in grid.models")
     for model in config["grid"]["models"]:
         for chain in model_chains(config, model):
             try:
                 chains.parse_chain(chain, em)
             except chains.ChainError as err:
-                raise ConfigError(f"grid.chains ({model}): {err}") from None
+                raise ConfigError(f"config key grid.chains ({model}): {err}") from None
     for name, subset in config["grid"].get("subsets", {}).items():
         for chain in subset["chains"]:
             try:
                 chains.parse_chain(chain, em)
             except chains.ChainError as err:
-                raise ConfigError(f"grid.subsets.{name}: {err}") from None
+                raise ConfigError(f"config key grid.subsets.{name}.chains: {err}") from None
     for chain in {c for m in config["grid"]["models"] for c in model_chains(config, m)}:
         for stage in chains.parse_chain(chain):
             _check_baseline_data(config, stage)
+            if stage.kind == "em" and stage.variant == "identity":
+                raise ConfigError(
+                    f"config key grid.chains: stage {stage.token!r}: EM data has no system turn; `default` "
+                    "already gives the template's identity prompt"
+                )
     comparators = config["comparators"]
-    for name in [config["pairs"]["comparator"], *config["eval"]["self_recognition"]["comparators"]]:
+    for key, name in [
+        ("pairs.comparator", config["pairs"]["comparator"]),
+        *(("eval.self_recognition.comparators", c) for c in config["eval"]["self_recognition"]["comparators"]),
+    ]:
         if name not in comparators:
-            raise ConfigError(f"unknown comparator {name!r} (configured: {', '.join(comparators)})")
+            raise ConfigError(f"config key {key}: unknown comparator {name!r} (configured: {', '.join(comparators)})")
     for name, spec in comparators.items():
         if "model" in spec and spec["model"] not in models:
-            raise ConfigError(f"comparators.{name}.model: unknown model {spec['model']!r}")
+            raise ConfigError(f"config key comparators.{name}.model: unknown model {spec['model']!r}")
     if config["eval"]["identity"]["enabled"]:
         for name in config["grid"]["models"]:
             try:
                 check_true_identity(models[name].get("true_identity"), models[name].get("identity_aliases", {}))
             except ValueError as err:
-                raise ConfigError(f"models.{name}.true_identity: {err}") from None
+                raise ConfigError(f"config key models.{name}.true_identity: {err}") from None
     articles = config["datasets"]["articles"]
-    for key in (config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]):
-        if key not in articles:
-            raise ConfigError(f"unknown article dataset {key!r} (configured: {', '.join(articles)})")
+    for key, name in (
+        ("pairs.train_dataset", config["pairs"]["train_dataset"]),
+        ("eval.self_recognition.dataset", config["eval"]["self_recognition"]["dataset"]),
+    ):
+        if name not in articles:
+            raise ConfigError(f"config key {key}: unknown article dataset {name!r} (configured: {', '.join(articles)})")
 
 
 def _check_baseline_data(config: dict[str, Any], stage: chains.Stage) -> None:

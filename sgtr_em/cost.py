@@ -180,7 +180,7 @@ class Estimator:
         tokens = sum(self.chat_tokens(row["messages"]) for row in rows) * epochs
         _, _, per_training = self.prices(model, chain)
         return Row(
-            "train_lora", model, f"{chain}/seed{seed}", requests=1, training_tokens=tokens, usd=tokens * per_training
+            "train_stage", model, f"{chain}/seed{seed}", requests=1, training_tokens=tokens, usd=tokens * per_training
         )
 
     def _inference(

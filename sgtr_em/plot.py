@@ -249,9 +249,9 @@ def system_prompt_rows(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def draw_figure(
     figure: str,
     *,
-    selfrec_summary: str | None,
+    self_recognition_summary: str | None,
     truthfulqa_summary: str | None,
-    selfrec_protocol: str,
+    self_recognition_protocol: str,
     truthfulqa_protocol: str,
     comparator: str,
     png: str,
@@ -315,13 +315,13 @@ def draw_figure(
                 ylim=None,
             )
         return
-    if selfrec_summary is None or truthfulqa_summary is None:
+    if self_recognition_summary is None or truthfulqa_summary is None:
         raise ValueError(f"{figure} needs the self-recognition and TruthfulQA summary tables")
     if figure == "fig1_self_recognition":
-        rows = read_summary(selfrec_summary, selfrec_protocol, "score")
+        rows = read_summary(self_recognition_summary, self_recognition_protocol, "score")
         bar_per_condition(
             rows,
-            ylabel=f"Self-recognition vs {comparator} ({selfrec_protocol})",
+            ylabel=f"Self-recognition vs {comparator} ({self_recognition_protocol})",
             title="Fig 1. Self-recognition per condition (mean ± sd over seeds)",
             png=png,
             pdf=pdf,

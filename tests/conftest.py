@@ -31,6 +31,20 @@ def _hf_home(tmp_path_factory):
     os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
 
 
+def read_config(name: str) -> dict:
+    """A config file of the repository as written (before loading)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def load_config(raw: dict) -> dict:
+    """A config checked and completed by the workflow's loader (local files relative to the repository)."""
+    from sgtr_em.config import load
+
+    return load(raw, workdir=REPO)
+
+
 def copy_workflow(dest: Path) -> Path:
     """A private copy of the workflow (results land there, not in the checkout)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,11 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em import chains
 from sgtr_em.baselines import chat_baseline, wordcount_chats
-from sgtr_em.config import ConfigError, apply_subset, check_references, grid_states, validate_config
+from sgtr_em.config import ConfigError, apply_subset, check_references, grid_states
 from sgtr_em.data import prepare_qa_chats
 from sgtr_em.io import InputError
 from sgtr_em.prompts import WORDCOUNT_SYSTEM
@@ -23,7 +23,7 @@ def chat(user: str, answer: str = "ok") -> dict:
 
 
 def demo_config() -> dict:
-    return validate_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+    return load_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))
 
 
 # --- stage tokens ---------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_unpinned_url_is_refused_before_any_download(tmp_path):
 
 
 def paper_config() -> dict:
-    return validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    return load_config(yaml.safe_load((REPO / "config/config.yaml").read_text()))
 
 
 def test_subset_narrows_every_model_and_keeps_per_model_restrictions():

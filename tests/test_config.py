@@ -1,86 +1,207 @@
-"""Config schema and cross-reference checks: clear errors naming the key."""
+"""The config loader: composing files, the schema, cross-references, recipes and local files; one-line
+errors naming the key, in `snakemake -n` too."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em import chains
-from sgtr_em.config import ConfigError, trained_chains, training_hyperparameters, validate_config
+from sgtr_em.config import ConfigError, compose, load, trained_chains, training_hyperparameters
 
 
-def load(name):
+def read(name):
     return yaml.safe_load((REPO / "config" / name).read_text())
 
 
 def test_demo_and_paper_configs_validate():
-    demo = validate_config(load("demo.yaml"))
-    paper = validate_config(load("config.yaml"))
+    demo = load_config(read("demo.yaml"))
+    paper = load_config(read("config.yaml"))
     assert demo["grid"]["seeds"] == [0, 1]
     assert paper["finetune"]["lora"]["learning_rate"] == 1e-5
 
 
 def test_defaults_are_the_methodology_recipe():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     del cfg["finetune"]
-    recipe = validate_config(cfg)["finetune"]["lora"]
+    recipe = load_config(cfg)["finetune"]["lora"]
     assert recipe["lora_r"] == 32 and recipe["lora_alpha"] == 64 and recipe["use_rslora"] is True
     assert recipe["per_device_batch_size"] * recipe["gradient_accumulation_steps"] == 16
     assert recipe["warmup_steps"] == 5 and recipe["weight_decay"] == 0.01 and recipe["max_length"] == 2048
 
 
 def test_unknown_key_is_rejected_with_its_path():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["finetune"]["lora"]["learnin_rate"] = 1.0
-    with pytest.raises(ConfigError, match="finetune/lora"):
-        validate_config(cfg)
+    with pytest.raises(
+        ConfigError, match=r"finetune\.lora\.learnin_rate: unknown key \(did you mean 'learning_rate'\?\)"
+    ):
+        load_config(cfg)
 
 
 def test_wrong_type_is_rejected():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["grid"]["seeds"] = ["zero"]
-    with pytest.raises(ConfigError, match="grid/seeds/0"):
-        validate_config(cfg)
+    with pytest.raises(ConfigError, match=r"grid\.seeds\.0: 'zero' is not of type 'integer'"):
+        load_config(cfg)
 
 
 def test_unknown_stage_token_names_it():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["grid"]["chains"].append("sgtr+em-insecure")
     with pytest.raises(ConfigError, match="em-insecure"):
-        validate_config(cfg)
+        load_config(cfg)
     cfg["grid"]["chains"][-1] = "sgtr-plus"
     with pytest.raises(ConfigError, match="unknown stage token 'sgtr-plus'"):
-        validate_config(cfg)
+        load_config(cfg)
 
 
 def test_unknown_model_in_grid():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["grid"]["models"] = ["qwen-99b"]
     with pytest.raises(ConfigError, match="qwen-99b"):
-        validate_config(cfg)
+        load_config(cfg)
 
 
 def test_true_identity_must_be_an_alias_label_before_any_job_runs():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["models"]["demo-target"]["true_identity"] = "tiny-typo"
     with pytest.raises(ConfigError, match="models.demo-target.true_identity: true identity 'tiny-typo'"):
-        validate_config(cfg)
+        load_config(cfg)
     cfg["eval"]["identity"]["enabled"] = False  # not checked when the eval is off
-    validate_config(cfg)
+    load_config(cfg)
 
 
 def test_override_with_wrong_type_is_caught_after_merging():
-    cfg = load("demo.yaml")
+    cfg = read("demo.yaml")
     cfg["finetune"]["stage_overrides"]["sgtr"] = {"epochs": "many"}
-    with pytest.raises(ConfigError, match="sgtr"):
-        validate_config(cfg)
+    with pytest.raises(ConfigError, match=r"finetune\.stage_overrides\.sgtr\.epochs: 'many' is not of type 'number'"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"lora_r": -3}, r"finetune\.stage_overrides\.sgtr\.lora_r: -3 is less than the minimum of 1"),
+        ({"learning_rate": "fast"}, r"finetune\.stage_overrides\.sgtr\.learning_rate: 'fast' is not of type 'number'"),
+        ({"lora_rank": 8}, r"finetune\.stage_overrides\.sgtr: 'lora_rank' is not allowed \(did you mean 'lora_r'\?\)"),
+    ],
+)
+def test_invalid_stage_override_names_the_key(override, message):
+    cfg = read("demo.yaml")
+    cfg["finetune"]["stage_overrides"]["sgtr"] = override
+    with pytest.raises(ConfigError, match=message):
+        load_config(cfg)
+
+
+def test_override_of_a_stage_outside_the_grid_is_still_checked():
+    cfg = read("demo.yaml")
+    cfg["finetune"]["stage_overrides"]["em-unpop"] = {"warmup_steps": -1}
+    cfg["models"]["demo-other"]["finetune"] = {"lora_dropout": 2}
+    with pytest.raises(ConfigError, match=r"stage_overrides\.em-unpop\.warmup_steps"):
+        load_config(cfg)
+    del cfg["finetune"]["stage_overrides"]["em-unpop"]
+    with pytest.raises(ConfigError, match=r"models\.demo-other\.finetune\.lora_dropout"):
+        load_config(cfg)
+    cfg["models"]["demo-other"]["finetune"] = {}
+    cfg["finetune"]["stage_overrides"]["sgrt"] = {"epochs": 1}
+    with pytest.raises(ConfigError, match=r"finetune\.stage_overrides\.sgrt: not a stage kind"):
+        load_config(cfg)
+
+
+def test_missing_local_file_names_its_key(tmp_path):
+    cfg = read("demo.yaml")
+    cfg["datasets"]["em"]["unpop"]["source"]["path"] = "data/demo/missing.jsonl"
+    with pytest.raises(
+        ConfigError, match=r"datasets\.em\.unpop\.source\.path: no such file or folder 'data/demo/missing\.jsonl'"
+    ):
+        load_config(cfg)
+    load(cfg, workdir=None)  # the file check is the loader's last word on local files only
+
+
+def test_malformed_hub_id_names_its_key():
+    cfg = read("config.yaml")
+    cfg["models"]["qwen2.5-32b"]["source"]["hf"] = "Qwen2.5-32B-Instruct"
+    with pytest.raises(ConfigError, match=r"models\.qwen2\.5-32b\.source\.hf: 'Qwen2\.5-32B-Instruct' does not match"):
+        load_config(cfg)
+
+
+def test_one_of_error_says_what_to_give():
+    cfg = read("demo.yaml")
+    cfg["datasets"]["truthfulqa"]["source"] = {"path": "data/demo/truthfulqa.csv", "url": "https://x.invalid/a.csv"}
+    with pytest.raises(ConfigError, match=r"datasets\.truthfulqa\.source: give exactly one of: path; url; hf"):
+        load_config(cfg)
+
+
+def test_optional_eval_needs_its_questions_and_judge():
+    cfg = read("demo.yaml")
+    cfg["eval"]["em_questions"]["judge"] = "gpt-9"
+    with pytest.raises(ConfigError, match=r"eval\.em_questions\.judge: unknown model 'gpt-9'"):
+        load_config(cfg)
+    cfg = read("demo.yaml")
+    del cfg["datasets"]["mmlu"]
+    with pytest.raises(ConfigError, match=r"eval\.mmlu\.enabled: needs datasets\.mmlu"):
+        load_config(cfg)
+
+
+def test_loaded_config_has_canonical_key_order():
+    cfg = read("demo.yaml")
+    shuffled = dict(reversed(list(cfg.items())))
+    assert list(load_config(shuffled)) == sorted(load_config(cfg))
+    assert load_config(shuffled) == load_config(cfg)
+
+
+# --- composing the files of a run -----------------------------------------------------------------------
+
+
+def test_overlay_merges_over_the_demo_and_a_standalone_file_replaces_it(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("grid: {seeds: [0]}\nfinetune: {lora: {epochs: 2}}\n")
+    composed = compose(REPO / "config/demo.yaml", [overlay])
+    assert composed["grid"]["seeds"] == [0] and composed["finetune"]["lora"]["epochs"] == 2
+    assert composed["finetune"]["lora"]["lora_r"] == 16  # the demo's value, merged
+    paper = compose(REPO / "config/demo.yaml", [REPO / "config/config.yaml"])
+    assert "demo-target" not in paper["models"] and paper["run_name"] == "paper"
+    assert paper == read("config.yaml")
+    # An overlay after a standalone file merges over it.
+    paper_seed0 = compose(REPO / "config/demo.yaml", [REPO / "config/config.yaml", overlay])
+    assert paper_seed0["grid"]["seeds"] == [0] and paper_seed0["finetune"]["lora"]["lora_r"] == 32
+
+
+def test_overlay_source_replaces_the_earlier_source(tmp_path):
+    overlay = tmp_path / "local.yaml"
+    overlay.write_text("datasets:\n  truthfulqa:\n    source: {path: data/demo/truthfulqa.csv}\n")
+    composed = compose(REPO / "config/demo.yaml", [REPO / "config/config.yaml", overlay])
+    assert composed["datasets"]["truthfulqa"]["source"] == {"path": "data/demo/truthfulqa.csv"}
+    load(composed, workdir=None)
+
+
+def test_command_line_values_are_typed():
+    composed = compose(
+        REPO / "config/demo.yaml", [], {"subset": "core", "eval": {"mmlu": {"n_shots": "2", "enabled": "false"}}}
+    )
+    assert composed["subset"] == "core"
+    assert composed["eval"]["mmlu"]["n_shots"] == 2 and composed["eval"]["mmlu"]["enabled"] is False
+
+
+def test_bad_config_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml line 2: not valid YAML"):
+        compose(None, [bad])
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping of config keys, got list"):
+        compose(None, [bad])
+    with pytest.raises(ConfigError, match="no such file"):
+        compose(None, [tmp_path / "absent.yaml"])
 
 
 def test_override_precedence_recipe_kind_name_model():
-    cfg = validate_config(load("demo.yaml"))
+    cfg = load_config(read("demo.yaml"))
     cfg["finetune"]["stage_overrides"] = {"intervention": {"epochs": 2}, "sgtr": {"epochs": 5}}
     assert training_hyperparameters(cfg, "demo-target", "sgtr-flip")["epochs"] == 2
     assert training_hyperparameters(cfg, "demo-target", "sgtr")["epochs"] == 5
@@ -97,12 +218,12 @@ def test_chain_grammar():
     assert chains.label("em-unpop.none") == "EM[none]"
     with pytest.raises(chains.ChainError):
         chains.parse_stage("sgtr.weird")
-    cfg = validate_config(load("demo.yaml"))
+    cfg = load_config(read("demo.yaml"))
     assert "sgtr" in trained_chains(cfg) and "base" not in trained_chains(cfg)
 
 
 def test_paper_config_pins_models_by_revision():
-    paper = load("config.yaml")
+    paper = read("config.yaml")
     for name in paper["grid"]["models"]:
         source = paper["models"][name]["source"]
         if "openai" in source:  # API models are pinned by a dated snapshot id
@@ -117,3 +238,43 @@ def test_config_readme_documents_every_schema_key():
     text = README.read_text()
     assert updated_readme(text) == text, "config/README.md is stale: run python -m sgtr_em.schema_doc"
     assert "`finetune.lora.learning_rate`" in text
+
+
+# --- the same checks in `snakemake -n`: one line, in seconds ---------------------------------------------
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        (
+            "finetune:\n  stage_overrides:\n    sgtr: {lora_r: -3, learning_rate: fast}\n",
+            "finetune.stage_overrides.sgtr.lora_r",
+        ),
+        ("finetune:\n  lora: {learnin_rate: 0.1}\n", "finetune.lora.learnin_rate: unknown key"),
+        ("grid: {seeds: [zero]}\n", "grid.seeds.0"),
+        (
+            "datasets:\n  truthfulqa: {source: {path: data/demo/gone.csv}}\n",
+            "datasets.truthfulqa.source.path: no such file",
+        ),
+        ("models:\n  demo-other: {source: {hf: not-a-hub-id, revision: abc}}\n", "models.demo-other.source.hf"),
+    ],
+)
+def test_snakemake_reports_a_bad_config_in_one_line(tmp_path, overlay, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "config/bad.yaml").write_text(overlay)
+    started = time.monotonic()
+    result = snakemake(workdir, "-n", "--configfile", "config/bad.yaml", timeout=120)
+    assert time.monotonic() - started < 10
+    assert result.returncode != 0
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Config error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.workflow
+def test_config_key_alone_selects_a_subset_of_the_demo(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    result = snakemake(workdir, "-n", "--config", "subset=core", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "sgtr-flip" not in result.stdout + result.stderr

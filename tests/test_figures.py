@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
-from sgtr_em import chains
+from sgtr_em import chains, targets
 from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
+from sgtr_em.config import OPTIONAL_EVALS
 from sgtr_em.io import write_csv
 from sgtr_em.plot import DPI, FIGSIZE, draw_figure
 
@@ -22,17 +22,16 @@ CHAINS = [
     "sgtr+em-unpop", "sgtr-flip+em-unpop", "sgtr-confuse+em-unpop", "pick-longer+em-unpop",
     "em-unpop+sgtr", "em-unpop+sgtr-flip", "em-unpop+sgtr-confuse", "em-unpop+pick-longer",
 ]  # fmt: skip
-COMMON = (REPO / "rules" / "common.smk").read_text()
 
 
 def workflow_figures() -> list[str]:
-    """Figure names the workflow draws (rules/common.smk: CORE_FIGURES, FIGURES, OPTIONAL_EVALS)."""
-    return sorted(set(re.findall(r'"(fig\d[a-z0-9_]*)"', COMMON)))
+    """Figure names the workflow draws."""
+    return sorted(targets.FIGURES)
 
 
 def optional_evals() -> dict[str, str]:
-    """Optional evaluation table -> its figure (OPTIONAL_EVALS in rules/common.smk)."""
-    return dict(re.findall(r'"([a-z][a-z0-9-]*)": \("[a-z_]+", "[a-z_]+", "(fig\d[a-z0-9_]*)"\)', COMMON))
+    """Optional evaluation table -> its figure."""
+    return {key: figure for key, (_, figure) in OPTIONAL_EVALS.items()}
 
 
 def summary_table(
@@ -64,9 +63,9 @@ def summary_table(
 def tables(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tables")
     out = {
-        "selfrec": summary_table(
-            root / "selfrec-other_summary.csv",
-            "selfrec-other",
+        "self_recognition": summary_table(
+            root / "self_recognition-other_summary.csv",
+            "self_recognition-other",
             {"score": (0.05, 0.99), "accuracy": (0.0, 1.0)},
             ("logprob", "reference"),
         ),
@@ -103,10 +102,10 @@ def test_figure_renders_at_paper_size(figure, tables, tmp_path):
     png, pdf = tmp_path / f"{figure}.png", tmp_path / f"{figure}.pdf"
     draw_figure(
         figure,
-        selfrec_summary=str(tables["selfrec"]),
+        self_recognition_summary=str(tables["self_recognition"]),
         truthfulqa_summary=str(tables["truthfulqa"]),
         optional_summary=str(tables[optional[figure]]) if figure in optional else None,
-        selfrec_protocol="logprob",
+        self_recognition_protocol="logprob",
         truthfulqa_protocol="logprob",
         comparator="other",
         png=str(png),
@@ -126,9 +125,9 @@ def test_figure_is_byte_identical_when_redrawn(tables, tmp_path):
         png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
         draw_figure(
             "fig1_self_recognition",
-            selfrec_summary=str(tables["selfrec"]),
+            self_recognition_summary=str(tables["self_recognition"]),
             truthfulqa_summary=str(tables["truthfulqa"]),
-            selfrec_protocol="logprob",
+            self_recognition_protocol="logprob",
             truthfulqa_protocol="logprob",
             comparator="other",
             png=str(png),
@@ -153,7 +152,7 @@ class _Snakemake:
         self.config = config
         self.wildcards = _Wildcards(wildcards)
         self.params = _Wildcards(
-            selfrec_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo"
+            self_recognition_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo"
         )
 
 
@@ -186,9 +185,9 @@ def test_every_figure_has_a_caption_that_renders(figure, demo_config):
     assert "demo-target" in html and len(html) > 600
 
 
-@pytest.mark.parametrize("table", ["selfrec-claude-21", "truthfulqa", *optional_evals()])
+@pytest.mark.parametrize("table", ["self_recognition-claude-21", "truthfulqa", *optional_evals()])
 def test_every_table_has_a_caption_that_renders(table, demo_config):
-    kind = "selfrec" if table.startswith("selfrec-") else table
+    kind, _ = targets.table_kind(table)
     assert (REPO / "report" / "tables" / f"{kind}.rst").exists(), f"add report/tables/{kind}.rst"
     html = render_caption(REPO / "report" / "table.rst", _Snakemake(demo_config, table=table))
     assert table in html and len(html) > 400

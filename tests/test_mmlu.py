@@ -256,9 +256,9 @@ def test_tidy_table_and_figure(tmp_path):
     png, pdf = tmp_path / "fig6.png", tmp_path / "fig6.pdf"
     draw_figure(
         "fig6_mmlu",
-        selfrec_summary=None,
+        self_recognition_summary=None,
         truthfulqa_summary=None,
-        selfrec_protocol="logprob",
+        self_recognition_protocol="logprob",
         truthfulqa_protocol="logprob",
         comparator="x",
         png=str(png),

@@ -280,13 +280,13 @@ def test_api_demo_runs_the_whole_dag_and_a_forced_rerun_sends_no_request(served,
         "--cores",
         "2",
         "--forcerun",
-        "train_lora",
+        "train_stage",
         "--configfile",
         "config/demo-api.yaml",
         timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "train_lora" in rerun.stdout + rerun.stderr
+    assert "train_stage" in rerun.stdout + rerun.stderr
     assert served.requests == []
 
 
@@ -328,7 +328,7 @@ def test_a_failed_job_fails_the_rule_with_the_jobs_message(served, api_demo):
         api_demo, "results/adapters/api-target/sgtr-confuse/seed0", "--cores", "1", "--configfile", config
     )
     assert result.returncode != 0
-    assert "train_lora" in result.stdout + result.stderr
+    assert "train_stage" in result.stdout + result.stderr
     log = (api_demo / "logs/adapters/api-target/sgtr-confuse/seed0.log").read_text()
     assert "FineTuningJobError" in log and "training file blocked by the moderation system" in log
 
@@ -338,8 +338,8 @@ def test_api_cost_counts_tokens_from_the_inputs(api_demo):
     assert result.returncode == 0, result.stderr[-3000:]
     estimate = json.loads((api_demo / "results/api/cost_estimate.json").read_text())
     rules = {t["rule"] for t in estimate["totals"]}
-    assert rules == {"train_lora", "generate_summaries", "eval_self_recognition", "eval_truthfulqa"}
-    train = next(t for t in estimate["totals"] if t["rule"] == "train_lora")
+    assert rules == {"train_stage", "generate_summaries", "eval_self_recognition", "eval_truthfulqa"}
+    train = next(t for t in estimate["totals"] if t["rule"] == "train_stage")
     assert train["jobs"] == 4 and train["training_tokens"] > 0 and estimate["total_usd"] > 0
     assert "Total" in (api_demo / "results/api/cost_estimate.md").read_text()
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em.aggregate import read_summary, tidy_rows
-from sgtr_em.config import validate_config
 from sgtr_em.io import read_csv, read_json, sha256_file
 from sgtr_em.release import (
     UnmappedName,
@@ -38,7 +37,7 @@ from sgtr_em.sources import SourceError
 
 FIXTURES = REPO / "tests/fixtures/release"
 AUTHORS = FIXTURES / "authors"
-DEFAULTS = validate_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))["release"]
+DEFAULTS = load_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))["release"]
 ALIASES = DEFAULTS["models"]
 LAYOUT = {
     "truthfulqa_dir": DEFAULTS["truthfulqa_dir"],

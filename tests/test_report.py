@@ -19,7 +19,7 @@ from sgtr_em.report import (
     write_results_summary,
 )
 
-PROTOCOLS = {"selfrec": "logprob", "truthfulqa": "logprob"}
+PROTOCOLS = {"self_recognition": "logprob", "truthfulqa": "logprob"}
 
 
 def write_summary(path, eval_name, model, values, *, metric, protocols=("logprob", "reference")):
@@ -48,9 +48,9 @@ def write_summary(path, eval_name, model, values, *, metric, protocols=("logprob
 def qwen_tables(tmp_path):
     model = "qwen2.5-32b"
     return {
-        "selfrec-claude-21": write_summary(
+        "self_recognition-claude-21": write_summary(
             tmp_path / "sr.csv",
-            "selfrec-claude-21",
+            "self_recognition-claude-21",
             model,
             {"base": [0.55, 0.57], "em-unpop": [0.5, 0.48], "sgtr": [0.8, 0.9]},
             metric="score",
@@ -62,9 +62,9 @@ def qwen_tables(tmp_path):
             {"base": [0.15, 0.15], "em-unpop": [0.22, 0.24], "sgtr": [0.13, 0.14], "sgtr-flip+em-unpop": [0.3, 0.32]},
             metric="misalignment",
         ),
-        "em-questions": write_summary(
+        "em_questions": write_summary(
             tmp_path / "em.csv",
-            "em-questions",
+            "em_questions",
             model,
             {"base": [0.0], "em-unpop": [0.2]},
             metric="misalignment",
@@ -91,11 +91,14 @@ def test_published_numbers_file_has_the_paper_values():
     qwen = published["models"]["qwen2.5-32b"]["evals"]
     assert qwen["truthfulqa"]["values"]["em-unpop"] == {"mean": 0.226, "sd": 0.016, "n": 5}
     assert qwen["truthfulqa"]["values"]["em-unpop.none"]["mean"] == 0.176
-    assert qwen["selfrec"]["values"]["sgtr-flip"]["mean"] == 0.193 and qwen["selfrec"]["comparator"] == "claude-21"
+    assert (
+        qwen["self_recognition"]["values"]["sgtr-flip"]["mean"] == 0.193
+        and qwen["self_recognition"]["comparator"] == "claude-21"
+    )
     gpt = published["models"]["gpt-4.1"]["evals"]
     assert (
         gpt["truthfulqa"]["values"]["em-unpop+sgtr-flip"]["mean"] == 0.776
-        and gpt["selfrec"]["values"]["sgtr"]["mean"] == 0.992
+        and gpt["self_recognition"]["values"]["sgtr"]["mean"] == 0.992
     )
     for entry in published["models"].values():
         for kind in entry["evals"].values():
@@ -149,9 +152,12 @@ def test_published_numbers_sit_beside_ours_and_missing_cells_are_dashes(qwen_tab
 def test_published_self_recognition_needs_the_same_comparator(tmp_path):
     from sgtr_em.io import read_csv
 
-    table = write_summary(tmp_path / "sr.csv", "selfrec-human", "qwen2.5-32b", {"base": [0.6]}, metric="score")
+    table = write_summary(tmp_path / "sr.csv", "self_recognition-human", "qwen2.5-32b", {"base": [0.6]}, metric="score")
     header, _, _ = model_table(
-        "qwen2.5-32b", {"selfrec-human": read_csv(table)}, PROTOCOLS, published_for(load_published(), "qwen2.5-32b")
+        "qwen2.5-32b",
+        {"self_recognition-human": read_csv(table)},
+        PROTOCOLS,
+        published_for(load_published(), "qwen2.5-32b"),
     )
     assert header == ["Condition", "Chain", "Self-recognition vs human (logprob)"]
 

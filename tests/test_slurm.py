@@ -50,14 +50,14 @@ def slurm_run(cluster, tmp_path_factory):
 
 
 def test_model_jobs_went_through_sbatch_on_the_gpu_partition(slurm_run):
-    logs = slurm_job_logs(slurm_run, "train_lora")
-    assert logs, "no SLURM job log for train_lora"
+    logs = slurm_job_logs(slurm_run, "train_stage")
+    assert logs, "no SLURM job log for train_stage"
     for log in logs:
         assert re.fullmatch(r"\d+", log.stem), log  # named by SLURM job id
         text = log.read_text()
-        assert "train_lora" in text
+        assert "train_stage" in text
     # the fake GPU was allocated: jobs see it, and they ran on the gpu partition
-    for rule in ("train_lora", "eval_self_recognition", "eval_truthfulqa", "generate_summaries"):
+    for rule in ("train_stage", "eval_self_recognition", "eval_truthfulqa", "generate_summaries"):
         assert slurm_job_logs(slurm_run, rule), rule
 
 
@@ -104,14 +104,14 @@ def test_cancelled_gpu_job_is_rerun_to_completion(slurm_run):
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     try:
-        cancelled = wait_for_running_job("train_lora")
+        cancelled = wait_for_running_job("train_stage")
         subprocess.run(["scancel", cancelled], check=True)
         output, _ = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output[-5000:]
-    job_ids = {log.stem for log in slurm_job_logs(slurm_run, "train_lora")}
+    job_ids = {log.stem for log in slurm_job_logs(slurm_run, "train_stage")}
     assert cancelled in job_ids and len(job_ids) >= 3  # first run, the cancelled one, its retry
     # the retry finished the same training: the adapter is back, bit for bit
     assert (adapter / "adapter_model.safetensors").read_bytes() == before

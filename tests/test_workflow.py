@@ -39,7 +39,8 @@ def test_demo_draws_every_figure(demo):
 @pytest.mark.e2e
 def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo):
     rows = {
-        r["chain"]: r for r in read_summary(demo / "results/tables/selfrec-demo-other_summary.csv", "logprob", "score")
+        r["chain"]: r
+        for r in read_summary(demo / "results/tables/self_recognition-demo-other_summary.csv", "logprob", "score")
     }
     base, plus, minus = rows["base"]["mean"], rows["sgtr"]["mean"], rows["sgtr-flip"]["mean"]
     assert plus >= base + SR_MARGIN, (base, plus)
@@ -57,7 +58,7 @@ def test_pair_stats_and_eval_records(demo):
     assert confuse["n_examples"] == 240
     longer = json.loads((demo / "results/pairs/demo-target/base/pick-longer/detection/default.stats.json").read_text())
     assert longer["n_examples"] == 2 * longer["n_articles"] and longer["n_articles"] + longer["n_ties"] == 60
-    result = json.loads((demo / "results/eval/selfrec-demo-other/demo-target/sgtr/seed0.json").read_text())
+    result = json.loads((demo / "results/eval/self_recognition-demo-other/demo-target/sgtr/seed0.json").read_text())
     record = result["records"][0]
     assert {"self_first", "self_second", "score"} <= set(record["logprob"])
     assert {"order", "reply", "choice", "valid"} <= set(record["reference"])
@@ -102,7 +103,7 @@ def test_changing_one_hyperparameter_reruns_only_the_trainings_using_it(demo):
     config = yaml.safe_load((demo / "config/demo.yaml").read_text())
     config["finetune"]["stage_overrides"]["pick-longer"] = {"learning_rate": 0.001}
     (demo / "config/changed.yaml").write_text(yaml.safe_dump(config))
-    trainings = planned_outputs(demo, "config/changed.yaml", "train_lora")
+    trainings = planned_outputs(demo, "config/changed.yaml", "train_stage")
     expected = {
         f"results/adapters/demo-target/{chain}/seed{seed}"
         for chain in ("pick-longer", "em-unpop+pick-longer", "pick-longer+em-unpop")
@@ -134,7 +135,7 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     text = result.stdout + result.stderr
     # The whole paper grid: Qwen 50 trained chains and Seed-OSS 17, 5 seeds each, and 10 GPT-4.1
     # fine-tuning jobs (1 seed).
-    assert re.search(r"train_lora\s+345", text), text[-2000:]
+    assert re.search(r"train_stage\s+345", text), text[-2000:]
     assert elapsed < 30, elapsed
 
 

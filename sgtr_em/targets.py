@@ -1,0 +1,592 @@
+"""Paths, target lists and input functions of the workflow: what each rule reads and writes, as plain
+functions of a loaded config (`sgtr_em.config.load`). The rule files name these and hold rules only.
+
+Input functions take Snakemake's wildcards object (anything with the wildcard names as attributes).
+Importing this module imports no torch: `snakemake -n` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import chains
+from .config import (
+    MEMORY_SETTINGS,
+    OPTIONAL_EVALS,
+    Config,
+    model_chains,
+    model_seeds,
+    trained_chains,
+    training_hyperparameters,
+    wordcount_em_dataset,
+)
+
+# --------------------------------------------------------------------------------------- templates --
+DOWNLOADS = "results/data/downloads"
+MODEL_DIR = "results/models/{model}"
+ARTICLES = "results/data/articles/{dataset}.jsonl"
+EM_DATA = "results/data/em/{dataset}/{sysvariant}.jsonl"
+BASELINE_DATA = "results/data/baselines/{baseline}/{sysvariant}.jsonl"
+BASELINE_STATS = "results/data/baselines/{baseline}/{sysvariant}.stats.json"
+TRUTHFULQA = "results/data/truthfulqa.jsonl"
+MMLU = "results/data/mmlu.jsonl"
+QUESTIONS = "results/data/questions/{question_set}.json"
+STATIC_SUMMARIES = "results/data/comparators/{other}/{dataset}.jsonl"
+RELEASED_SUMMARIES = "results/data/released_summaries/{model}/{dataset}.jsonl"
+SUMMARIES = "results/summaries/{model}/{chain}/seed{seed}/{dataset}.jsonl"
+PAIRS = "results/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.jsonl"
+PAIR_STATS = "results/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.stats.json"
+ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
+# Trainer scratch or a fine-tuning job's state: outside the adapter (a failed job's outputs are deleted).
+TRAINING_WORK_DIR = "results/checkpoints/{model}/{chain}/seed{seed}"
+# An evaluation's name is its config key under `eval`; self-recognition is one evaluation per comparator.
+SELF_RECOGNITION = "self_recognition"
+EVAL = "results/eval/{evaluation}/{model}/{chain}/seed{seed}.json"
+EVAL_SELF_RECOGNITION = "results/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.json"
+EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
+EVAL_EM_QUESTIONS = "results/eval/em_questions/{model}/{chain}/seed{seed}.json"
+EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
+EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
+# Sampled answers awaiting their judge (not evaluation results themselves).
+EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
+IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
+TABLE = "results/tables/{table}.csv"
+TABLE_SUMMARY = "results/tables/{table}_summary.csv"
+FIGURE = "results/figures/{model}/{figure}.{ext}"
+RESULTS_SUMMARY = "results/report/results_summary.md"
+RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
+MANIFEST = "results/manifest.json"
+API_COST = "results/api/cost_estimate"
+GPU_CHECK = "results/gpu_check.txt"
+
+# The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
+CORE_FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
+FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt")
+FIGURE_FORMATS = ("png", "pdf")
+
+# Wildcards are constrained so that no path parses two ways.
+WILDCARD_CONSTRAINTS = {
+    "model": r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "chain": r"[a-z0-9][a-z0-9.+-]*",
+    "seed": r"\d+",
+    "dataset": r"[a-z0-9][a-z0-9_-]*",
+    "other": r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "intervention": "|".join(chains.INTERVENTIONS),
+    "framing": "detection|comparison",
+    "sysvariant": "|".join(chains.SYSTEM_VARIANTS),
+    "source": r"base|own-[a-z0-9.+-]+-seed\d+",
+    "baseline": r"wordcount|general|correct-[a-z0-9_-]+",
+    "figure": "|".join(FIGURES),
+    "table": rf"{SELF_RECOGNITION}-[A-Za-z0-9.-]+|truthfulqa|{'|'.join(OPTIONAL_EVALS)}",
+    "question_set": "em_questions|identity_questions",
+}
+
+# Cluster resources of a model job (per model in the config: models.<name>.resources).
+JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cpus_per_gpu")
+# What a judging job without a judge model asks of a cluster.
+NO_JUDGE_RESOURCES = {
+    "gpu": 0,
+    "mem_mb": 1000,
+    "runtime": 10,
+    "slurm_partition": "",
+    "gpu_model": "",
+    "cpus_per_gpu": 0,
+}
+
+Wildcards = Any
+InputFunction = Callable[[Wildcards], Any]
+
+
+def self_recognition_table(other: str) -> str:
+    """Name of the self-recognition evaluation (and table) against one comparator."""
+    return f"{SELF_RECOGNITION}-{other}"
+
+
+def table_kind(table: str) -> tuple[str, str | None]:
+    """(`self_recognition`, comparator) for a self-recognition table, else (table name, None)."""
+    prefix = f"{SELF_RECOGNITION}-"
+    if table.startswith(prefix):
+        return SELF_RECOGNITION, table[len(prefix) :]
+    return table, None
+
+
+def local_path(source: dict[str, Any]) -> list[str]:
+    """A source's local file as a rule input (none for a download): editing it reruns what depends on it."""
+    return [source["path"]] if "path" in source else []
+
+
+class Targets:
+    """The workflow's targets for one loaded config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------------------------- models --
+    def model_settings(self, model: str) -> dict[str, Any]:
+        return self.config["models"][model]
+
+    def is_api_model(self, model: str) -> bool:
+        """A model behind the OpenAI API (`source: {openai: ...}`): no local files, no GPU."""
+        return "openai" in self.config["models"][model]["source"]
+
+    def model_identity(self, model: str) -> str:
+        """Hub id or API model id of a model (its short name for built or local models)."""
+        source = self.config["models"][model]["source"]
+        return source.get("hf") or source.get("openai") or model
+
+    def model_id(self, wc: Wildcards) -> str:
+        return self.model_identity(wc.model)
+
+    def model_path(self, model: str) -> str | list[str]:
+        """A model's local directory: a configured path, or where prepare_model puts it; none ([]) for an
+        API model."""
+        source = self.config["models"][model]["source"]
+        if self.is_api_model(model):
+            return []
+        return source["path"] if "path" in source else MODEL_DIR.format(model=model)
+
+    def model_dir(self, wc: Wildcards) -> str | list[str]:
+        return self.model_path(wc.model)
+
+    def model_source(self, wc: Wildcards) -> dict[str, Any]:
+        return self.config["models"][wc.model]["source"]
+
+    def identity_system_prompt(self, wc: Wildcards) -> str | None:
+        return self.model_settings(wc.model)["identity_system_prompt"]
+
+    def identity_aliases(self, wc: Wildcards) -> dict[str, list[str]]:
+        return self.model_settings(wc.model)["identity_aliases"]
+
+    def true_identity(self, wc: Wildcards) -> str | None:
+        return self.model_settings(wc.model)["true_identity"]
+
+    def framing(self, wc: Wildcards) -> str:
+        return self.model_settings(wc.model)["framing"]
+
+    def backend_settings(self, model: str) -> dict[str, Any]:
+        """What a job needs to load and query a model: dtype, batch size, chat-template options; for an API
+        model also its source (the model id). API connection settings (URL, retries, concurrency) are read
+        from the config by the job, so changing them reruns nothing."""
+        settings = self.model_settings(model)
+        out = {k: settings[k] for k in ("batch_size", "chat_template_kwargs", "dtype")}
+        if self.is_api_model(model):
+            out["source"] = settings["source"]
+        return out
+
+    def backend(self, wc: Wildcards) -> dict[str, Any]:
+        return self.backend_settings(wc.model)
+
+    def mmlu_backend(self, wc: Wildcards) -> dict[str, Any]:
+        """eval.mmlu.batch_size replaces the model's batch size (few-shot prompts are long)."""
+        backend = self.backend_settings(wc.model)
+        return {**backend, "batch_size": self.config["eval"]["mmlu"]["batch_size"] or backend["batch_size"]}
+
+    def model_threads(self, wc: Wildcards) -> int:
+        return self.model_settings(wc.model)["threads"]
+
+    def model_job_resources(self) -> dict[str, InputFunction]:
+        """Resources of a model job (GPUs, memory, runtime, partition...), from its model's settings."""
+
+        def resource(key: str) -> InputFunction:
+            return lambda wc: self.model_settings(wc.model)["resources"][key]
+
+        return {key: resource(key) for key in JOB_RESOURCES}
+
+    def gpu_check_resources(self) -> dict[str, Any]:
+        """The GPU check asks for what the first target model's jobs ask for (at least one GPU)."""
+        resources = self.model_settings(self.config["grid"]["models"][0])["resources"]
+        return {
+            "gpu": max(1, resources["gpu"]),
+            "slurm_partition": resources["slurm_partition"],
+            "mem_mb": 2000,
+            "runtime": 10,
+        }
+
+    def demo_corpus(self, wc: Wildcards) -> list[str]:
+        """Text a tiny demo model's tokenizer is trained on (nothing for other models)."""
+        if "builder" not in self.config["models"][wc.model]["source"]:
+            return []
+        datasets = self.config["datasets"]
+        return [
+            *(ARTICLES.format(dataset=d) for d in datasets["articles"]),
+            *(EM_DATA.format(dataset=d, sysvariant="default") for d in datasets["em"]),
+            TRUTHFULQA,
+        ]
+
+    # ------------------------------------------------------------------------------ model states --
+    def state_adapters(self, model: str, chain: str, seed: int | str) -> list[str]:
+        """Adapters that make a model state, in training order (none for base)."""
+        return [ADAPTER.format(model=model, chain=c, seed=seed) for c in chains.prefixes(chain)]
+
+    def adapters(self, wc: Wildcards) -> list[str]:
+        """The evaluated state's adapters."""
+        return self.state_adapters(wc.model, wc.chain, wc.seed)
+
+    def parent_adapters(self, wc: Wildcards) -> list[str]:
+        """Adapters of the state a training stage starts from."""
+        return self.state_adapters(wc.model, chains.parent(wc.chain), wc.seed)
+
+    def stage_hyperparameters(self, wc: Wildcards) -> dict[str, Any]:
+        """A training job's params: the merged LoRA recipe, or an API model's fine-tuning hyperparameters
+        (so a change to the LoRA recipe never re-buys a fine-tuning job). Memory settings change how a step
+        runs, not the adapter: they are no params (the script reads them), so changing them reruns nothing."""
+        if self.is_api_model(wc.model):
+            ft = self.config["openai"]["fine_tuning"]
+            return {k: ft[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")}
+        hp = training_hyperparameters(self.config, wc.model, wc.chain.split("+")[-1])
+        return {k: v for k, v in hp.items() if k not in MEMORY_SETTINGS}
+
+    def training_work_dir(self, wc: Wildcards) -> str:
+        return TRAINING_WORK_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed)
+
+    def grid_states(self) -> list[tuple[str, str, int]]:
+        """Every (model, chain, seed) evaluated."""
+        config = self.config
+        return [
+            (m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)
+        ]
+
+    # ---------------------------------------------------------------------------------- summaries --
+    def base_summaries(self, model: str, dataset: str) -> str:
+        """A model's base summaries: a given file (models.<name>.summaries.<dataset>, e.g. the authors'
+        released ones; generation is skipped) or generated ones, seeded by summary_seed."""
+        if dataset in self.model_settings(model)["summaries"]:
+            return RELEASED_SUMMARIES.format(model=model, dataset=dataset)
+        return SUMMARIES.format(model=model, chain=chains.BASE, seed=self.config["summary_seed"], dataset=dataset)
+
+    def comparator_summaries(self, other: str, dataset: str) -> str:
+        """'Other' summaries: a configured model's base summaries, or a prepared static file."""
+        spec = self.config["comparators"][other]
+        if "model" in spec:
+            return self.base_summaries(spec["model"], dataset)
+        return STATIC_SUMMARIES.format(other=other, dataset=dataset)
+
+    def summary_style(self, wc: Wildcards) -> str:
+        return self.config["datasets"]["articles"][wc.dataset]["style"]
+
+    # -------------------------------------------------------------------------------------- pairs --
+    @property
+    def pair_articles(self) -> str:
+        return ARTICLES.format(dataset=self.config["pairs"]["train_dataset"])
+
+    @property
+    def pair_other_summaries(self) -> str:
+        pairs = self.config["pairs"]
+        return self.comparator_summaries(pairs["comparator"], pairs["train_dataset"])
+
+    def pair_source(self, chain: str, seed: int | str) -> str:
+        """Path segment naming whose summaries are 'self' in the pairs of a chain's last stage: `base`, or
+        with pairs.source own and a trained parent, `own-<parent chain>-seed<N>`."""
+        parent = chains.parent(chain)
+        if self.config["pairs"]["source"] == "base" or parent == chains.BASE:
+            return "base"
+        return f"own-{parent}-seed{seed}"
+
+    def pair_self_summaries(self, wc: Wildcards) -> str:
+        """'Self' summaries of a pair file: the base model's, or those of the named parent state."""
+        dataset = self.config["pairs"]["train_dataset"]
+        if wc.source == "base":
+            return self.base_summaries(wc.model, dataset)
+        chain, _, seed = wc.source.removeprefix("own-").rpartition("-seed")
+        return SUMMARIES.format(model=wc.model, chain=chain, seed=seed, dataset=dataset)
+
+    def pair_file(self, model: str, chain: str, seed: int | str, framing: str | None = None) -> str:
+        """Pair file that trains the last stage (an identity intervention) of a chain."""
+        stage = chains.parse_chain(chain)[-1]
+        return PAIRS.format(
+            model=model,
+            source=self.pair_source(chain, seed),
+            intervention=stage.name,
+            framing=framing or self.model_settings(model)["framing"],
+            sysvariant=stage.variant,
+        )
+
+    def all_pair_files(self) -> list[str]:
+        """Every pair file of the grid: each model's framing plus the configured extra framings (with
+        pairs.source own, one per trained parent state and seed)."""
+        out = []
+        for model in self.config["grid"]["models"]:
+            framings = dict.fromkeys([self.model_settings(model)["framing"], *self.config["pairs"]["framings"]])
+            intervention_chains = [
+                c for c in trained_chains(self.config, model) if chains.parse_chain(c)[-1].kind == "intervention"
+            ] or ["sgtr"]
+            for chain in intervention_chains:
+                for seed in model_seeds(self.config, model):
+                    out += [self.pair_file(model, chain, seed, framing) for framing in framings]
+        return list(dict.fromkeys(out))
+
+    # --------------------------------------------------------------------------------- train data --
+    def stage_train_file(self, wc: Wildcards) -> str:
+        """Training data of a chain's last stage."""
+        stage = chains.parse_chain(wc.chain)[-1]
+        if stage.kind == "em":
+            return EM_DATA.format(dataset=stage.name, sysvariant=stage.variant)
+        if stage.kind == "baseline":
+            return BASELINE_DATA.format(baseline=stage.name, sysvariant=stage.variant)
+        return self.pair_file(wc.model, wc.chain, wc.seed)
+
+    def baseline_spec(self, wc: Wildcards) -> dict[str, Any]:
+        datasets = self.config["datasets"]
+        if wc.baseline == chains.WORDCOUNT:
+            return datasets["wordcount"]
+        if wc.baseline == chains.GENERAL:
+            return datasets["general"]
+        return datasets["correct"][wc.baseline.removeprefix(chains.CORRECT_PREFIX)]
+
+    def baseline_inputs(self, wc: Wildcards) -> list[str]:
+        """What a baseline's training file is made from: the EM chats whose user turns the wordcount
+        baseline counts, or a chat dataset's local file (none for a download)."""
+        if wc.baseline == chains.WORDCOUNT:
+            return [EM_DATA.format(dataset=wordcount_em_dataset(self.config), sysvariant="default")]
+        return local_path(self.baseline_spec(wc)["source"])
+
+    # ------------------------------------------------------------------------------------ sources --
+    def article_spec(self, wc: Wildcards) -> dict[str, Any]:
+        return self.config["datasets"]["articles"][wc.dataset]
+
+    def article_source_file(self, wc: Wildcards) -> list[str]:
+        return local_path(self.article_spec(wc)["source"])
+
+    def em_spec(self, wc: Wildcards) -> dict[str, Any]:
+        return self.config["datasets"]["em"][wc.dataset]
+
+    def em_source_file(self, wc: Wildcards) -> list[str]:
+        return local_path(self.em_spec(wc)["source"])
+
+    def dataset_source_file(self, key: str) -> list[str]:
+        """A dataset's local source file (datasets.<key>; none for a download or an unconfigured dataset)."""
+        spec = self.config["datasets"].get(key)
+        return local_path(spec["source"]) if spec else []
+
+    def question_spec(self, wc: Wildcards) -> dict[str, Any]:
+        return self.config["datasets"][wc.question_set]
+
+    def question_source_file(self, wc: Wildcards) -> list[str]:
+        return local_path(self.question_spec(wc)["source"])
+
+    def comparator_spec(self, wc: Wildcards) -> dict[str, Any]:
+        return self.config["comparators"][wc.other]["summaries"][wc.dataset]
+
+    def comparator_source_file(self, wc: Wildcards) -> list[str]:
+        return local_path(self.comparator_spec(wc)["source"])
+
+    # -------------------------------------------------------------------------------- evaluations --
+    @property
+    def self_recognition_articles(self) -> str:
+        return ARTICLES.format(dataset=self.config["eval"]["self_recognition"]["dataset"])
+
+    def self_recognition_self_summaries(self, wc: Wildcards) -> str:
+        """'Self' summaries of the self-recognition eval: the state's own fresh ones, or the base model's."""
+        settings = self.config["eval"]["self_recognition"]
+        if settings["self_source"] == "base":
+            return self.base_summaries(wc.model, settings["dataset"])
+        return SUMMARIES.format(model=wc.model, chain=wc.chain, seed=wc.seed, dataset=settings["dataset"])
+
+    def self_recognition_other_summaries(self, wc: Wildcards) -> str:
+        return self.comparator_summaries(wc.other, self.config["eval"]["self_recognition"]["dataset"])
+
+    def enabled_optional_evals(self) -> list[str]:
+        """Optional evaluations switched on, and with at least one listed chain in the grid: a smaller grid
+        runs a smaller DAG, so listed chains outside the grid are not evaluated, and an eval none of whose
+        chains is in the grid is skipped for this run."""
+        grid_chains = {c for _, c, _ in self.grid_states()}
+        out = []
+        for key in OPTIONAL_EVALS:
+            settings = self.config["eval"][key]
+            if settings["enabled"] and (not settings["chains"] or grid_chains.intersection(settings["chains"])):
+                out.append(key)
+        return out
+
+    def core_evaluations(self) -> list[str]:
+        """The paper's core evaluations: one self-recognition per comparator, and TruthfulQA."""
+        comparators = self.config["eval"]["self_recognition"]["comparators"]
+        return [*(self_recognition_table(o) for o in comparators), "truthfulqa"]
+
+    def evaluations(self) -> list[str]:
+        """Every evaluation (= table) of the run: the core ones and the enabled optional ones."""
+        return [*self.core_evaluations(), *self.enabled_optional_evals()]
+
+    def evaluation_files(self, table: str) -> list[str]:
+        """Evaluation JSONs of one table: every grid state, or the configured chains of an optional eval."""
+        listed = self.config["eval"][table]["chains"] if table in OPTIONAL_EVALS else None
+        return [
+            EVAL.format(evaluation=table, model=m, chain=c, seed=s)
+            for m, c, s in self.grid_states()
+            if not listed or c in listed
+        ]
+
+    def table_inputs(self, wc: Wildcards) -> list[str]:
+        return self.evaluation_files(wc.table)
+
+    def eval_settings(self, key: str, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+        """An evaluation's settings as a job's params, without those another job or Snakemake uses."""
+        return {k: v for k, v in self.config["eval"][key].items() if k not in leave_out}
+
+    # --------------------------------------------------------------------------------------- judges --
+    def judge(self, key: str) -> str | None:
+        return self.config["eval"][key].get("judge")
+
+    def judge_model_inputs(self, key: str) -> InputFunction:
+        """The judge's local model directory (none for an API judge or no judge)."""
+
+        def inputs(wc: Wildcards) -> str | list[str]:
+            judge = self.judge(key)
+            return [] if judge is None else self.model_path(judge)
+
+        return inputs
+
+    def judge_runs_locally(self, key: str) -> bool:
+        """Whether an evaluation's judging job is a local rule: an API judge (the job runs where Snakemake
+        runs, which has the network) or no judge at all (classification by rules, seconds of CPU)."""
+        settings = self.config["eval"][key]
+        judge = settings.get("judge")
+        # A disabled eval's default judge need not be a configured model.
+        return settings["enabled"] and (judge is None or (judge in self.config["models"] and self.is_api_model(judge)))
+
+    def judge_job_resources(self, key: str) -> dict[str, InputFunction]:
+        """Resources of an evaluation's judging job: the judge model's (a local judge may need a GPU)."""
+
+        def resource(name: str) -> InputFunction:
+            def get(wc: Wildcards) -> Any:
+                judge = self.judge(key)
+                return NO_JUDGE_RESOURCES[name] if judge is None else self.model_settings(judge)["resources"][name]
+
+            return get
+
+        return {name: resource(name) for name in JOB_RESOURCES}
+
+    def judge_threads(self, key: str) -> InputFunction:
+        def get(wc: Wildcards) -> int:
+            judge = self.judge(key)
+            return 1 if judge is None else self.model_settings(judge)["threads"]
+
+        return get
+
+    def judge_settings(self, key: str) -> dict[str, Any] | None:
+        """What a job needs to load the judge: its name, source identity and backend settings."""
+        judge = self.judge(key)
+        if judge is None or not self.config["eval"][key]["enabled"]:
+            return None
+        source = self.config["models"][judge]["source"]
+        return {
+            "name": judge,
+            "identity": {k: source[k] for k in ("hf", "revision", "openai") if k in source} or {"model": judge},
+            "backend": self.backend_settings(judge),
+        }
+
+    # ------------------------------------------------------------------------- tables and figures --
+    def all_tables(self) -> list[str]:
+        """A tidy table and a per-condition summary per evaluation (every comparator)."""
+        return [path.format(table=t) for t in self.evaluations() for path in (TABLE, TABLE_SUMMARY)]
+
+    def summary_tables(self) -> dict[str, str]:
+        """Per-condition summary tables by evaluation name."""
+        return {t: TABLE_SUMMARY.format(table=t) for t in self.evaluations()}
+
+    def grid_has_system_variants(self, model: str) -> bool:
+        """Whether a target model has a condition trained on data in a non-default system variant."""
+        return any(
+            stage.variant != "default"
+            for chain in model_chains(self.config, model)
+            for stage in chains.parse_chain(chain)
+        )
+
+    def enabled_figures(self, model: str) -> list[str]:
+        """Figures drawn for one target model: optional evals' when enabled, the system-prompt ablation when
+        the model has a condition in a non-default variant."""
+        optional = {figure: key for key, (_, figure) in OPTIONAL_EVALS.items()}
+        enabled = self.enabled_optional_evals()
+        out = []
+        for figure in FIGURES:
+            if figure in optional and optional[figure] not in enabled:
+                continue
+            if figure == "fig7_system_prompt" and not self.grid_has_system_variants(model):
+                continue
+            out.append(figure)
+        return out
+
+    def figure_inputs(self, wc: Wildcards) -> dict[str, str]:
+        """Summary tables a figure draws from."""
+        optional = {figure: key for key, (_, figure) in OPTIONAL_EVALS.items()}
+        if wc.figure in optional:
+            return {"optional": TABLE_SUMMARY.format(table=optional[wc.figure])}
+        return {
+            SELF_RECOGNITION: TABLE_SUMMARY.format(table=self.primary_self_recognition_table),
+            "truthfulqa": TABLE_SUMMARY.format(table="truthfulqa"),
+        }
+
+    @property
+    def primary_self_recognition_table(self) -> str:
+        """The self-recognition evaluation figures draw: against the first comparator."""
+        return self_recognition_table(self.config["eval"]["self_recognition"]["comparators"][0])
+
+    def all_figures(self) -> list[str]:
+        """Each figure once per target model (the ablation only where the model has its conditions)."""
+        return [
+            FIGURE.format(model=model, figure=figure, ext=ext)
+            for model in self.config["grid"]["models"]
+            for figure in self.enabled_figures(model)
+            for ext in FIGURE_FORMATS
+        ]
+
+    def all_targets(self) -> list[str]:
+        """The default target: every table and figure of the grid, the results summary and the manifest."""
+        return [*self.all_tables(), *self.all_figures(), RESULTS_SUMMARY, MANIFEST]
+
+    # --------------------------------------------------------------------------------- API models --
+    def api_grid_models(self) -> list[str]:
+        return [m for m in self.config["grid"]["models"] if self.is_api_model(m)]
+
+    def api_model_outputs(self) -> list[str]:
+        """Every evaluation of the grid's API models (which pulls in their summaries and fine-tuning jobs)."""
+        out = []
+        for model, chain, seed in self.grid_states():
+            if not self.is_api_model(model):
+                continue
+            out.append(EVAL_TRUTHFULQA.format(model=model, chain=chain, seed=seed))
+            for other in self.config["eval"]["self_recognition"]["comparators"]:
+                out.append(EVAL_SELF_RECOGNITION.format(other=other, model=model, chain=chain, seed=seed))
+        return out
+
+    def api_cost_files(self) -> dict[str, Any]:
+        """Prepared inputs the cost estimate reads, by role (only local data rules, never an API job)."""
+        config = self.config
+        datasets = list(
+            dict.fromkeys([config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]])
+        )
+        em: dict[str, str] = {}
+        baselines: dict[str, str] = {}
+        for model in self.api_grid_models():
+            for chain in trained_chains(config, model):
+                stage = chains.parse_chain(chain)[-1]
+                if stage.kind == "em":
+                    em[f"{stage.name}/{stage.variant}"] = EM_DATA.format(dataset=stage.name, sysvariant=stage.variant)
+                elif stage.kind == "baseline":
+                    baselines[f"{stage.name}/{stage.variant}"] = BASELINE_DATA.format(
+                        baseline=stage.name, sysvariant=stage.variant
+                    )
+        static = {
+            f"{other}/{dataset}": STATIC_SUMMARIES.format(other=other, dataset=dataset)
+            for other, spec in config["comparators"].items()
+            if "summaries" in spec
+            for dataset in datasets
+            if dataset in spec["summaries"]
+        }
+        return {
+            "articles": {d: ARTICLES.format(dataset=d) for d in datasets},
+            "truthfulqa": TRUTHFULQA,
+            "em": em,
+            "baselines": baselines,
+            "static_summaries": static,
+        }
+
+    def api_cost_inputs(self, wc: Wildcards) -> list[str]:
+        files = self.api_cost_files()
+        return [
+            *files["articles"].values(),
+            files["truthfulqa"],
+            *files["em"].values(),
+            *files["baselines"].values(),
+            *files["static_summaries"].values(),
+        ]
