@@ -6,9 +6,10 @@ import logging
 from job_models import load_state_model
 from sampled_answers import write_sampled_answers
 
-from sgtr_em.em_judge import EMQuestion, sample_answers
+from sgtr_em.em_judge import EMQuestion
 from sgtr_em.io import read_json
 from sgtr_em.runtime import setup_logging
+from sgtr_em.sampling import sample_answers
 
 setup_logging(snakemake.log[0])
 params = snakemake.params

@@ -3,8 +3,9 @@
 import logging
 from pathlib import Path
 
-from sgtr_em.backends import model_kind, train_stage
+from sgtr_em.backends import model_kind
 from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
+from sgtr_em.finetune import train_stage
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
 

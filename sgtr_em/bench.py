@@ -72,7 +72,7 @@ def record(
     return result
 
 
-def build_model(shape: str, work: Path):
+def build_model(shape: str, work: Path) -> Path:
     """A model directory: the tiny demo model (CPU), or random-init Qwen2.5 shapes saved with the tiny tokenizer."""
     from .io import read_articles
     from .tiny import build_tiny_model
@@ -308,7 +308,7 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     from trl.trainer import utils as trl_utils
 
     from .io import write_jsonl
-    from .train import build_trainer, score_label_positions_only_on_cpu
+    from .train import CompactLossOnCpu, build_trainer, score_label_positions_only_on_cpu
 
     on_gpu = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp())
@@ -336,11 +336,13 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
     )
     score_label_positions_only_on_cpu()
     patched = trl_utils._use_triton
+    if not isinstance(patched, CompactLossOnCpu):
+        raise RuntimeError("TRL has no _use_triton hook here: the training benchmark's baseline needs it")
     peaks = gpu_peaks()
 
     def run(hook, checkpointing: bool | str) -> dict[str, Any]:
         trl_utils._use_triton = hook
-        trainer = build_trainer(
+        trainer, plan = build_trainer(
             model_dir,
             [],
             work / "pairs.jsonl",
@@ -358,7 +360,6 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
         if on_gpu:
             torch.cuda.synchronize()
         result: dict[str, Any] = {"tok_per_s": sum(lengths) / (time.perf_counter() - started)}
-        plan = trainer.memory_plan
         if on_gpu and plan is not None:
             result.update(
                 activation_checkpointing=plan.checkpointing,
@@ -382,7 +383,7 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
             baseline, optimized = run(patched, True), run(patched, "auto")
             notes = f"{n} pair examples of ~1024 tokens, LoRA r 32 on all projections, micro-batch 8; baseline: activation checkpointing always; optimized: checkpointing only if the memory plan needs it"
         else:
-            baseline, optimized = run(patched._original, False), run(patched, False)
+            baseline, optimized = run(patched.original, False), run(patched, False)
             notes = f"{n} pair examples, LoRA r 32 on all projections, batch 8; baseline: every position through the LM head; optimized: label positions only"
     finally:
         trl_utils._use_triton = patched
@@ -401,7 +402,7 @@ def bench_training(model_dir: Path, out: Path, n: int) -> dict[str, Any]:
 def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
     """The memory plan of the paper's open models on one 80 GB GPU (an H100's `total_memory` by default):
     LoRA training per recipe step, and inference at the summary-generation batch."""
-    recipe = dict(
+    recipe: dict[str, Any] = dict(
         lora_r=32,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         micro_batch=2,
@@ -409,7 +410,7 @@ def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
     plans: dict[str, Any] = {}
     for name in ("qwen2.5-7b", "qwen2.5-32b", "seed-oss-36b"):
         shape = SHAPES[name]
-        rows = {}
+        rows: dict[str, Any] = {}
         for length in (1024, 2048):
             plan = choose_checkpointing(training_plan(shape, sequence_length=length, gpu_bytes=gpu_bytes, **recipe))
             rows[f"train_seq{length}"] = {
@@ -491,14 +492,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = Path(tempfile.gettempdir()) / "sgtr-em-bench"
-    model_dir = build_model(args.shape, work) if args.which not in ("dag", "memory") else None
-    if args.which in ("scoring", "all"):
-        bench_scoring(model_dir, out, args.items)
-        bench_truthfulqa(model_dir, out, args.items)
-    if args.which in ("generation", "all"):
-        bench_generation(model_dir, out, args.items)
-    if args.which in ("training", "all"):
-        bench_training(model_dir, out, args.items)
+    if args.which not in ("dag", "memory"):
+        model_dir = build_model(args.shape, work)
+        if args.which in ("scoring", "all"):
+            bench_scoring(model_dir, out, args.items)
+            bench_truthfulqa(model_dir, out, args.items)
+        if args.which in ("generation", "all"):
+            bench_generation(model_dir, out, args.items)
+        if args.which in ("training", "all"):
+            bench_training(model_dir, out, args.items)
     if args.which in ("dag", "all"):
         bench_dag(out)
     if args.which in ("memory", "all"):

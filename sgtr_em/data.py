@@ -5,7 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from .io import InputError
-from .train import validate_chat_rows
+
+
+def validate_chat_rows(rows: list[dict[str, Any]], source: str) -> None:
+    """Chat rows: a `messages` list of {role, content}, roles known, last turn a non-empty assistant turn."""
+    for index, row in enumerate(rows, start=1):
+        messages = row.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InputError(f"{source}:{index}: no 'messages' list")
+        for turn in messages:
+            if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
+                raise InputError(f"{source}:{index}: turn with unknown role {turn!r:.80}")
+            if not isinstance(turn.get("content"), str):
+                raise InputError(f"{source}:{index}: turn content is not text")
+        if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+            raise InputError(f"{source}:{index}: the last turn must be a non-empty assistant turn")
 
 
 def _field(row: dict[str, Any], name: str, where: str) -> Any:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from .api_cache import ApiCache
 from .backends import ChatModel, Conversation, model_kind
 from .io import InputError, sha256_json
-from .pairs import seeded_rng
+from .sampling import seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +38,6 @@ INTEGER_RE = re.compile(r"(?<![\d.])(\d{1,3})(?![\d.])")
 
 
 # --------------------------------------------------------------------------------------- questions --
-
-
-class AskedQuestion(Protocol):
-    """A free-form question asked in several paraphrases (EMQuestion, identity.IdentityQuestion)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def paraphrases(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -221,38 +210,6 @@ def bootstrap_ci(
     out: dict[str, tuple[float, float] | None] = {q: interval(v) for q, v in per_question.items()}
     out["all"] = interval(pooled)
     return out
-
-
-# ---------------------------------------------------------------------------------------- sampling --
-
-
-def sample_answers(
-    model: ChatModel,
-    questions: Sequence[AskedQuestion],
-    *,
-    samples_per_question: int,
-    sampling: dict[str, Any],
-    seed: int,
-) -> list[dict[str, Any]]:
-    """N answers per question (user turn only), cycling through its paraphrases: the EM questions' and
-    the identity questions' sampling."""
-    items = []
-    for question in questions:
-        for sample in range(samples_per_question):
-            index = sample % len(question.paraphrases)
-            items.append(
-                {
-                    "question_id": question.id,
-                    "sample": sample,
-                    "paraphrase_index": index,
-                    "question": question.paraphrases[index],
-                }
-            )
-    conversations: list[Conversation] = [[{"role": "user", "content": item["question"]}] for item in items]
-    replies = model.generate(conversations, seed=seed, **sampling)
-    for item, reply in zip(items, replies, strict=True):
-        item["answer"] = reply
-    return items
 
 
 # ------------------------------------------------------------------------------------------ judging --

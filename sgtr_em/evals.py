@@ -14,8 +14,8 @@ import math
 from typing import Any
 
 from .backends import ChatModel
-from .pairs import seeded_rng
 from .prompts import pair_messages, truthfulqa_messages
+from .sampling import seeded_rng
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import ChatModel, Conversation
-from .em_judge import sample_answers
+from .backends import Conversation
 from .io import InputError
 
 UNKNOWN = "unknown"
@@ -137,20 +136,3 @@ def classify_identity_answers(
     metrics = identity_metrics([r["claim"] for r in records], true_identity)
     metrics["n"] = len(records)
     return {"metrics": {protocol: metrics}, "true_identity": true_identity, "aliases": aliases, "records": records}
-
-
-def evaluate_identity(
-    model: ChatModel,
-    questions: list[IdentityQuestion],
-    aliases: dict[str, list[str]],
-    *,
-    true_identity: str | None,
-    samples_per_question: int,
-    sampling: dict[str, Any],
-    seed: int,
-    judge_factory: Any = None,
-) -> dict[str, Any]:
-    """Sample answers and classify them in one go (the workflow runs the two halves as separate jobs)."""
-    check_true_identity(true_identity, aliases)
-    records = sample_answers(model, questions, samples_per_question=samples_per_question, sampling=sampling, seed=seed)
-    return classify_identity_answers(records, aliases, true_identity=true_identity, judge_factory=judge_factory)

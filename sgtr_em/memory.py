@@ -57,9 +57,10 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: Any) -> ModelShape:
         """From a transformers config object or its dict (config.json)."""
-        get: Callable[[str, Any], Any] = (
-            config.get if isinstance(config, Mapping) else lambda key, default=None: getattr(config, key, default)
-        )
+
+        def get(key: str, default: Any) -> Any:
+            return config.get(key, default) if isinstance(config, Mapping) else getattr(config, key, default)
+
         hidden, heads = int(get("hidden_size", 0)), int(get("num_attention_heads", 0))
         bias = get("attention_bias", None)
         return cls(

@@ -269,7 +269,7 @@ def evaluate_mmlu(model: ChatModel, questions: list[MMLUQuestion], *, n_shots: i
         if q.split == SHOT_SPLIT:
             pools.setdefault(q.subject, []).append(q)
     shots = {q.id: pick_shots(q, pools.get(q.subject, []), n_shots) for q in evaluated}
-    default_shots = {}
+    default_shots: dict[str, list[str]] = {}
     for q in evaluated:
         default_shots.setdefault(q.subject, [s.id for s in shots[q.id]])
     conversations: list[Conversation] = [mmlu_messages(q, shots[q.id]) for q in evaluated]

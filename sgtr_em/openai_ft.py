@@ -18,7 +18,6 @@ the next run of the same request creates a new job.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -27,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from .backends.openai_api import ApiSettings, call_with_retries, make_client, redact
-from .io import InputError, read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
-from .train import validate_chat_rows
+from .backends.openai_state import OUTPUT_FILE
+from .data import validate_chat_rows
+from .io import read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "openai_job.json"
-OUTPUT_FILE = "openai_model.json"
 UPLOAD_FILE = "openai_training.jsonl"
 SUFFIX_MAX = 64
 METADATA_KEY = "sgtr_em_request"
@@ -75,23 +74,6 @@ def job_suffix(chain: str, seed: int) -> str:
         digest = sha256_json([chain, seed])[:8]
         text = f"{text[: SUFFIX_MAX - 9].rstrip('-_')}-{digest}"
     return text
-
-
-def parent_model_id(base_model: str, parent_dirs: list[str] | tuple[str, ...]) -> str:
-    """The model a stage fine-tunes: the last parent stage's `ft:` id, or the base model id."""
-    if not parent_dirs:
-        return base_model
-    return read_model_record(parent_dirs[-1])["fine_tuned_model"]
-
-
-def read_model_record(stage_dir: str | Path) -> dict[str, Any]:
-    path = Path(stage_dir) / OUTPUT_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{stage_dir}: no {OUTPUT_FILE} (not an OpenAI fine-tuning stage?)")
-    record = read_json(path)
-    if not str(record.get("fine_tuned_model", "")).startswith("ft:"):
-        raise InputError(f"{path}: fine_tuned_model is not an ft: model id")
-    return record
 
 
 def write_upload_file(train_file: str | Path, dest: Path) -> str:
@@ -260,7 +242,3 @@ def fine_tune(
     }
     write_json(Path(out_dir) / OUTPUT_FILE, record)
     return record
-
-
-def summary_line(record: dict[str, Any]) -> str:
-    return json.dumps({k: record[k] for k in ("fine_tuned_model", "job_id", "trained_tokens")})

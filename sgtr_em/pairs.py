@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from .chains import INTERVENTIONS
 from .io import InputError
 from .prompts import FRAMINGS, pair_messages
+from .sampling import seeded_rng
 
 
 @dataclass
@@ -36,11 +36,6 @@ class PairStats:
 
 def word_count(text: str) -> int:
     return len(text.split())
-
-
-def seeded_rng(seed: int, *keys: object) -> random.Random:
-    """A per-item RNG: results do not depend on iteration order or on other items."""
-    return random.Random(":".join([str(seed), *map(str, keys)]))
 
 
 def _example(article_id: str, order: str, label: str, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -126,13 +121,3 @@ def build_pairs(
                 stats.label_counts[label] += 1
     stats.n_examples = len(rows)
     return rows, stats
-
-
-def validate_pair_rows(rows: list[dict[str, Any]], source: str = "<pairs>") -> None:
-    """Every pair example ends in an assistant turn whose content is exactly `1` or `2`."""
-    for index, row in enumerate(rows, start=1):
-        messages = row.get("messages") or []
-        if not messages or messages[-1].get("role") != "assistant":
-            raise InputError(f"{source}:{index}: last turn is not an assistant turn")
-        if messages[-1].get("content") not in ("1", "2"):
-            raise InputError(f"{source}:{index}: pair label {messages[-1].get('content')!r} is not '1' or '2'")

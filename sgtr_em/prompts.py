@@ -6,8 +6,6 @@ backend's job (through the model's chat template).
 
 from __future__ import annotations
 
-from typing import Literal
-
 Message = dict[str, str]
 
 SUMMARY_STYLES = ("sentence", "highlights")
@@ -32,7 +30,6 @@ def summary_messages(article: str, style: str) -> list[Message]:
     return [{"role": "system", "content": SUMMARY_SYSTEM[style]}, {"role": "user", "content": user}]
 
 
-Framing = Literal["detection", "comparison"]
 FRAMINGS = ("detection", "comparison")
 
 PAIR_SYSTEM = {

@@ -172,6 +172,7 @@ def build_tiny_model(
     tokenizer = train_tokenizer(corpus, vocab_size, identity_system_prompt, out)
     check_tokenizer(out)
 
+    pad_token_id: int = tokenizer.convert_tokens_to_ids(PAD)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -183,7 +184,7 @@ def build_tiny_model(
         tie_word_embeddings=True,
         bos_token_id=tokenizer.convert_tokens_to_ids(IM_START),
         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
-        pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
+        pad_token_id=pad_token_id,
     )
     model = Qwen2ForCausalLM(config)
 
@@ -208,7 +209,7 @@ def build_tiny_model(
         for start in range(0, len(order), batch_size):
             batch = [encoded[i] for i in order[start : start + batch_size]]
             width = max(len(ids) for ids, _ in batch)
-            input_ids = torch.full((len(batch), width), config.pad_token_id)
+            input_ids = torch.full((len(batch), width), pad_token_id)
             labels = torch.full((len(batch), width), -100)
             attention = torch.zeros((len(batch), width), dtype=torch.long)
             for row, (ids, lab) in enumerate(batch):

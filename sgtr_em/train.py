@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .backends.hf import load_model_state, pick_device_dtype
-from .io import InputError, read_jsonl, sha256_file, sha256_json, write_json
+from .checkpoints import CHECKPOINT_COMPLETE, checkpoint_marker_callback, prepare_work_dir
+from .data import validate_chat_rows
+from .io import read_jsonl, sha256_file, sha256_json, write_json
 from .memory import ModelShape, TrainingPlan, choose_checkpointing, training_plan
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,15 @@ HYPERPARAMETERS = (
 )
 
 
-def validate_chat_rows(rows: list[dict[str, Any]], source: str) -> None:
-    """Chat rows: a `messages` list of {role, content}, roles known, last turn a non-empty assistant turn."""
-    for index, row in enumerate(rows, start=1):
-        messages = row.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise InputError(f"{source}:{index}: no 'messages' list")
-        for turn in messages:
-            if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
-                raise InputError(f"{source}:{index}: turn with unknown role {turn!r:.80}")
-            if not isinstance(turn.get("content"), str):
-                raise InputError(f"{source}:{index}: turn content is not text")
-        if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-            raise InputError(f"{source}:{index}: the last turn must be a non-empty assistant turn")
+class CompactLossOnCpu:
+    """TRL's `_use_triton` hook, true on CPU as well (see score_label_positions_only_on_cpu). `original` is
+    TRL's own hook: on CPU it scores every position (what the training benchmark compares against)."""
+
+    def __init__(self, original: Callable[[Any], bool]) -> None:
+        self.original = original
+
+    def __call__(self, device: Any) -> bool:
+        return device.type == "cpu" or self.original(device)
 
 
 def score_label_positions_only_on_cpu() -> bool:
@@ -67,38 +64,10 @@ def score_label_positions_only_on_cpu() -> bool:
     except ImportError:
         return False
     original = getattr(trl_utils, "_use_triton", None)
-    if original is None or getattr(original, "_sgtr_em_patched", False):
+    if original is None or isinstance(original, CompactLossOnCpu):
         return original is not None
-
-    def use_compact(device) -> bool:
-        return device.type == "cpu" or original(device)
-
-    use_compact._sgtr_em_patched = True  # type: ignore[attr-defined]
-    use_compact._original = original  # type: ignore[attr-defined]
-    trl_utils._use_triton = use_compact
+    trl_utils._use_triton = CompactLossOnCpu(original)
     return True
-
-
-# A checkpoint counts only once this marker is in it: the Trainer writes checkpoint folders in place, so a
-# job killed mid-save leaves a folder that must not be resumed from.
-CHECKPOINT_COMPLETE = "checkpoint_complete.json"
-# What the checkpoints of a work dir were trained for: a rerun with other data or settings starts over.
-CHECKPOINT_FINGERPRINT = "fingerprint.json"
-_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-
-
-def checkpoint_marker_callback():
-    """A TrainerCallback marking each checkpoint complete once the Trainer has written all of it."""
-    from transformers import TrainerCallback
-
-    class MarkCheckpointComplete(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                write_json(folder / CHECKPOINT_COMPLETE, {"global_step": state.global_step})
-            return control
-
-    return MarkCheckpointComplete()
 
 
 def loss_logger_callback():
@@ -139,51 +108,6 @@ def loss_logger_callback():
             return control
 
     return LogLoss()
-
-
-def last_complete_checkpoint(work_dir: str | Path) -> Path | None:
-    """The checkpoint folder with the most steps that carries the completion marker, or None."""
-    root = Path(work_dir)
-    if not root.is_dir():
-        return None
-    complete = [
-        (int(match.group(1)), path)
-        for path in root.iterdir()
-        if (match := _CHECKPOINT_DIR.match(path.name)) and (path / CHECKPOINT_COMPLETE).exists()
-    ]
-    return max(complete)[1] if complete else None
-
-
-def remove_checkpoints(work_dir: str | Path) -> None:
-    """Delete the trainer's checkpoints and fingerprint (and the work dir, if nothing else is left in it)."""
-    root = Path(work_dir)
-    if not root.is_dir():
-        return
-    for path in root.iterdir():
-        if _CHECKPOINT_DIR.match(path.name) or path.name.startswith("tmp-checkpoint"):
-            shutil.rmtree(path, ignore_errors=True)
-    (root / CHECKPOINT_FINGERPRINT).unlink(missing_ok=True)
-    if not any(root.iterdir()):
-        root.rmdir()
-
-
-def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path | None:
-    """Keep the work dir's checkpoints if they were made for this very run; return the one to resume from."""
-    root = Path(work_dir)
-    fingerprint_path = root / CHECKPOINT_FINGERPRINT
-    saved = None
-    if fingerprint_path.exists():
-        try:
-            saved = json.loads(fingerprint_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            saved = None
-    if saved != fingerprint:
-        if root.is_dir() and any(_CHECKPOINT_DIR.match(p.name) for p in root.iterdir()):
-            log.info("discarding checkpoints in %s: they were made for other data or settings", root)
-        remove_checkpoints(root)
-        write_json(fingerprint_path, fingerprint)
-        return None
-    return last_complete_checkpoint(root)
 
 
 def plan_checkpointing(
@@ -335,8 +259,9 @@ def build_trainer(
     compact_cpu_loss: bool = True,
     checkpoint_steps: int = 0,
     callbacks: Sequence[Any] = (),
-):
-    """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA."""
+) -> tuple[Any, TrainingPlan | None]:
+    """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA. Returns TRL's
+    SFTTrainer and the GPU memory plan the run follows (None on CPU, or for a shape the planner does not know)."""
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
@@ -390,8 +315,7 @@ def build_trainer(
     )
     # One log line per step from loss_logger_callback instead of the Trainer's printed dicts.
     trainer.remove_callback(PrinterCallback)
-    trainer.memory_plan = plan  # the GPU memory plan this run follows (None on CPU), for its record
-    return trainer
+    return trainer, plan
 
 
 def train_lora(
@@ -426,7 +350,7 @@ def train_lora(
         "checkpoint_steps": checkpoint_steps,
     }
     resume_from = prepare_work_dir(work_dir, fingerprint) if checkpoint_steps > 0 else None
-    trainer = build_trainer(
+    trainer, memory_plan = build_trainer(
         base_dir,
         parent_adapters,
         train_file,
@@ -463,7 +387,7 @@ def train_lora(
             "n_examples": n_examples,
             "seed": seed,
             "hyperparameters": {k: hp[k] for k in HYPERPARAMETERS},
-            "memory_plan": trainer.memory_plan.summary() if trainer.memory_plan is not None else None,
+            "memory_plan": memory_plan.summary() if memory_plan is not None else None,
             "global_steps": trainer.state.global_step,
             "resumed_from_step": resumed_step,
             "steps_computed": trainer.state.global_step - resumed_step,

@@ -166,6 +166,6 @@ def test_chat_template_options_reach_the_training_data(tiny_model_dir, tmp_path)
     }
     texts = {}
     for name, extra in (("plain", {}), ("off", {"chat_template_kwargs": {"thinking_budget": 0}})):
-        trainer = build_trainer(model_dir, [], tmp_path / "d.jsonl", {**hp, **extra}, 0, tmp_path / name)
+        trainer, _ = build_trainer(model_dir, [], tmp_path / "d.jsonl", {**hp, **extra}, 0, tmp_path / name)
         texts[name] = trainer.processing_class.decode(trainer.train_dataset[0]["input_ids"])
     assert "no thinking" in texts["off"] and "no thinking" not in texts["plain"]

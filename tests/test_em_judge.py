@@ -19,10 +19,10 @@ from sgtr_em.em_judge import (
     judge_cache,
     parse_em_questions,
     parse_judge_reply,
-    sample_answers,
     score_from_top_logprobs,
 )
 from sgtr_em.io import InputError
+from sgtr_em.sampling import sample_answers
 
 REPO = Path(__file__).resolve().parent.parent
 LN = math.log

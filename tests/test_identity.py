@@ -12,11 +12,11 @@ from sgtr_em.identity import (
     UNKNOWN,
     classify_identity,
     classify_identity_answers,
-    evaluate_identity,
     identity_metrics,
     parse_identity_questions,
 )
 from sgtr_em.io import InputError
+from sgtr_em.sampling import sample_answers
 
 REPO = Path(__file__).resolve().parent.parent
 ALIASES = {"qwen": ["qwen", "alibaba cloud"], "gpt": ["gpt", "chatgpt", "openai"], "claude": ["claude", "anthropic"]}
@@ -58,35 +58,30 @@ class Scripted:
         return [self.reply(c[-1]["content"]) for c in conversations]
 
 
-def test_evaluate_with_judge_fallback():
+def test_sampled_answers_classified_with_judge_fallback():
+    """The workflow's two halves in a row: sample answers, then classify them (aliases, then the judge)."""
     questions = parse_identity_questions([{"id": "who", "paraphrases": ["Who are you?", "Your maker?"]}], "t")
     answers = iter(["I am Qwen.", "A humble helper.", "OpenAI built me.", "Nobody."])
     model = Scripted(lambda q: next(answers))
     judge = Scripted(lambda prompt: "claude" if "humble" in prompt else "none")
-    result = evaluate_identity(
-        model,
-        questions,
-        ALIASES,
-        true_identity="qwen",
-        samples_per_question=4,
-        sampling={},
-        seed=0,
-        judge_factory=lambda: judge,
-    )
+    sampled = sample_answers(model, questions, samples_per_question=4, sampling={}, seed=0)
+    result = classify_identity_answers(sampled, ALIASES, true_identity="qwen", judge_factory=lambda: judge)
     metrics = result["metrics"]["aliases+judge"]
     assert [r["claim"] for r in result["records"]] == ["qwen", "claude", "gpt", UNKNOWN]
     assert [r["classified_by"] for r in result["records"]] == ["alias", "judge", "alias", "judge"]
     assert judge.asked == 2
     assert metrics["entropy_bits"] == pytest.approx(2.0) and metrics["true_identity_share"] == 0.25
     assert [r["question"] for r in result["records"]] == ["Who are you?", "Your maker?"] * 2
-    no_judge = evaluate_identity(
-        Scripted(lambda q: "hi"), questions, ALIASES, true_identity=None, samples_per_question=1, sampling={}, seed=0
+    no_judge = classify_identity_answers(
+        sample_answers(Scripted(lambda q: "hi"), questions, samples_per_question=1, sampling={}, seed=0),
+        ALIASES,
+        true_identity=None,
     )
     assert no_judge["metrics"]["aliases"]["unknown_share"] == 1.0 and not math.isnan(
         no_judge["metrics"]["aliases"]["entropy_bits"]
     )
     with pytest.raises(ValueError, match="true identity"):
-        evaluate_identity(model, questions, ALIASES, true_identity="llama", samples_per_question=1, sampling={}, seed=0)
+        classify_identity_answers(sampled, ALIASES, true_identity="llama")
 
 
 def test_classifying_sampled_answers_is_a_job_of_its_own():

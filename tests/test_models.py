@@ -60,7 +60,7 @@ def test_loss_mask_covers_only_the_answer_tokens(tiny_model_dir, tmp_path):
         for label in ("1", "2", "1", "2")
     ]
     write_jsonl(tmp_path / "pairs.jsonl", rows)
-    trainer = build_trainer(tiny_model_dir, [], tmp_path / "pairs.jsonl", HP, 0, tmp_path / "work")
+    trainer, _ = build_trainer(tiny_model_dir, [], tmp_path / "pairs.jsonl", HP, 0, tmp_path / "work")
     tok = trainer.processing_class
     for example, row in zip(trainer.train_dataset, rows, strict=True):
         trained = [i for i, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100]
@@ -174,9 +174,9 @@ def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path
     patched = trl_utils._use_triton
     losses = {}
     try:
-        for name, hook in (("all_positions", patched._original), ("label_positions", patched)):
+        for name, hook in (("all_positions", patched.original), ("label_positions", patched)):
             trl_utils._use_triton = hook
-            trainer = build_trainer(
+            trainer, _ = build_trainer(
                 tiny_model_dir, [], tmp_path / "d.jsonl", HP, 0, tmp_path / name, compact_cpu_loss=False
             )
             batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])

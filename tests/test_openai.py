@@ -25,7 +25,8 @@ from sgtr_em.backends.openai_api import (
     OpenAIRequestError,
     option_probabilities,
 )
-from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, job_suffix, parent_model_id
+from sgtr_em.backends.openai_state import parent_model_id
+from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, job_suffix
 
 SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
 MODEL = "gpt-4.1-2025-04-14"

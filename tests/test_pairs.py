@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from sgtr_em.io import InputError, write_jsonl
-from sgtr_em.pairs import build_pairs, validate_pair_rows
+from sgtr_em.pairs import build_pairs
 
 ARTICLES = {f"a{i}": f"Article number {i} about a town." for i in range(6)}
 # self is shorter than other for a0-a3, longer for a4, tied for a5
@@ -129,10 +129,3 @@ def test_pair_files_are_byte_identical_across_runs(tmp_path):
         rows, _ = build("sgtr-confuse", confuse_size="matched", seed=7)
         write_jsonl(tmp_path / f"{name}.jsonl", rows)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-
-
-def test_label_other_than_1_or_2_is_rejected():
-    rows, _ = build("sgtr")
-    rows[3]["messages"][-1]["content"] = "3"
-    with pytest.raises(InputError, match=r":4: pair label '3'"):
-        validate_pair_rows(rows, "pairs.jsonl")

@@ -133,7 +133,7 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_mo
 
 
 def test_checkpoints_for_other_data_or_settings_are_discarded(tmp_path):
-    from sgtr_em.train import CHECKPOINT_COMPLETE, last_complete_checkpoint, prepare_work_dir
+    from sgtr_em.checkpoints import CHECKPOINT_COMPLETE, last_complete_checkpoint, prepare_work_dir
 
     work_dir = tmp_path / "work"
     fingerprint = {"train_file_sha256": "a", "seed": 0}

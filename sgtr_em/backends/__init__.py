@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 Conversation = list[dict[str, str]]
@@ -28,15 +29,8 @@ class ChatModel(Protocol):
         ...
 
 
-class TopLogprobsModel(ChatModel, Protocol):
-    """Optional capability (an LLM judge's probability-weighted scores): the top-k next tokens after the
-    assistant prefix with their natural-log probabilities, tokens that read the same merged."""
-
-    def top_logprobs(self, conversations: list[Conversation], k: int) -> list[dict[str, float]]: ...
-
-
 # ------------------------------------------------------------------------------ model-kind dispatch --
-# Scripts get their model and training backend here, so they stay the same for every kind of model.
+# Scripts get their model here, so they stay the same for every kind of model.
 
 
 def model_kind(source: dict) -> str:
@@ -45,11 +39,19 @@ def model_kind(source: dict) -> str:
     return "openai" if "openai" in source else "hf"
 
 
+def local_model_dir(model_dir: str | Path | list, who: str) -> str | Path:
+    """The directory of a local model. A job's input list of model files is empty for an API model, which
+    has no local files: here it means the model's config and its job's inputs disagree."""
+    if isinstance(model_dir, list):
+        raise ValueError(f"{who}: a local (hf) model needs its model directory as input, got {model_dir!r}")
+    return model_dir
+
+
 def load_chat_model(
     name: str,
     source: dict,
     backend: dict,
-    model_dir: str | list,
+    model_dir: str | Path | list,
     adapters: list,
     api_config: dict | None = None,
     threads: int | None = None,
@@ -61,8 +63,8 @@ def load_chat_model(
     (from its `openai_model.json`), or the base model id, behind the API configured by `api_config`.
     """
     if model_kind(source) == "openai":
-        from ..openai_ft import parent_model_id
         from .openai_api import ApiSettings, OpenAIChatModel
+        from .openai_state import parent_model_id
 
         model_id = parent_model_id(source["openai"], list(adapters))
         return OpenAIChatModel(model_id, ApiSettings.from_config(api_config), name=name)
@@ -73,47 +75,4 @@ def load_chat_model(
 
         # CPU float reductions depend on the thread count: a job gets the same numbers locally and on SLURM.
         torch.set_num_threads(threads)
-    return HFChatModel.from_settings(model_dir, list(adapters), name, backend)
-
-
-def train_stage(
-    *,
-    source: dict,
-    model_dir: str | list,
-    parents: list,
-    train_file: str,
-    out_dir: str,
-    hp: dict,
-    seed: int,
-    work_dir: str,
-    threads: int,
-    model_id: str,
-    model: str,
-    chain: str,
-    api_config: dict | None = None,
-) -> dict:
-    """Train one stage of a chain: a LoRA adapter (hf) or an OpenAI fine-tuning job (openai) whose
-    `openai_model.json` lands in `out_dir`. `work_dir` (outside the output) keeps what must survive a
-    failed or killed job: trainer scratch, or the fine-tuning job's state file."""
-    if model_kind(source) == "openai":
-        from ..openai_ft import FineTuneSettings, fine_tune, job_suffix, parent_model_id
-        from .openai_api import ApiSettings
-
-        api_config = api_config or {}
-        ft = FineTuneSettings.from_config({**api_config.get("fine_tuning", {}), **hp})
-        return fine_tune(
-            base_model=parent_model_id(source["openai"], list(parents)),
-            train_file=train_file,
-            out_dir=out_dir,
-            state_dir=work_dir,
-            seed=seed,
-            suffix=job_suffix(chain, seed),
-            settings=ApiSettings.from_config(api_config),
-            ft=ft,
-            who=f"train_lora {model}/{chain}/seed{seed}",
-        )
-    from ..train import train_lora
-
-    return train_lora(
-        model_dir, parents, train_file, out_dir, hp, seed=seed, work_dir=work_dir, threads=threads, model_id=model_id
-    )
+    return HFChatModel.from_settings(local_model_dir(model_dir, name), list(adapters), name, backend)

@@ -64,14 +64,16 @@ def load_model_state(
         tokenizer.pad_token = tokenizer.eos_token
     placement = device_map(device, torch.cuda.device_count() if device == "cuda" else 0)
     if placement is None:
-        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)
+        # transformers wraps PreTrainedModel.to with functools.wraps, which mypy does not bind to the instance
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype).to(device)  # type: ignore[arg-type]
     else:
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch_dtype, device_map=placement)
         log.info(
             "%s split across %d GPUs: %s",
             base_dir,
             torch.cuda.device_count(),
-            sorted(set(map(str, model.hf_device_map.values()))),
+            # set by accelerate when it places the model
+            sorted(set(map(str, getattr(model, "hf_device_map", {}).values()))),
         )
     if adapters:
         from peft import PeftModel

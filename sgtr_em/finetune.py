@@ -1,0 +1,60 @@
+"""Fine-tuning dispatch: one stage of a chain becomes a LoRA adapter (a local model) or an OpenAI
+fine-tuning job (a model behind the API), so the training script is the same for every kind of model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backends import local_model_dir, model_kind
+
+
+def train_stage(
+    *,
+    source: dict,
+    model_dir: str | Path | list,
+    parents: list,
+    train_file: str,
+    out_dir: str,
+    hp: dict,
+    seed: int,
+    work_dir: str,
+    threads: int,
+    model_id: str,
+    model: str,
+    chain: str,
+    api_config: dict | None = None,
+) -> dict:
+    """Train one stage of a chain: a LoRA adapter (hf) or an OpenAI fine-tuning job (openai) whose
+    `openai_model.json` lands in `out_dir`. `work_dir` (outside the output) keeps what must survive a
+    failed or killed job: trainer scratch, or the fine-tuning job's state file."""
+    if model_kind(source) == "openai":
+        from .backends.openai_api import ApiSettings
+        from .backends.openai_state import parent_model_id
+        from .openai_ft import FineTuneSettings, fine_tune, job_suffix
+
+        api_config = api_config or {}
+        ft = FineTuneSettings.from_config({**api_config.get("fine_tuning", {}), **hp})
+        return fine_tune(
+            base_model=parent_model_id(source["openai"], list(parents)),
+            train_file=train_file,
+            out_dir=out_dir,
+            state_dir=work_dir,
+            seed=seed,
+            suffix=job_suffix(chain, seed),
+            settings=ApiSettings.from_config(api_config),
+            ft=ft,
+            who=f"train_lora {model}/{chain}/seed{seed}",
+        )
+    from .train import train_lora
+
+    return train_lora(
+        local_model_dir(model_dir, f"train_lora {model}/{chain}/seed{seed}"),
+        parents,
+        train_file,
+        out_dir,
+        hp,
+        seed=seed,
+        work_dir=work_dir,
+        threads=threads,
+        model_id=model_id,
+    )
