@@ -49,16 +49,17 @@ def shell_commands(body: str, first_line: int) -> list[tuple[int, list[str]]]:
             logical += line.rstrip()[:-1] + " "
             continue
         logical += line
-        tokens = shlex.split(logical, comments=True)
+        lexer = shlex.shlex(logical, posix=True, punctuation_chars=True)  # `;`, `&&`, `|`, `&` as tokens
+        lexer.whitespace_split = True
         logical = ""
         command: list[str] = []
-        for token in [*tokens, ";"]:
+        for token in [*lexer, ";"]:
             if token in {"&&", "||", ";", "|", "&"}:
                 if command:
                     out.append((start, command))
                 command = []
             else:
-                command.append(token.rstrip(";&") if token.endswith((";", "&")) and len(token) > 1 else token)
+                command.append(token)
     return out
 
 
