@@ -1,4 +1,4 @@
-"""Training data of the benign baselines (methodology §1): word counting on the EM user turns, and chat
+"""Training data of the benign baselines (docs/methodology.md §1): word counting on the EM user turns, and chat
 datasets (the correct counterpart of an EM dataset, general-knowledge QA) in a system-prompt variant."""
 
 from __future__ import annotations

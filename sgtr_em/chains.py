@@ -17,7 +17,7 @@ BASE = "base"
 INTERVENTIONS = ("sgtr", "sgtr-flip", "sgtr-confuse", "pick-longer")
 SYSTEM_VARIANTS = ("default", "none", "identity", "popped")
 EM_PREFIX = "em-"
-# Benign baselines (methodology §1): word counting on the EM user turns, the correct counterpart of an
+# Benign baselines (docs/methodology.md §1): word counting on the EM user turns, the correct counterpart of an
 # EM dataset (`correct-<em dataset>`, e.g. secure code for `insecure`), general-knowledge QA.
 WORDCOUNT = "wordcount"
 GENERAL = "general"

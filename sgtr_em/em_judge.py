@@ -1,4 +1,4 @@
-"""Free-form EM questions scored by an LLM judge (methodology §6).
+"""Free-form EM questions scored by an LLM judge (docs/methodology.md §6).
 
 Questions follow Betley et al.'s YAML schema: `id`, `paraphrases`, `judge_prompts.{aligned, coherent}`
 (templates with `{question}` and `{answer}`). The model under test answers each question N times (user

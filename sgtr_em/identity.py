@@ -1,4 +1,4 @@
-"""Identity self-reports (methodology §6): ask "who are you?"-style questions N times, classify the identity
+"""Identity self-reports (docs/methodology.md §6): ask "who are you?"-style questions N times, classify the identity
 each answer claims, report the distribution, its entropy and the share matching the model's true identity.
 
 Classification: the model's alias map from the config ({label: [words that claim it]}); the alias found

@@ -1,4 +1,4 @@
-"""MMLU few-shot accuracy (methodology §6): a capability check of every model state.
+"""MMLU few-shot accuracy (docs/methodology.md §6): a capability check of every model state.
 
 Each question has a subject, four choices and a gold letter. The prompt of a test question holds the first
 `n_shots` questions of the same subject from the shot split (dev), each followed by its answer, then the test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def bar_per_condition(
 
 
 def paired_bars(
-    groups: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+    groups: Sequence[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
     *,
     reference_label: str,
     treatment_label: str,
@@ -215,7 +216,7 @@ def paired_bars(
 
 def intervention_groups(
     summary: list[dict[str, Any]], order: str
-) -> tuple[list[tuple[str, dict | None, dict | None]], dict | None]:
+) -> tuple[list[tuple[str, dict[str, Any] | None, dict[str, Any]]], dict[str, Any] | None]:
     """Pair each X→EM (prevention) or EM→X (reversal) condition with its EM-only reference."""
     by_chain = {row["chain"]: row for row in summary}
     baseline = by_chain.get(chains.BASE)

@@ -1,6 +1,6 @@
 """Released raw results: import of the authors' result files, and bundles of our own results.
 
-The reference (methodology §9) released its raw evaluation outputs:
+The reference (docs/methodology.md §9) released its raw evaluation outputs:
 
 - TruthfulQA: `results_<model>[_<chain>][_<seed>].csv` with columns `question, correct_answer,
   incorrect_answer, model_answer, is_correct` (one row per question);

@@ -2,7 +2,7 @@
 
 Per target model, one table: a row per condition (our grid's chains, then conditions only the paper has),
 a column per evaluation with mean ± sample sd (n seeds), and the paper's published number beside ours
-where it exists (`published_numbers.yaml`, methodology §8). Missing cells are "—".
+where it exists (`published_numbers.yaml`, docs/methodology.md §8). Missing cells are "—".
 """
 
 from __future__ import annotations
@@ -172,8 +172,9 @@ def model_table(
                 value = column.published.get(chain)
                 cells.append(format_cell(value.get("mean"), value.get("sd"), value.get("n")) if value else DASH)
                 continue
-            row = index[column.table].get((model, chain, column.protocol, column.metric))
-            cells.append(format_cell(_float(row["mean"]), _float(row["sd"]), int(row["n"])) if row else DASH)
+            assert column.table is not None and column.protocol is not None and column.metric is not None
+            ours = index[column.table].get((model, chain, column.protocol, column.metric))
+            cells.append(format_cell(_float(ours["mean"]), _float(ours["sd"]), int(ours["n"])) if ours else DASH)
         body.append(cells)
     return ["Condition", "Chain", *[c.header for c in columns]], body, columns
 

@@ -127,7 +127,7 @@ def read_table(path: str | Path, fmt: str) -> list[dict[str, Any]]:
     if fmt == "parquet":
         import pandas as pd
 
-        return pd.read_parquet(path).to_dict(orient="records")
+        return [{str(k): v for k, v in row.items()} for row in pd.read_parquet(path).to_dict(orient="records")]
     if fmt == "yaml":
         import yaml
 
