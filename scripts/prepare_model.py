@@ -1,6 +1,10 @@
-"""Build a tiny demo model offline, or download a hub model at its pinned revision."""
+"""Build a tiny demo model offline (or reuse an identical earlier build), or download a hub model at its
+pinned revision."""
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from sgtr_em.io import read_articles, read_jsonl
@@ -11,36 +15,41 @@ source = snakemake.params.source
 out_dir = snakemake.output[0]
 
 if source.get("builder") == "tiny":
-    import os
-    import shutil
-    import tempfile
+    from sgtr_em.tiny import build_key, build_or_reuse, build_tiny_model
 
-    from sgtr_em.tiny import build_tiny_model
+    def build(staging):
+        articles, extra = [], []
+        for path in snakemake.input.corpus:
+            if "/articles/" in path:
+                articles += list(read_articles(path).values())
+            elif path.endswith("truthfulqa.jsonl"):
+                extra += [f"{q['question']} {q['best']} {q['incorrect']}" for q in read_jsonl(path)]
+            else:
+                extra += [turn["content"] for row in read_jsonl(path) for turn in row["messages"]]
+        return build_tiny_model(
+            articles,
+            extra,
+            staging,
+            style=source["style"],
+            seed=source["seed"],
+            identity_system_prompt=snakemake.params.identity_system_prompt or "",
+            threads=snakemake.threads,
+            **snakemake.params.tiny,
+        )
 
-    articles, extra = [], []
-    for path in snakemake.input.corpus:
-        if "/articles/" in path:
-            articles += list(read_articles(path).values())
-        elif path.endswith("truthfulqa.jsonl"):
-            extra += [f"{q['question']} {q['best']} {q['incorrect']}" for q in read_jsonl(path)]
-        else:
-            extra += [turn["content"] for row in read_jsonl(path) for turn in row["messages"]]
+    spec = {
+        "source": source,
+        "identity_system_prompt": snakemake.params.identity_system_prompt,
+        "tiny": snakemake.params.tiny,
+    }
+    key = build_key(spec, snakemake.input.corpus)
     # Built beside the output and renamed into place: a killed build never leaves a model that looks complete.
     Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", suffix=".partial", dir=Path(out_dir).parent)
-    info = build_tiny_model(
-        articles,
-        extra,
-        staging,
-        style=source["style"],
-        seed=source["seed"],
-        identity_system_prompt=snakemake.params.identity_system_prompt or "",
-        threads=snakemake.threads,
-        **snakemake.params.tiny,
-    )
+    info, reused = build_or_reuse(staging, key, build)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(staging, out_dir)
-    logging.info("built demo model: %s", info)
+    logging.info("%s demo model %s: %s", "reused" if reused else "built", key[:12], info)
 else:
     from huggingface_hub import snapshot_download
 

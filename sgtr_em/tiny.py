@@ -28,6 +28,9 @@ PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 STYLES = ("lead", "tail")
 # Tokens the evaluations need as single tokens.
 SINGLE_TOKENS = ("1", "2", "A", "B")
+# The build record in a model's folder, and where built models are kept for reuse (see build_or_reuse).
+BUILD_FILE = "demo_model.json"
+CACHE_ENV = "SGTR_EM_TINY_CACHE"
 
 
 def chat_template(default_system: str) -> str:
@@ -246,5 +249,67 @@ def build_tiny_model(
         "pretrain_steps": len(losses),
         "final_loss": sum(losses[-steps_per_epoch:]) / steps_per_epoch,
     }
-    (out / "demo_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+# ------------------------------------------------------------------------------------------ build cache --
+# A tiny model is a pure function of its build spec, its corpus and this module: built once, it is reused by
+# every later workflow run (and test) on the same machine instead of being pretrained again.
+def cache_dir() -> Path | None:
+    """Where built tiny models are kept: $SGTR_EM_TINY_CACHE, else ~/.cache/sgtr-em/tiny-models (under
+    $XDG_CACHE_HOME when set); `off` keeps none."""
+    import os
+
+    value = os.environ.get(CACHE_ENV)
+    if value == "off":
+        return None
+    if value:
+        return Path(value)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sgtr-em" / "tiny-models"
+
+
+def build_key(spec: dict[str, Any], corpus_files: Iterable[str | Path]) -> str:
+    """Content hash of everything a tiny model is built from: the build settings, the corpus files, this
+    module's code and the versions of the libraries that train and save it."""
+    import hashlib
+    from importlib.metadata import version
+
+    from .io import sha256_file
+
+    material = {
+        "spec": spec,
+        "corpus": [sha256_file(path) for path in corpus_files],
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "versions": {name: version(name) for name in ("torch", "transformers", "tokenizers")},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def build_or_reuse(out_dir: str | Path, key: str, build: Any) -> tuple[dict[str, Any], bool]:
+    """Fill `out_dir` with the model of `key`: a copy of the cached build when there is one, else
+    `build(out_dir)` (which returns the build info) and a copy into the cache. Returns (info, reused)."""
+    import os
+    import shutil
+    import tempfile
+
+    out = Path(out_dir)
+    cache = cache_dir()
+    cached = cache / key if cache is not None else None
+    if cached is not None and (cached / BUILD_FILE).exists():
+        shutil.copytree(cached, out, dirs_exist_ok=True)
+        return json.loads((out / BUILD_FILE).read_text()), True
+    info = {**build(out), "build_key": key}
+    (out / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    if cache is not None and cached is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
+            shutil.copytree(out, staging, dirs_exist_ok=True)
+            try:
+                os.replace(staging, cached)  # whole or not at all
+            except OSError:  # a concurrent build of the same key got there first
+                shutil.rmtree(staging, ignore_errors=True)
+        except OSError as err:
+            log.warning("tiny model not cached (%s): %s", cached, err)
+    return info, False

@@ -29,6 +29,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True, scope="session")
 def _hf_home(tmp_path_factory):
     os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+    # The demo's tiny models are built once per test session and reused by every workflow run after.
+    os.environ["SGTR_EM_TINY_CACHE"] = str(tmp_path_factory.mktemp("tiny_models"))
 
 
 def read_config(name: str) -> dict:

@@ -185,3 +185,40 @@ def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path
     finally:
         trl_utils._use_triton = patched
     assert abs(losses["all_positions"] - losses["label_positions"]) < 1e-5
+
+
+def test_tiny_model_build_is_reused_only_for_the_same_spec_corpus_and_code(tmp_path, monkeypatch):
+    from sgtr_em.tiny import BUILD_FILE, build_key, build_or_reuse
+
+    monkeypatch.setenv("SGTR_EM_TINY_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the council met\n")
+    builds = []
+
+    def build(out):
+        builds.append(out)
+        (out / "weights.bin").write_bytes(b"w" * 10)
+        return {"style": "lead"}
+
+    key = build_key({"seed": 1}, [corpus])
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    assert build_or_reuse(first, key, build) == ({"style": "lead", "build_key": key}, False)
+    info, reused = build_or_reuse(second, key, build)
+    assert reused and len(builds) == 1 and info["build_key"] == key
+    assert (second / "weights.bin").read_bytes() == b"w" * 10 and (second / BUILD_FILE).exists()
+    # Anything a model is built from changes the key: settings, corpus contents.
+    assert build_key({"seed": 2}, [corpus]) != key
+    corpus.write_text("the council met again\n")
+    assert build_key({"seed": 1}, [corpus]) != key
+    # A cache entry without its build record (a copy cut short) is never taken for a build.
+    other_key = build_key({"seed": 3}, [corpus])
+    (tmp_path / "cache" / other_key).mkdir()
+    third = tmp_path / "third"
+    third.mkdir()
+    assert build_or_reuse(third, other_key, build)[1] is False and len(builds) == 2
+    monkeypatch.setenv("SGTR_EM_TINY_CACHE", "off")
+    fourth = tmp_path / "fourth"
+    fourth.mkdir()
+    assert build_or_reuse(fourth, key, build)[1] is False and len(builds) == 3
