@@ -193,13 +193,14 @@ def test_two_stages_reuse_uploads_and_a_finished_job_is_never_asked_again(fake, 
     }
 
 
-def test_a_failed_job_raises_its_own_message_and_the_next_run_creates_a_new_job(fake, tmp_path):
+def test_a_failed_job_raises_its_own_message_and_is_not_bought_again(fake, tmp_path):
     train = write_chats(tmp_path / "em.jsonl", 4, answer="Sure.")
     fake.fail_next_job = "This training file was blocked by our moderation system"
     with pytest.raises(FineTuningJobError, match="failed .invalid_training_file.: This training file was blocked"):
         run_stage(tmp_path, "em-unpop", MODEL, train)
-    assert run_stage(tmp_path, "em-unpop", MODEL, train)["fine_tuned_model"]
-    assert len(fake.jobs) == 2
+    with pytest.raises(FineTuningJobError, match="not bought again"):
+        run_stage(tmp_path, "em-unpop", MODEL, train)
+    assert len(fake.jobs) == 1
     state = json.loads((tmp_path / "state/em-unpop/openai_job.json").read_text())
     assert state["failed_jobs"][0]["message"].startswith("This training file was blocked")
 
@@ -321,16 +322,32 @@ def test_a_run_killed_while_polling_resumes_its_job(served, api_demo):
     assert "resuming job" in (api_demo / "logs/adapters/api-target/sgtr-flip/seed0.log").read_text()
 
 
-def test_a_failed_job_fails_the_rule_with_the_jobs_message(served, api_demo):
+def test_a_failed_job_fails_the_rule_and_is_bought_again_only_after_clearing(served, api_demo):
     config = with_chain(api_demo, "sgtr-confuse")
+    target = "results/adapters/api-target/sgtr-confuse/seed0"
     served.fail_next_job = "The job failed: training file blocked by the moderation system"
-    result = snakemake(
-        api_demo, "results/adapters/api-target/sgtr-confuse/seed0", "--cores", "1", "--configfile", config
-    )
+    result = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
     assert result.returncode != 0
     assert "train_lora" in result.stdout + result.stderr
     log = (api_demo / "logs/adapters/api-target/sgtr-confuse/seed0.log").read_text()
     assert "FineTuningJobError" in log and "training file blocked by the moderation system" in log
+    # A rerun (as the slurm profile's `retries: 1` does) fails again, buying nothing.
+    served.reset_counts()
+    rerun = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
+    assert rerun.returncode != 0 and served.count("POST", "/v1/fine_tuning/jobs") == 0
+    # The documented command unblocks it; then the next run buys one new job.
+    state_dir = "results/checkpoints/api-target/sgtr-confuse/seed0"
+    cleared = subprocess.run(
+        [sys.executable, "-m", "sgtr_em.openai_ft", "clear", state_dir],
+        cwd=api_demo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert cleared.returncode == 0 and "cleared job" in cleared.stdout, cleared.stderr
+    rerun = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert served.count("POST", "/v1/fine_tuning/jobs") == 1 and len(jobs_with_suffix(served, "sgtr-confuse-s0")) == 2
 
 
 def test_api_cost_counts_tokens_from_the_inputs(api_demo):
