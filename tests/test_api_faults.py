@@ -19,7 +19,13 @@ from conftest import REPO
 from fake_openai import FakeOpenAI, Fault
 
 from sgtr_em.api_cache import legacy_request_key
-from sgtr_em.backends.openai_api import ApiSettings, OpenAIChatModel, draw_seed
+from sgtr_em.backends.openai_api import (
+    ApiSettings,
+    OpenAIChatModel,
+    api_requests_wanted,
+    draw_seed,
+    granted_api_config,
+)
 from sgtr_em.em_judge import EMQuestion, sample_answers
 from sgtr_em.io import read_json, sha256_json, write_json
 from sgtr_em.openai_ft import (
@@ -344,6 +350,11 @@ def test_a_job_never_has_more_requests_in_flight_than_granted(fake, tmp_path):
     )
     assert settings.max_concurrency == 3
     assert ApiSettings.from_config({"max_concurrency": 2}, granted_requests=6).max_concurrency == 2
+    assert granted_api_config({"max_concurrency": 8, "timeout": 5}, 4) == {"max_concurrency": 4, "timeout": 5}
+    # What each job asks of the workflow's budget.
+    assert api_requests_wanted({"max_concurrency": 8}, calls_api=True) == 8
+    assert api_requests_wanted({"max_concurrency": 8}, calls_api=True, fine_tuning=True) == 1
+    assert api_requests_wanted({"max_concurrency": 8}, calls_api=False) == 0
     fake.faults += [Fault("/v1/chat", sleep=0.2) for _ in range(12)]
     model = OpenAIChatModel(MODEL, settings)
     model.generate(

@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO, copy_workflow, snakemake
 from fake_openai import FakeOpenAI, Fault
 
+from sgtr_em import config as cfglib
 from sgtr_em.backends import load_chat_model
 from sgtr_em.backends.openai_api import (
     ApiSettings,
@@ -25,6 +26,8 @@ from sgtr_em.backends.openai_api import (
     OpenAIRequestError,
     option_probabilities,
 )
+from sgtr_em.cost import API_RULES, DataFiles
+from sgtr_em.cost import estimate as estimate_cost
 from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, job_suffix, parent_model_id
 
 SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
@@ -250,9 +253,10 @@ def served(tmp_path_factory):
 def api_demo(served, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("api") / "workflow")
     started = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", timeout=300)
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     print(f"API demo: {time.monotonic() - started:.0f} s")
+    served.after_demo = served.summary()  # what the demo alone asked (later tests add to the counts)
     return workdir
 
 
@@ -355,10 +359,50 @@ def test_api_cost_counts_tokens_from_the_inputs(api_demo):
     assert result.returncode == 0, result.stderr[-3000:]
     estimate = json.loads((api_demo / "results/api/cost_estimate.json").read_text())
     rules = {t["rule"] for t in estimate["totals"]}
-    assert rules == {"train_lora", "generate_summaries", "eval_self_recognition", "eval_truthfulqa"}
+    assert rules == set(API_RULES)
     train = next(t for t in estimate["totals"] if t["rule"] == "train_lora")
     assert train["jobs"] == 4 and train["training_tokens"] > 0 and estimate["total_usd"] > 0
     assert "Total" in (api_demo / "results/api/cost_estimate.md").read_text()
+
+
+def demo_inputs(workdir: Path) -> DataFiles:
+    """The API demo's prepared inputs, and its jobs' outputs (the summaries and answers they read)."""
+    results = workdir / "results"
+
+    def existing(path: Path) -> str | None:
+        return str(path) if path.exists() else None
+
+    return DataFiles(
+        articles={d: str(results / f"data/articles/{d}.jsonl") for d in ("xsum", "cnn")},
+        truthfulqa=str(results / "data/truthfulqa.jsonl"),
+        em={"unpop/default": str(results / "data/em/unpop/default.jsonl")},
+        mmlu=str(results / "data/mmlu.jsonl"),
+        em_questions=str(results / "data/questions/em_questions.json"),
+        identity_questions=str(results / "data/questions/identity_questions.json"),
+        existing_summaries=lambda m, c, s, d: existing(results / f"summaries/{m}/{c}/seed{s}/{d}.jsonl"),
+        existing_answers=lambda key, m, c, s: existing(
+            results / f"{'em_answers' if key == 'em_questions' else 'identity_answers'}/{m}/{c}/seed{s}.json"
+        ),
+    )
+
+
+def test_the_cost_estimate_matches_what_the_server_measured(served, api_demo):
+    """On the API demo (every API rule runs), the fake server's own counts: 4 job creates, 2 uploads (the
+    EM file and the Self++ pair file, each reused by a second stage) and every chat request; the
+    estimate, from the same inputs, names exactly as many chat requests and within 5% of the tokens it
+    was sent and trained on (output tokens are upper bounds)."""
+    measured = served.after_demo
+    assert (measured["job_creates"], measured["uploads"], measured["jobs"]) == (4, 2, 4)
+    config = cfglib.validate_config(yaml.safe_load((api_demo / "config/demo-api.yaml").read_text()))
+    result = estimate_cost(config, demo_inputs(api_demo))
+    assert result["complete"] and {t["rule"] for t in result["totals"]} == set(API_RULES)
+    total = result["total"]
+    trainings = sum(t["jobs"] for t in result["totals"] if t["rule"] == "train_lora")
+    print(f"measured {measured}; estimated {total}")
+    assert total["requests"] - trainings == measured["chat_requests_received"] == measured["chat_requests_answered"]
+    assert abs(total["input_tokens"] - measured["prompt_tokens"]) <= 0.05 * measured["prompt_tokens"]
+    assert abs(total["training_tokens"] - measured["trained_tokens"]) <= 0.05 * measured["trained_tokens"]
+    assert measured["completion_tokens"] <= total["output_tokens"]
 
 
 def test_the_key_is_never_written(served, api_demo):

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..api_cache import DEFAULT_PROVIDER, ApiCache, InFlight, legacy_request_key, request_key
@@ -70,17 +70,32 @@ class ApiSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None, granted_requests: int | None = None) -> ApiSettings:
-        """The settings of the config's `openai` block. `granted_requests`: the requests in flight the
-        workflow granted this job (its `api_requests` resource, bounded by the profile's total), which caps
-        `max_concurrency`."""
-        block = block or {}
-        settings = cls(**{name: block[name] for name in cls.__dataclass_fields__ if name in block})
-        if granted_requests is not None and 0 < granted_requests < settings.max_concurrency:
-            settings = replace(settings, max_concurrency=int(granted_requests))
-        return settings
+        """The settings of the config's `openai` block (`granted_requests`: see `granted_api_config`)."""
+        block = granted_api_config(block, granted_requests)
+        return cls(**{name: block[name] for name in cls.__dataclass_fields__ if name in block})
 
     def resolved_base_url(self) -> str:
         return (self.base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def api_requests_wanted(block: dict[str, Any] | None, *, calls_api: bool, fine_tuning: bool = False) -> int:
+    """A job's `api_requests` resource: the requests it keeps in flight (openai.max_concurrency; 1 for a
+    fine-tuning job, which polls), 0 for a job that calls no API. Snakemake runs jobs only while the sum
+    stays within the total the profile sets, and grants a job at most that total."""
+    if not calls_api:
+        return 0
+    return 1 if fine_tuning else int((block or {}).get("max_concurrency", ApiSettings.max_concurrency))
+
+
+def granted_api_config(block: dict[str, Any] | None, granted_requests: int | None) -> dict[str, Any]:
+    """The config's `openai` block for a job granted `granted_requests` requests in flight (its
+    `api_requests` resource as Snakemake granted it): max_concurrency capped by the grant."""
+    block = dict(block or {})
+    if granted_requests:
+        block["max_concurrency"] = min(
+            int(block.get("max_concurrency", ApiSettings.max_concurrency)), int(granted_requests)
+        )
+    return block
 
 
 def read_api_key(who: str) -> str:
@@ -236,7 +251,7 @@ class OpenAIChatModel:
         self.base_url = self.settings.resolved_base_url()
         self.cache = ApiCache(self.settings.cache_dir)
         # Made at once: a missing key fails the job before any work, naming the model.
-        self.client = make_client(self.settings, f"model {self.name} ({model_id})") if connect else None
+        self.client: Any = make_client(self.settings, f"model {self.name} ({model_id})") if connect else None
         self._in_flight = InFlight()
         self._count_lock = threading.Lock()
         self.requests_sent = 0
