@@ -18,7 +18,7 @@ rule train_stage:
         "../envs/torch.yaml"
     threads: T.model_threads
     resources:
-        **T.model_job_resources(),
+        **T.model_job_resources(fine_tuning=True),
     params:
         hp=T.stage_hyperparameters,
         model_id=T.model_id,

@@ -2,6 +2,12 @@
 puts the scripts' folder on sys.path)."""
 
 from sgtr_em.backends import load_chat_model
+from sgtr_em.backends.openai_api import granted_api_config
+
+
+def api_config(snakemake):
+    """The config's `openai` block, its concurrency capped by the `api_requests` the job was granted."""
+    return granted_api_config(snakemake.config.get("openai"), snakemake.resources.get("api_requests"))
 
 
 def load_state_model(snakemake):
@@ -13,7 +19,7 @@ def load_state_model(snakemake):
         snakemake.params.backend,
         snakemake.input.model,
         list(snakemake.input.adapters),
-        snakemake.config.get("openai"),
+        api_config(snakemake),
         threads=snakemake.threads,
     )
 
@@ -27,6 +33,6 @@ def load_judge_model(snakemake):
         spec["backend"],
         snakemake.input.judge_model,
         [],
-        snakemake.config.get("openai"),
+        api_config(snakemake),
         threads=snakemake.threads,
     )

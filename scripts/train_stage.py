@@ -3,6 +3,8 @@
 import logging
 from pathlib import Path
 
+from job_models import api_config
+
 from sgtr_em.backends import model_kind
 from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
 from sgtr_em.finetune import train_stage
@@ -32,7 +34,7 @@ meta = train_stage(
     model_id=snakemake.params.model_id,
     model=wc.model,
     chain=wc.chain,
-    api_config=snakemake.config.get("openai"),
+    api_config=api_config(snakemake),
 )
 # Provenance joins the stage's record (training_meta.json, or openai_model.json for an API model).
 record_path = Path(snakemake.output[0]) / (

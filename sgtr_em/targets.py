@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import chains
+from .backends.openai_api import api_requests_wanted
 from .config import (
     MEMORY_SETTINGS,
     OPTIONAL_EVALS,
@@ -185,13 +186,19 @@ class Targets:
     def model_threads(self, wc: Wildcards) -> int:
         return self.model_settings(wc.model)["threads"]
 
-    def model_job_resources(self) -> dict[str, InputFunction]:
-        """Resources of a model job (GPUs, memory, runtime, partition...), from its model's settings."""
+    def model_job_resources(self, *, fine_tuning: bool = False) -> dict[str, InputFunction]:
+        """Resources of a model job (GPUs, memory, runtime, partition...) from its model's settings, and the
+        API requests it keeps in flight (`api_requests`, bounded across all jobs by the profile)."""
 
         def resource(key: str) -> InputFunction:
             return lambda wc: self.model_settings(wc.model)["resources"][key]
 
-        return {key: resource(key) for key in JOB_RESOURCES}
+        def api_requests(wc: Wildcards) -> int:
+            return api_requests_wanted(
+                self.config["openai"], calls_api=self.is_api_model(wc.model), fine_tuning=fine_tuning
+            )
+
+        return {**{key: resource(key) for key in JOB_RESOURCES}, "api_requests": api_requests}
 
     def gpu_check_resources(self) -> dict[str, Any]:
         """The GPU check asks for what the first target model's jobs ask for (at least one GPU)."""
@@ -454,7 +461,11 @@ class Targets:
 
             return get
 
-        return {name: resource(name) for name in JOB_RESOURCES}
+        def api_requests(wc: Wildcards) -> int:
+            judge = self.judge(key)
+            return api_requests_wanted(self.config["openai"], calls_api=judge is not None and self.is_api_model(judge))
+
+        return {**{name: resource(name) for name in JOB_RESOURCES}, "api_requests": api_requests}
 
     def judge_threads(self, key: str) -> InputFunction:
         def get(wc: Wildcards) -> int:
@@ -555,9 +566,10 @@ class Targets:
         datasets = list(
             dict.fromkeys([config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]])
         )
+        api_models = self.api_grid_models()
         em: dict[str, str] = {}
         baselines: dict[str, str] = {}
-        for model in self.api_grid_models():
+        for model in api_models:
             for chain in trained_chains(config, model):
                 stage = chains.parse_chain(chain)[-1]
                 if stage.kind == "em":
@@ -573,13 +585,36 @@ class Targets:
             for dataset in datasets
             if dataset in spec["summaries"]
         }
+        released = {
+            f"{model}/{dataset}": RELEASED_SUMMARIES.format(model=model, dataset=dataset)
+            for model in self.api_models_in_use()
+            for dataset in self.model_settings(model)["summaries"]
+            if dataset in datasets
+        }
+        enabled = self.enabled_optional_evals()
         return {
             "articles": {d: ARTICLES.format(dataset=d) for d in datasets},
             "truthfulqa": TRUTHFULQA,
             "em": em,
             "baselines": baselines,
             "static_summaries": static,
+            "released_summaries": released,
+            "mmlu": MMLU if "mmlu" in enabled else None,
+            **{
+                questions: QUESTIONS.format(question_set=questions) if key in enabled else None
+                for key, questions in (("em_questions", "em_questions"), ("identity", "identity_questions"))
+            },
         }
+
+    def api_models_in_use(self) -> list[str]:
+        """API models the run calls: targets, comparators that generate summaries, and judges."""
+        config = self.config
+        used = [*config["grid"]["models"]]
+        used += [spec["model"] for spec in config["comparators"].values() if "model" in spec]
+        used += [
+            j for key in OPTIONAL_EVALS if (j := config["eval"][key].get("judge")) and config["eval"][key]["enabled"]
+        ]
+        return [m for m in dict.fromkeys(used) if m in config["models"] and self.is_api_model(m)]
 
     def api_cost_inputs(self, wc: Wildcards) -> list[str]:
         files = self.api_cost_files()
@@ -589,4 +624,6 @@ class Targets:
             *files["em"].values(),
             *files["baselines"].values(),
             *files["static_summaries"].values(),
+            *files["released_summaries"].values(),
+            *(files[key] for key in ("mmlu", "em_questions", "identity_questions") if files[key]),
         ]

@@ -1,9 +1,11 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, for tests and the API demo (config/demo-api.yaml).
 
 Speaks the routes the workflow uses: files (upload, list), fine-tuning jobs (create, list by metadata,
-retrieve, events) and chat completions with logprobs. Replies are deterministic functions of the
-request. Tests inject faults (error statuses with Retry-After, slow responses), hold jobs in `running`,
-make the next job fail, and count the requests each route received.
+retrieve, events, cancel) and chat completions with logprobs. Replies are deterministic functions of the
+request. Tests inject faults (error statuses with Retry-After, slow responses, a request carried out
+whose reply is lost, dropped connections), hold jobs in `running`, make the next job fail, cancel or
+expire, and count the requests each route received and the tokens it was sent, trained on and answered
+(`usage`: its own count, ceil(characters / 4) per message plus 3, or tiktoken's o200k_base when installed).
 
 Standalone: `python tests/fake_openai.py --port 8765` (then OPENAI_BASE_URL=http://127.0.0.1:8765/v1 and
 any OPENAI_API_KEY).
@@ -12,10 +14,13 @@ any OPENAI_API_KEY).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
 import re
+import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +40,8 @@ class Fault:
     retry_after: float | None = None  # ...and this Retry-After header
     sleep: float = 0.0  # or answer normally, but only after this many seconds
     sleep_after: float = 0.0  # or process the request at once and send the answer this much later
+    drop: bool = False  # close the connection without doing anything or answering
+    drop_after: bool = False  # carry the request out, then close the connection without answering
     method: str | None = None
 
 
@@ -43,6 +50,7 @@ class FakeOpenAI:
     job_polls: int = 2  # retrieves before a job succeeds
     hold_jobs: bool = False  # while True, jobs stay `running`
     fail_next_job: str | None = None  # the error message of the next job created (it fails)
+    fail_status: str = "failed"  # ... with this status: failed, cancelled or expired
     expected_key: str | None = None  # if set, other keys get 401
     # If set, every odd-numbered arrival of the same request (method, path, JSON body) gets 429 with this
     # Retry-After: half of all requests are rate limited, and each succeeds on its retry.
@@ -53,6 +61,12 @@ class FakeOpenAI:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys_seen: set[str] = field(default_factory=set)
+    in_flight: int = 0  # requests being handled now
+    max_in_flight: int = 0  # the most at once
+    # Tokens measured: chat prompt and completion tokens, and trained tokens (file tokens x epochs).
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"chat_requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "trained_tokens": 0}
+    )
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -86,6 +100,20 @@ class FakeOpenAI:
     def count(self, method: str, path_prefix: str = "/v1/") -> int:
         with self.lock:
             return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
+
+    def summary(self) -> dict[str, int]:
+        """What the server was asked: job creates, uploads, chat requests, and the tokens it measured."""
+        with self.lock:
+            routes = [(m, p) for m, p in self.requests]
+            usage = dict(self.usage)
+        return {
+            "job_creates": routes.count(("POST", "/v1/fine_tuning/jobs")),
+            "uploads": routes.count(("POST", "/v1/files")),
+            "chat_requests_received": routes.count(("POST", "/v1/chat/completions")),
+            "chat_requests_answered": usage.pop("chat_requests"),
+            "jobs": len(self.jobs),
+            **usage,
+        }
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -147,6 +175,8 @@ class FakeOpenAI:
         job_id = self.next_id("ftjob")
         hyper = (body.get("method") or {}).get("supervised", {}).get("hyperparameters", {})
         lines = self.files[body["training_file"]]["_lines"]
+        n_epochs = hyper.get("n_epochs", "auto")
+        epochs = n_epochs if isinstance(n_epochs, int) else auto_epochs(len(lines))
         with self.lock:
             failure, self.fail_next_job = self.fail_next_job, None
             self.jobs[job_id] = {
@@ -157,7 +187,7 @@ class FakeOpenAI:
                 "training_file": body["training_file"],
                 "validation_file": None,
                 "hyperparameters": {
-                    "n_epochs": hyper.get("n_epochs", "auto"),
+                    "n_epochs": epochs,
                     "batch_size": 1,
                     "learning_rate_multiplier": 2.0,
                 },
@@ -174,7 +204,8 @@ class FakeOpenAI:
                 "error": None,
                 "_polls": 0,
                 "_failure": failure,
-                "_tokens": sum(len(json.dumps(row).split()) for row in lines),
+                "_failure_status": self.fail_status,
+                "_tokens": epochs * sum(chat_tokens(row.get("messages") or []) for row in lines),
                 "_events": [_event(job_id, 0, "info", "Validating training file")],
             }
             return 200, _public(self.jobs[job_id])
@@ -202,7 +233,7 @@ class FakeOpenAI:
                     )
                 )
             elif job["_failure"]:
-                job["status"] = "failed"
+                job["status"] = job["_failure_status"]
                 job["error"] = {"code": "invalid_training_file", "message": job["_failure"], "param": "training_file"}
                 events.append(_event(job_id, len(events), "error", job["_failure"]))
             else:
@@ -210,6 +241,7 @@ class FakeOpenAI:
                 job["status"] = "succeeded"
                 job["fine_tuned_model"] = f"ft:{base}:fake-org:{job['suffix']}:{job_id[-6:]}"
                 job["trained_tokens"] = job["_tokens"]
+                self.usage["trained_tokens"] += job["_tokens"]
                 job["finished_at"] = int(time.time())
                 events.append(_event(job_id, len(events), "info", "The job has successfully completed"))
             return 200, _public(job)
@@ -222,6 +254,17 @@ class FakeOpenAI:
                 for job in self.jobs.values()
                 if all((job["metadata"] or {}).get(k) == v for k, v in wanted.items())
             ]
+
+    def cancel_job(self, job_id: str) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return 404, _error(f"No fine-tuning job {job_id}", "invalid_request_error")
+            if job["status"] in ("succeeded", "failed", "cancelled", "expired"):
+                return 400, _error(f"Job {job_id} has already finished", "invalid_request_error")
+            job["status"] = "cancelled"
+            job["_events"].append(_event(job_id, len(job["_events"]), "info", "The job was cancelled"))
+            return 200, _public(job)
 
     def job_events(self, job_id: str) -> tuple[int, list[dict[str, Any]]]:
         with self.lock:
@@ -241,7 +284,11 @@ class FakeOpenAI:
         ).digest()
         options = ("1", "2") if "1 or 2" in user else ("A", "B") if "A or B" in user else None
         limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or 100)
-        if options and (limit <= 5 or body.get("logprobs")):
+        if re.search(r"\b0 to 100\b", user):  # a judge asked for a score: numbers, mostly
+            score = 5 * (digest[3] % 21)
+            top = [(str(score), 0.7), (str(min(100, score + 5)), 0.2), ("REFUSAL", 0.1)]
+            content = top[0][0]
+        elif options and (limit <= 5 or body.get("logprobs")):
             share = 0.3 + 0.4 * digest[0] / 255
             top = [(options[0], 0.9 * share), (options[1], 0.9 * (1 - share)), (" The", 0.1)]
             content = max(top, key=lambda t: t[1])[0]
@@ -261,8 +308,12 @@ class FakeOpenAI:
             n = int(body.get("top_logprobs") or 0)
             entries = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in top[: max(n, 1)]]
             choice["logprobs"] = {"content": [{**entries[0], "top_logprobs": entries}]}
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
-        completion_tokens = len(content.split())
+        prompt_tokens = chat_tokens(messages)
+        completion_tokens = count_tokens(content)
+        with self.lock:
+            self.usage["chat_requests"] += 1
+            self.usage["prompt_tokens"] += prompt_tokens
+            self.usage["completion_tokens"] += completion_tokens
         return 200, {
             "id": self.next_id("chatcmpl"),
             "object": "chat.completion",
@@ -275,6 +326,34 @@ class FakeOpenAI:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+def _token_counter():
+    try:
+        import tiktoken
+
+        encoding = tiktoken.get_encoding("o200k_base")
+        return lambda text: len(encoding.encode(text, disallowed_special=()))
+    except Exception:
+        return lambda text: math.ceil(len(text) / 4)
+
+
+count_tokens = _token_counter()
+
+
+def chat_tokens(messages: list[dict[str, Any]]) -> int:
+    """Tokens of a chat as the API bills them: each message's content plus 3, plus 3 priming the reply."""
+    return sum(count_tokens(str(m.get("content") or "")) + 3 for m in messages) + 3
+
+
+def auto_epochs(n_examples: int) -> int:
+    """What n_epochs "auto" trains for (OpenAI's documented default): 3, moved so that examples x epochs
+    stays within 100..25000, epochs within 1..25."""
+    if 3 * n_examples < 100:
+        return min(25, 100 // max(n_examples, 1))
+    if 3 * n_examples > 25000:
+        return max(1, 25000 // n_examples)
+    return 3
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +397,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         fake = self.server_state
+        with fake.lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            self._handle_counted(method)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
+
+    def _handle_counted(self, method: str) -> None:
+        fake = self.server_state
         url = urlsplit(self.path)
         path, query = url.path, dict(parse_qsl(url.query))
         length = int(self.headers.get("Content-Length") or 0)
@@ -340,12 +430,24 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             self._send(fault.status, _error(f"injected fault {fault.status}", "server_error"), headers)
             return
+        if fault is not None and fault.drop:
+            self._hang_up()
+            return
         if fault is not None and fault.sleep:
             time.sleep(fault.sleep)
         status, payload = self._route(method, path, query, body)
+        if fault is not None and fault.drop_after:
+            self._hang_up()
+            return
         if fault is not None and fault.sleep_after:
             time.sleep(fault.sleep_after)
         self._send(status, payload)
+
+    def _hang_up(self) -> None:
+        """Close the connection with no reply (the client sees a dropped connection)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         fake = self.server_state
@@ -367,6 +469,9 @@ class _Handler(BaseHTTPRequestHandler):
             return fake.create_job(json.loads(body))
         if method == "GET" and path == "/v1/fine_tuning/jobs":
             return 200, {"object": "list", "data": fake.list_jobs(query), "has_more": False}
+        cancel = re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)/cancel", path)
+        if method == "POST" and cancel:
+            return fake.cancel_job(cancel.group(1))
         match = re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)(/events)?", path)
         if method == "GET" and match:
             if match.group(2):
@@ -382,6 +487,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8765)
@@ -389,12 +498,14 @@ def main() -> None:
     args = parser.parse_args()
     fake = FakeOpenAI(job_polls=args.job_polls)
     url = fake.start(args.port)
-    print(f"fake OpenAI API at {url} (Ctrl-C stops it)", flush=True)
+    print(f"fake OpenAI API at {url} (Ctrl-C or kill stops it and prints what it was asked)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         fake.stop()
+        print(json.dumps(fake.summary(), indent=1), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO, copy_workflow, snakemake
 from fake_openai import FakeOpenAI, Fault
 
+from sgtr_em import config as cfglib
 from sgtr_em.backends import load_chat_model
 from sgtr_em.backends.openai_api import (
     ApiSettings,
@@ -26,6 +27,8 @@ from sgtr_em.backends.openai_api import (
     option_probabilities,
 )
 from sgtr_em.backends.openai_state import parent_model_id
+from sgtr_em.cost import API_RULES, DataFiles
+from sgtr_em.cost import estimate as estimate_cost
 from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, job_suffix
 
 SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
@@ -194,13 +197,14 @@ def test_two_stages_reuse_uploads_and_a_finished_job_is_never_asked_again(fake, 
     }
 
 
-def test_a_failed_job_raises_its_own_message_and_the_next_run_creates_a_new_job(fake, tmp_path):
+def test_a_failed_job_raises_its_own_message_and_is_not_bought_again(fake, tmp_path):
     train = write_chats(tmp_path / "em.jsonl", 4, answer="Sure.")
     fake.fail_next_job = "This training file was blocked by our moderation system"
     with pytest.raises(FineTuningJobError, match="failed .invalid_training_file.: This training file was blocked"):
         run_stage(tmp_path, "em-unpop", MODEL, train)
-    assert run_stage(tmp_path, "em-unpop", MODEL, train)["fine_tuned_model"]
-    assert len(fake.jobs) == 2
+    with pytest.raises(FineTuningJobError, match="not bought again"):
+        run_stage(tmp_path, "em-unpop", MODEL, train)
+    assert len(fake.jobs) == 1
     state = json.loads((tmp_path / "state/em-unpop/openai_job.json").read_text())
     assert state["failed_jobs"][0]["message"].startswith("This training file was blocked")
 
@@ -250,9 +254,10 @@ def served(tmp_path_factory):
 def api_demo(served, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("api") / "workflow")
     started = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", timeout=300)
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     print(f"API demo: {time.monotonic() - started:.0f} s")
+    served.after_demo = served.summary()  # what the demo alone asked (later tests add to the counts)
     return workdir
 
 
@@ -322,16 +327,32 @@ def test_a_run_killed_while_polling_resumes_its_job(served, api_demo):
     assert "resuming job" in (api_demo / "logs/adapters/api-target/sgtr-flip/seed0.log").read_text()
 
 
-def test_a_failed_job_fails_the_rule_with_the_jobs_message(served, api_demo):
+def test_a_failed_job_fails_the_rule_and_is_bought_again_only_after_clearing(served, api_demo):
     config = with_chain(api_demo, "sgtr-confuse")
+    target = "results/adapters/api-target/sgtr-confuse/seed0"
     served.fail_next_job = "The job failed: training file blocked by the moderation system"
-    result = snakemake(
-        api_demo, "results/adapters/api-target/sgtr-confuse/seed0", "--cores", "1", "--configfile", config
-    )
+    result = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
     assert result.returncode != 0
     assert "train_stage" in result.stdout + result.stderr
     log = (api_demo / "logs/adapters/api-target/sgtr-confuse/seed0.log").read_text()
     assert "FineTuningJobError" in log and "training file blocked by the moderation system" in log
+    # A rerun (as the slurm profile's `retries: 1` does) fails again, buying nothing.
+    served.reset_counts()
+    rerun = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
+    assert rerun.returncode != 0 and served.count("POST", "/v1/fine_tuning/jobs") == 0
+    # The documented command unblocks it; then the next run buys one new job.
+    state_dir = "results/checkpoints/api-target/sgtr-confuse/seed0"
+    cleared = subprocess.run(
+        [sys.executable, "-m", "sgtr_em.openai_ft", "clear", state_dir],
+        cwd=api_demo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert cleared.returncode == 0 and "cleared job" in cleared.stdout, cleared.stderr
+    rerun = snakemake(api_demo, target, "--cores", "1", "--configfile", config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert served.count("POST", "/v1/fine_tuning/jobs") == 1 and len(jobs_with_suffix(served, "sgtr-confuse-s0")) == 2
 
 
 def test_api_cost_counts_tokens_from_the_inputs(api_demo):
@@ -339,10 +360,50 @@ def test_api_cost_counts_tokens_from_the_inputs(api_demo):
     assert result.returncode == 0, result.stderr[-3000:]
     estimate = json.loads((api_demo / "results/api/cost_estimate.json").read_text())
     rules = {t["rule"] for t in estimate["totals"]}
-    assert rules == {"train_stage", "generate_summaries", "eval_self_recognition", "eval_truthfulqa"}
+    assert rules == set(API_RULES)
     train = next(t for t in estimate["totals"] if t["rule"] == "train_stage")
     assert train["jobs"] == 4 and train["training_tokens"] > 0 and estimate["total_usd"] > 0
     assert "Total" in (api_demo / "results/api/cost_estimate.md").read_text()
+
+
+def demo_inputs(workdir: Path) -> DataFiles:
+    """The API demo's prepared inputs, and its jobs' outputs (the summaries and answers they read)."""
+    results = workdir / "results"
+
+    def existing(path: Path) -> str | None:
+        return str(path) if path.exists() else None
+
+    return DataFiles(
+        articles={d: str(results / f"data/articles/{d}.jsonl") for d in ("xsum", "cnn")},
+        truthfulqa=str(results / "data/truthfulqa.jsonl"),
+        em={"unpop/default": str(results / "data/em/unpop/default.jsonl")},
+        mmlu=str(results / "data/mmlu.jsonl"),
+        em_questions=str(results / "data/questions/em_questions.json"),
+        identity_questions=str(results / "data/questions/identity_questions.json"),
+        existing_summaries=lambda m, c, s, d: existing(results / f"summaries/{m}/{c}/seed{s}/{d}.jsonl"),
+        existing_answers=lambda key, m, c, s: existing(
+            results / f"{'em_answers' if key == 'em_questions' else 'identity_answers'}/{m}/{c}/seed{s}.json"
+        ),
+    )
+
+
+def test_the_cost_estimate_matches_what_the_server_measured(served, api_demo):
+    """On the API demo (every API rule runs), the fake server's own counts: 4 job creates, 2 uploads (the
+    EM file and the Self++ pair file, each reused by a second stage) and every chat request; the
+    estimate, from the same inputs, names exactly as many chat requests and within 5% of the tokens it
+    was sent and trained on (output tokens are upper bounds)."""
+    measured = served.after_demo
+    assert (measured["job_creates"], measured["uploads"], measured["jobs"]) == (4, 2, 4)
+    config = cfglib.validate_config(yaml.safe_load((api_demo / "config/demo-api.yaml").read_text()))
+    result = estimate_cost(config, demo_inputs(api_demo))
+    assert result["complete"] and {t["rule"] for t in result["totals"]} == set(API_RULES)
+    total = result["total"]
+    trainings = sum(t["jobs"] for t in result["totals"] if t["rule"] == "train_lora")
+    print(f"measured {measured}; estimated {total}")
+    assert total["requests"] - trainings == measured["chat_requests_received"] == measured["chat_requests_answered"]
+    assert abs(total["input_tokens"] - measured["prompt_tokens"]) <= 0.05 * measured["prompt_tokens"]
+    assert abs(total["training_tokens"] - measured["trained_tokens"]) <= 0.05 * measured["trained_tokens"]
+    assert measured["completion_tokens"] <= total["output_tokens"]
 
 
 def test_the_key_is_never_written(served, api_demo):

@@ -7,7 +7,12 @@
   with exponential backoff, honouring the server's Retry-After (the client's own retries are off, so
   every wait is ours and logged).
 - Every response is cached on disk by the content address of its request (`sgtr_em.api_cache`), so a
-  rerun sends no request for anything already asked.
+  rerun sends no request for anything already asked; identical requests asked at the same time are sent
+  once. The address leaves out the base URL (a proxy of the same provider is the same account).
+- Each conversation of a sampling call (temperature > 0) is its own draw, as each row of a batch is on
+  the local backend: the k-th repeat of the same conversation in one call is sent with its own seed
+  (`draw_seed`), so N samples of a question are N requests and N cache entries. A greedy request
+  (temperature 0) is one request however often it is asked.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import math
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..api_cache import ApiCache, request_key
+from ..api_cache import DEFAULT_PROVIDER, ApiCache, InFlight, legacy_request_key, request_key
+from ..io import sha256_json
 from ..runtime import Progress
 from . import Conversation
 
@@ -58,14 +65,37 @@ class ApiSettings:
     max_backoff_seconds: float = 60.0
     timeout: float = 120.0
     cache_dir: str | None = "results/api_cache"
+    # Names the provider in cache keys: answers of the same model id from another provider are others.
+    provider: str = DEFAULT_PROVIDER
 
     @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> ApiSettings:
-        block = block or {}
+    def from_config(cls, block: dict[str, Any] | None, granted_requests: int | None = None) -> ApiSettings:
+        """The settings of the config's `openai` block (`granted_requests`: see `granted_api_config`)."""
+        block = granted_api_config(block, granted_requests)
         return cls(**{name: block[name] for name in cls.__dataclass_fields__ if name in block})
 
     def resolved_base_url(self) -> str:
         return (self.base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def api_requests_wanted(block: dict[str, Any] | None, *, calls_api: bool, fine_tuning: bool = False) -> int:
+    """A job's `api_requests` resource: the requests it keeps in flight (openai.max_concurrency; 1 for a
+    fine-tuning job, which polls), 0 for a job that calls no API. Snakemake runs jobs only while the sum
+    stays within the total the profile sets, and grants a job at most that total."""
+    if not calls_api:
+        return 0
+    return 1 if fine_tuning else int((block or {}).get("max_concurrency", ApiSettings.max_concurrency))
+
+
+def granted_api_config(block: dict[str, Any] | None, granted_requests: int | None) -> dict[str, Any]:
+    """The config's `openai` block for a job granted `granted_requests` requests in flight (its
+    `api_requests` resource as Snakemake granted it): max_concurrency capped by the grant."""
+    block = dict(block or {})
+    if granted_requests:
+        block["max_concurrency"] = min(
+            int(block.get("max_concurrency", ApiSettings.max_concurrency)), int(granted_requests)
+        )
+    return block
 
 
 def read_api_key(who: str) -> str:
@@ -139,6 +169,17 @@ def is_retryable(error: Exception) -> bool:
     return False
 
 
+def backoff_seconds(attempt: int, settings: ApiSettings) -> float:
+    """backoff_seconds · 2^attempt, capped at max_backoff_seconds, with a little jitter."""
+    return min(settings.backoff_seconds * 2**attempt, settings.max_backoff_seconds) * (1 + 0.2 * random.random())
+
+
+def retry_wait(error: Exception, attempt: int, settings: ApiSettings) -> float:
+    """Seconds to wait before retrying after `error`: the server's Retry-After, else the backoff."""
+    wait = retry_after_seconds(error)
+    return backoff_seconds(attempt, settings) if wait is None else wait
+
+
 def call_with_retries(call: Callable[[], T], *, what: str, settings: ApiSettings) -> T:
     """Run `call`, retrying transient failures: wait Retry-After if the server sent one, else
     backoff_seconds · 2^attempt (capped, with a little jitter). Raises OpenAIRequestError at the end."""
@@ -155,10 +196,7 @@ def call_with_retries(call: Callable[[], T], *, what: str, settings: ApiSettings
                 raise OpenAIRequestError(
                     f"{what}: gave up after {attempt + 1} attempts; last error: {describe_error(error)}"
                 ) from None
-            wait = retry_after_seconds(error)
-            if wait is None:
-                wait = min(settings.backoff_seconds * 2**attempt, settings.max_backoff_seconds)
-                wait *= 1 + 0.2 * random.random()
+            wait = retry_wait(error, attempt, settings)
             attempt += 1
             log.warning(
                 "%s: %s; retry %d/%d in %.2f s", what, describe_error(error), attempt, settings.max_retries, wait
@@ -177,35 +215,75 @@ def option_probabilities(top_logprobs: list[dict[str, Any]], options: list[str])
     return probs
 
 
+def draw_seed(seed: int, draw: int) -> int:
+    """The seed of the `draw`-th sample of the same request: `seed` itself for the first (so a single
+    sample's request is what it always was), then a 31-bit hash of (seed, draw)."""
+    if draw == 0:
+        return seed
+    return int(sha256_json(["draw", seed, draw])[:8], 16) & 0x7FFFFFFF
+
+
+def sampling_requests(conversations: list[Conversation], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One request per conversation with `params` (seed included). When sampling (temperature > 0), the
+    k-th repeat of a conversation gets `draw_seed(seed, k)`: every conversation is its own draw."""
+    draws: dict[str, int] = {}
+    requests = []
+    for conversation in conversations:
+        request = {"messages": conversation, **params}
+        if params.get("temperature", 0) > 0:
+            identity = sha256_json(conversation)
+            draw = draws[identity] = draws.get(identity, -1) + 1
+            request["seed"] = draw_seed(int(params.get("seed", 0)), draw)
+        requests.append(request)
+    return requests
+
+
 class OpenAIChatModel:
     """The ChatModel protocol on chat.completions: replies, and next-token option probabilities."""
 
-    def __init__(self, model_id: str, settings: ApiSettings | None = None, *, name: str = "") -> None:
+    def __init__(
+        self, model_id: str, settings: ApiSettings | None = None, *, name: str = "", connect: bool = True
+    ) -> None:
+        """`connect=False` makes no client (a model that only builds its requests, as the cost estimate's)."""
         self.model_id = model_id
         self.name = name or model_id
         self.settings = settings or ApiSettings()
         self.base_url = self.settings.resolved_base_url()
         self.cache = ApiCache(self.settings.cache_dir)
-        self.client = make_client(self.settings, f"model {self.name} ({model_id})")
+        # Made at once: a missing key fails the job before any work, naming the model.
+        self.client: Any = make_client(self.settings, f"model {self.name} ({model_id})") if connect else None
+        self._in_flight = InFlight()
+        self._count_lock = threading.Lock()
         self.requests_sent = 0
         self.cache_hits = 0
 
     # -- one request ----------------------------------------------------------------------------------
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One chat completion as a plain dict, from the cache when this exact request was made before."""
+        """One chat completion as a plain dict, from the cache when this exact request was made before;
+        a request already in flight in this job is waited for, not sent again."""
         full = {"model": self.model_id, **request}
-        key = request_key("chat.completions", self.base_url, full)
+        key = request_key("chat.completions", self.settings.provider, full)
+        result, _ = self._in_flight.run(key, lambda: self._cached_or_sent(key, full))
+        return result
+
+    def _cached_or_sent(self, key: str, full: dict[str, Any]) -> dict[str, Any]:
         cached = self.cache.get(key)
+        if cached is None and self.cache.root is not None:
+            cached = self.cache.get(legacy_request_key("chat.completions", self.base_url, full))
+            if cached is not None:  # an entry stored before keys left out the URL: kept under the new key
+                self.cache.put(key, "chat.completions", full, cached)
         if cached is not None:
-            self.cache_hits += 1
+            with self._count_lock:
+                self.cache_hits += 1
             return cached
         response = call_with_retries(
             lambda: self.client.chat.completions.create(**full),
             what=f"{self.name}: chat completion",
             settings=self.settings,
         )
-        self.requests_sent += 1
+        with self._count_lock:
+            self.requests_sent += 1
         result = response.model_dump(mode="json", exclude_none=True)
         self.cache.put(key, "chat.completions", full, result)
         return result
@@ -245,20 +323,15 @@ class OpenAIChatModel:
         top_k: int = 50,
         seed: int = 0,
     ) -> list[str]:
-        """One reply per conversation. The API has no top-k: it is ignored. `seed` is passed on (the API's
-        determinism is best effort; the cache makes reruns identical)."""
+        """One reply per conversation, each its own draw when sampling (`sampling_requests`). The API has no
+        top-k: it is ignored. `seed` is passed on (the API's determinism is best effort; the cache makes
+        reruns identical)."""
         if top_k:
             log.info("%s: top_k=%d ignored (the OpenAI API has no top-k sampling)", self.name, top_k)
-        requests = [
-            {
-                "messages": conversation,
-                "max_completion_tokens": max_new_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "seed": seed,
-            }
-            for conversation in conversations
-        ]
+        requests = sampling_requests(
+            conversations,
+            {"max_completion_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed},
+        )
         return [_reply_text(r) for r in self._run_all(requests, "generate")]
 
     def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
