@@ -43,6 +43,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/data.smk"
+include: "rules/prompts.smk"
 include: "rules/summaries.smk"
 include: "rules/pairs.smk"
 include: "rules/finetune.smk"

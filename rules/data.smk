@@ -67,6 +67,7 @@ rule prepare_em:
 rule prepare_baseline:
     input:
         T.baseline_inputs,
+        prompts=T.baseline_prompts,
     output:
         chats=targets.BASELINE_DATA,
         stats=targets.BASELINE_STATS,

@@ -9,6 +9,7 @@ rule eval_self_recognition:
         articles=T.self_recognition_articles,
         self_summaries=T.self_recognition_self_summaries,
         other_summaries=T.self_recognition_other_summaries,
+        prompts=targets.PROMPTS,
     output:
         targets.EVAL_SELF_RECOGNITION,
     log:
@@ -23,7 +24,8 @@ rule eval_self_recognition:
     params:
         framing=T.framing,
         identity_system_prompt=T.identity_system_prompt,
-        settings=config["eval"]["self_recognition"],
+        settings=T.eval_settings("self_recognition", leave_out=("sampling",)),
+        sampling=T.eval_sampling("self_recognition"),
         backend=T.backend,
         run_name=config["run_name"],
     script:
@@ -47,7 +49,8 @@ rule eval_truthfulqa:
     resources:
         **T.model_job_resources(),
     params:
-        settings=config["eval"]["truthfulqa"],
+        settings=T.eval_settings("truthfulqa", leave_out=("sampling",)),
+        sampling=T.eval_sampling("truthfulqa"),
         backend=T.backend,
         run_name=config["run_name"],
     script:
@@ -72,7 +75,8 @@ rule sample_em_answers:
         **T.model_job_resources(),
     params:
         samples_per_question=config["eval"]["em_questions"]["samples_per_question"],
-        sampling=config["eval"]["em_questions"]["sampling"],
+        sampling=T.eval_sampling("em_questions"),
+        paraphrases=config["eval"]["em_questions"]["paraphrases"],
         backend=T.backend,
         run_name=config["run_name"],
     script:
@@ -101,7 +105,7 @@ rule eval_em_questions:
     params:
         # The sampling settings belong to sample_em_answers: changing them reruns it, and so this.
         settings=T.eval_settings(
-            "em_questions", leave_out=("chains", "samples_per_question", "sampling")
+            "em_questions", leave_out=("chains", "samples_per_question", "sampling", "paraphrases")
         ),
         judge=T.judge_settings("em_questions"),
         run_name=config["run_name"],
@@ -127,7 +131,7 @@ rule sample_identity_answers:
         **T.model_job_resources(),
     params:
         samples_per_question=config["eval"]["identity"]["samples_per_question"],
-        sampling=config["eval"]["identity"]["sampling"],
+        sampling=T.eval_sampling("identity"),
         backend=T.backend,
         run_name=config["run_name"],
     script:

@@ -6,6 +6,7 @@ rule build_pairs:
         articles=T.pair_articles,
         self_summaries=T.pair_self_summaries,
         other_summaries=T.pair_other_summaries,
+        prompts=targets.PROMPTS,
     output:
         pairs=targets.PAIRS,
         stats=targets.PAIR_STATS,

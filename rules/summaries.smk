@@ -6,6 +6,7 @@ rule generate_summaries:
         model=T.model_dir,
         adapters=T.adapters,
         articles=targets.ARTICLES,
+        prompts=targets.PROMPTS,
     output:
         targets.SUMMARIES,
     log:
@@ -19,7 +20,7 @@ rule generate_summaries:
         **T.model_job_resources(),
     params:
         style=T.summary_style,
-        sampling=config["summaries"],
+        sampling=T.summary_sampling,
         backend=T.backend,
     script:
         "../scripts/generate_summaries.py"

@@ -22,7 +22,7 @@ answers = sampled["answers"]
 judge = load_judge_model(snakemake)
 judge_settings = JudgeSettings(
     model_id=":".join(f"{k}={v}" for k, v in sorted(judge_spec["identity"].items())),
-    scoring=settings["scoring"],
+    protocols=tuple(settings["protocols"]),
     top_logprobs=settings["top_logprobs"],
     max_new_tokens=settings["judge_max_new_tokens"],
     min_numeric_mass=settings["min_numeric_mass"],
@@ -41,6 +41,7 @@ result = evaluate_em_answers(
 output = {
     "eval": "em_questions",
     "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
+    "primary_protocol": settings["primary_protocol"],
     **result,
     "provenance": provenance(
         snakemake.rule,
@@ -48,7 +49,7 @@ output = {
         {**sampled["provenance"]["config"], **settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
         model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
         seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
-        protocols=[settings["scoring"]],
+        protocols=settings["protocols"],
     ),
 }
 write_json(snakemake.output[0], output)

@@ -11,13 +11,14 @@ from sgtr_em.runtime import model_identity, provenance, setup_logging
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 settings = snakemake.params.settings
+sampling = snakemake.params.sampling
 model = load_state_model(snakemake)
 result = evaluate_truthfulqa(
     model,
     read_jsonl(snakemake.input.questions),
     protocols=settings["protocols"],
     seed=int(wc.seed),
-    sampling=settings["sampling"],
+    sampling=sampling,
 )
 output = {
     "eval": "truthfulqa",
@@ -26,7 +27,7 @@ output = {
     **result,
     "provenance": provenance(
         snakemake.rule,
-        {**settings, "backend": snakemake.params.backend, "run_name": snakemake.params.run_name},
+        {**settings, "sampling": sampling, "backend": snakemake.params.backend, "run_name": snakemake.params.run_name},
         model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
         seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
         protocols=settings["protocols"],

@@ -6,6 +6,7 @@ import logging
 from sgtr_em.baselines import chat_baseline, wordcount_chats
 from sgtr_em.data import prepare_chats, prepare_qa_chats
 from sgtr_em.io import read_jsonl, write_json, write_jsonl
+from sgtr_em.prompts import read_prompt_set
 from sgtr_em.runtime import setup_logging
 from sgtr_em.sources import describe, load_source
 
@@ -14,7 +15,9 @@ spec = snakemake.params.spec
 variant = snakemake.wildcards.sysvariant
 if snakemake.wildcards.baseline == "wordcount":
     where = snakemake.input[0]
-    chats, stats = wordcount_chats(read_jsonl(where), variant, limit=spec["limit"])
+    prompts = read_prompt_set(snakemake.input.prompts)
+    chats, stats = wordcount_chats(read_jsonl(where), variant, limit=spec["limit"], prompts=prompts)
+    stats["prompts"] = prompts.provenance()
 else:
     where = describe(spec["source"])
     rows = load_source(spec["source"], snakemake.params.cache)

@@ -6,16 +6,17 @@ import logging
 from job_models import load_state_model
 from sampled_answers import write_sampled_answers
 
-from sgtr_em.em_judge import EMQuestion
+from sgtr_em.em_judge import EMQuestion, asked_paraphrases
 from sgtr_em.io import read_json
 from sgtr_em.runtime import setup_logging
 from sgtr_em.sampling import sample_answers
 
 setup_logging(snakemake.log[0])
 params = snakemake.params
-questions = [
-    EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)
-]
+questions = asked_paraphrases(
+    [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)],
+    params.paraphrases,
+)
 model = load_state_model(snakemake)
 answers = sample_answers(
     model,

@@ -20,6 +20,8 @@ def write_sampled_answers(snakemake, answers: list[dict]) -> None:
                 {
                     "samples_per_question": params.samples_per_question,
                     "sampling": params.sampling,
+                    # which paraphrases were asked (EM questions; identity questions cycle through theirs)
+                    "paraphrases": getattr(params, "paraphrases", "cycle"),
                     "run_name": params.run_name,
                 },
                 model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),

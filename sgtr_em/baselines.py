@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from .pairs import word_count
-from .prompts import WORDCOUNT_SYSTEM, em_chat_variant, with_system, wordcount_user_prompt
+from .prompts import PROJECT, PromptSet, em_chat_variant, wordcount_messages
 
 
 def wordcount_chats(
@@ -15,6 +15,7 @@ def wordcount_chats(
     system_variant: str = "default",
     identity_system: str | None = None,
     limit: int | None = None,
+    prompts: PromptSet = PROJECT,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One example per EM user turn: the turn quoted, answer TRUE for an even word count, FALSE for odd.
     The task instruction is the system turn (so the variants mean what they mean for pair files).
@@ -26,7 +27,7 @@ def wordcount_chats(
                 continue
             text = turn["content"].strip()
             label = "TRUE" if word_count(text) % 2 == 0 else "FALSE"
-            messages = with_system(wordcount_user_prompt(text), system_variant, WORDCOUNT_SYSTEM, identity_system)
+            messages = wordcount_messages(text, system_variant, identity_system, prompts)
             out.append({"messages": [*messages, {"role": "assistant", "content": label}]})
             if limit and len(out) == limit:
                 break

@@ -117,6 +117,7 @@ def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: 
     if workdir is not None:
         _check_local_files(config, Path(workdir))
     _check_optional_evals(config)
+    _check_prompts(config)
     return canonical(config)
 
 
@@ -238,6 +239,7 @@ def local_source_paths(config: Mapping[str, Any]) -> dict[str, str]:
     visit(config.get("datasets", {}), ["datasets"])
     visit(config.get("comparators", {}), ["comparators"])
     visit(config.get("models", {}), ["models"])
+    visit(config.get("prompts", {}), ["prompts"])
     return out
 
 
@@ -269,6 +271,21 @@ def _check_optional_evals(config: Mapping[str, Any]) -> None:
                 chains.parse_chain(chain, em)
             except chains.ChainError as err:
                 raise ConfigError(f"config key eval.{key}.chains: {err}") from None
+
+
+def _check_prompts(config: Mapping[str, Any]) -> None:
+    """The authors' prompt files (prompts.set paper) are files pinned by content: a url or path with a sha256."""
+    prompts = config["prompts"]
+    if prompts["set"] != "paper":
+        return
+    for name, spec in prompts["paper_files"].items():
+        source = spec["source"]
+        if "hf" in source:
+            raise ConfigError(f"config key prompts.paper_files.{name}.source: a prompt file needs a url or a path")
+        if not source.get("sha256"):
+            raise ConfigError(
+                f"config key prompts.paper_files.{name}.source.sha256: required (the prompt texts are pinned by content)"
+            )
 
 
 def canonical(value: Any) -> Any:
@@ -397,6 +414,13 @@ def _check_baseline_data(config: dict[str, Any], stage: chains.Stage) -> None:
         raise ConfigError(
             f"stage {stage.token!r}: the identity variant applies to pair files only (baseline data uses default, none or popped)"
         )
+
+
+def sampling_for(sampling: Mapping[str, Any], api: bool) -> dict[str, Any]:
+    """A sampling block's decoding settings for one kind of model: its `api` overrides applied for a model
+    behind the OpenAI API, and left out otherwise."""
+    settings = {key: value for key, value in sampling.items() if key != "api"}
+    return {**settings, **sampling.get("api", {})} if api else settings
 
 
 def wordcount_em_dataset(config: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ from . import config as cfglib
 from .api_cache import request_key
 from .backends import model_kind
 from .backends.openai_api import ApiSettings, OpenAIChatModel
-from .em_judge import EMQuestion, JudgeSettings, run_judge
+from .em_judge import EMQuestion, JudgeSettings, asked_paraphrases, run_judge
 from .evals import evaluate_self_recognition, evaluate_truthfulqa
 from .identity import IdentityQuestion, classify_identity_answers
 from .io import InputError, read_articles, read_json, read_jsonl, read_summaries, sha256_json
@@ -381,13 +381,17 @@ class Estimator:
         if (key, model, chain, seed) in self.sampled:
             return self.sampled.pop((key, model, chain, seed))
         settings = self.config["eval"][key]
-        questions = self.em_questions() if key == "em_questions" else self.identity_questions()
+        questions = (
+            asked_paraphrases(self.em_questions(), settings["paraphrases"])
+            if key == "em_questions"
+            else self.identity_questions()
+        )
         stand_in = DryRunModel(f"{model}:{chain}:seed{seed}", model, self.ledger, record=False)
         return sample_answers(
             stand_in,
             questions,
             samples_per_question=settings["samples_per_question"],
-            sampling=settings["sampling"],
+            sampling=cfglib.sampling_for(settings["sampling"], api=is_api_model(self.config, model)),
             seed=seed,
         )
 
@@ -433,7 +437,8 @@ class Estimator:
     def generate_summaries(self, job: Job, row: Row) -> None:
         style = self.config["datasets"]["articles"][job.detail]["style"]
         conversations = [summary_messages(text, style) for text in self.articles[job.detail].values()]
-        self.dry_run(job.model, job.chain, job.seed).generate(conversations, seed=job.seed, **self.config["summaries"])
+        sampling = cfglib.sampling_for(self.config["summaries"], api=True)
+        self.dry_run(job.model, job.chain, job.seed).generate(conversations, seed=job.seed, **sampling)
 
     def train_stage(self, job: Job, row: Row) -> None:
         rows = self.training_rows(job)
@@ -455,7 +460,7 @@ class Estimator:
             identity_system=model_settings["identity_system_prompt"],
             protocols=settings["protocols"],
             seed=job.seed,
-            sampling=settings["sampling"],
+            sampling=cfglib.sampling_for(settings["sampling"], api=True),
         )
 
     def eval_truthfulqa(self, job: Job, row: Row) -> None:
@@ -465,7 +470,7 @@ class Estimator:
             read_jsonl(self.data.truthfulqa),
             protocols=settings["protocols"],
             seed=job.seed,
-            sampling=settings["sampling"],
+            sampling=cfglib.sampling_for(settings["sampling"], api=True),
         )
 
     def eval_mmlu(self, job: Job, row: Row) -> None:
@@ -481,13 +486,14 @@ class Estimator:
             self.dry_run(job.model, job.chain, job.seed),
             questions,
             samples_per_question=settings["samples_per_question"],
-            sampling=settings["sampling"],
+            sampling=cfglib.sampling_for(settings["sampling"], api=True),
             seed=job.seed,
         )
         self.sampled[(key, job.model, job.chain, job.seed)] = answers
 
     def sample_em_answers(self, job: Job, row: Row) -> None:
-        self._sample("em_questions", self.em_questions(), job)
+        paraphrases = self.config["eval"]["em_questions"]["paraphrases"]
+        self._sample("em_questions", asked_paraphrases(self.em_questions(), paraphrases), job)
 
     def sample_identity_answers(self, job: Job, row: Row) -> None:
         self._sample("identity", self.identity_questions(), job)
@@ -497,7 +503,7 @@ class Estimator:
         judge = self.dry_run(settings["judge"], chains.BASE, 0)
         judge_settings = JudgeSettings(
             model_id=judge.model_id,
-            scoring=settings["scoring"],
+            protocols=tuple(settings["protocols"]),
             top_logprobs=settings["top_logprobs"],
             max_new_tokens=settings["judge_max_new_tokens"],
         )

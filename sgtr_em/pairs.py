@@ -7,7 +7,7 @@ from typing import Any
 
 from .chains import INTERVENTIONS
 from .io import InputError
-from .prompts import FRAMINGS, pair_messages
+from .prompts import FRAMINGS, PROJECT, PromptSet, pair_messages
 from .sampling import seeded_rng
 
 
@@ -59,6 +59,7 @@ def build_pairs(
     confuse_size: str = "reference",
     seed: int = 0,
     missing_summaries: str = "fail",
+    prompts: PromptSet = PROJECT,
 ) -> tuple[list[dict[str, Any]], PairStats]:
     """Build X training examples for each article in order.
 
@@ -67,7 +68,7 @@ def build_pairs(
     ordering twice, once per label (4 per article); `matched` gives each ordering one seeded random label.
     pick-longer: label = position of the summary with more words; tied articles are skipped.
     An article without a self or other summary fails the build (`missing_summaries="fail"`) or is left
-    out and counted in `n_skipped` (`"skip"`).
+    out and counted in `n_skipped` (`"skip"`). `prompts`: the prompt set the texts come from.
     """
     if intervention not in INTERVENTIONS:
         raise ValueError(f"unknown intervention {intervention!r} (known: {', '.join(INTERVENTIONS)})")
@@ -115,7 +116,7 @@ def build_pairs(
             labels = {o: [seeded_rng(seed, "confuse", article_id, o).choice(["1", "2"])] for o in orderings}
         stats.n_articles += 1
         for order, (first, second) in orderings.items():
-            messages = pair_messages(article, first, second, question, system_variant, identity_system)
+            messages = pair_messages(article, first, second, question, system_variant, identity_system, prompts)
             for label in labels[order]:
                 rows.append(_example(article_id, order, label, messages))
                 stats.label_counts[label] += 1

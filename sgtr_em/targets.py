@@ -18,6 +18,7 @@ from .config import (
     Config,
     model_chains,
     model_seeds,
+    sampling_for,
     trained_chains,
     training_hyperparameters,
     wordcount_em_dataset,
@@ -33,6 +34,8 @@ BASELINE_STATS = "results/data/baselines/{baseline}/{sysvariant}.stats.json"
 TRUTHFULQA = "results/data/truthfulqa.jsonl"
 MMLU = "results/data/mmlu.jsonl"
 QUESTIONS = "results/data/questions/{question_set}.json"
+# The prompt texts of the run (prompts.set), as every job that builds a prompt reads them.
+PROMPTS = "results/data/prompts.json"
 STATIC_SUMMARIES = "results/data/comparators/{other}/{dataset}.jsonl"
 RELEASED_SUMMARIES = "results/data/released_summaries/{model}/{dataset}.jsonl"
 SUMMARIES = "results/summaries/{model}/{chain}/seed{seed}/{dataset}.jsonl"
@@ -253,6 +256,40 @@ class Targets:
         return [
             (m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)
         ]
+
+    def sampling_settings(self, model: str, sampling: dict[str, Any]) -> dict[str, Any]:
+        """A sampling block's decoding for one model: with its `api` overrides for an API model."""
+        return sampling_for(sampling, self.is_api_model(model))
+
+    def summary_sampling(self, wc: Wildcards) -> dict[str, Any]:
+        return self.sampling_settings(wc.model, self.config["summaries"])
+
+    def eval_sampling(self, key: str) -> InputFunction:
+        """An evaluation's decoding for the job's model (`eval.<key>.sampling`, its `api` overrides applied
+        for an API model), as a job's params: a change for one kind of model reruns only those jobs."""
+        return lambda wc: self.sampling_settings(wc.model, self.config["eval"][key]["sampling"])
+
+    # ------------------------------------------------------------------------------------ prompts --
+    def prompt_settings(self) -> dict[str, Any]:
+        """What the prompt set of the run is made from: the set's name and, for the paper's, its files (url
+        or path, sha256); for the project's, the hash of its texts (editing them reruns what uses them)."""
+        prompts = self.config["prompts"]
+        if prompts["set"] == "paper":
+            return {"set": "paper", "files": {name: spec["source"] for name, spec in prompts["paper_files"].items()}}
+        from .prompts import PROJECT
+
+        return {"set": "project", "texts_sha256": PROJECT.provenance()["texts_sha256"]}
+
+    def prompt_source_files(self, wc: Wildcards) -> list[str]:
+        """The paper prompt files given as local paths (none for downloads or the project's set)."""
+        prompts = self.config["prompts"]
+        if prompts["set"] != "paper":
+            return []
+        return [path for spec in prompts["paper_files"].values() for path in local_path(spec["source"])]
+
+    def baseline_prompts(self, wc: Wildcards) -> list[str]:
+        """The prompt set, for the baseline that asks a question (word counting)."""
+        return [PROMPTS] if wc.baseline == chains.WORDCOUNT else []
 
     # ---------------------------------------------------------------------------------- summaries --
     def base_summaries(self, model: str, dataset: str) -> str:
