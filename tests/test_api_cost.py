@@ -23,10 +23,7 @@ def load(name: str, **overrides) -> dict:
     config = yaml.safe_load((REPO / "config" / name).read_text())
     for key, value in overrides.items():
         config[key] = value
-    config = cfglib.validate_config(config)
-    cfglib.apply_subset(config)
-    cfglib.canonicalise_in_place(config)
-    return config
+    return cfglib.load(config, workdir=REPO)
 
 
 @pytest.fixture
@@ -118,7 +115,7 @@ def test_an_unpriced_model_is_an_error_naming_it(inputs):
         estimate(config, inputs)
     config = demo_api(chains=["base", "sgtr"])
     del config["openai"]["prices"]["gpt-4.1-2025-04-14"]["training"]
-    with pytest.raises(InputError, match=r"gpt-4\.1-2025-04-14\.training \(for train_lora\)"):
+    with pytest.raises(InputError, match=r"gpt-4\.1-2025-04-14\.training \(for train_stage\)"):
         estimate(config, inputs)
 
 

@@ -26,7 +26,7 @@ from sgtr_em.backends.openai_api import (
     draw_seed,
     granted_api_config,
 )
-from sgtr_em.em_judge import EMQuestion, sample_answers
+from sgtr_em.em_judge import EMQuestion
 from sgtr_em.io import read_json, sha256_json, write_json
 from sgtr_em.openai_ft import (
     METADATA_KEY,
@@ -37,6 +37,7 @@ from sgtr_em.openai_ft import (
     fine_tune,
     main,
 )
+from sgtr_em.sampling import sample_answers
 
 KEY = "sk-sentinel-faults-Hn4Rw8Jz2Qm6"
 MODEL = "gpt-4.1-2025-04-14"
