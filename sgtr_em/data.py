@@ -52,12 +52,13 @@ def prepare_summaries(
     rows: list[dict[str, Any]], id_field: str, text_field: str, article_ids: list[str], where: str
 ) -> list[dict[str, str]]:
     """Static comparator summaries, restricted to (and ordered by) the article set: stray keys are dropped.
-    List values (e.g. CNN highlights) are joined with newlines."""
+    List values (e.g. CNN highlights) are joined with newlines. Texts are kept verbatim (whitespace
+    included): a pair prompt holds a released summary exactly as the authors' prompt did."""
     by_id: dict[str, str] = {}
     for index, row in enumerate(rows, start=1):
         value = _field(row, text_field, f"{where} row {index}")
         text = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
-        by_id[str(_field(row, id_field, f"{where} row {index}"))] = text.strip()
+        by_id[str(_field(row, id_field, f"{where} row {index}"))] = text
     return [{"id": aid, "summary": by_id[aid]} for aid in article_ids if aid in by_id]
 
 
