@@ -63,7 +63,7 @@ def string_constants(source: str, where: str) -> dict[str, str]:
         for target in targets:
             if isinstance(target, ast.Name):
                 if target.id in found and found[target.id] != value.value:
-                    raise InputError(f"{where}:{node.lineno}: {target.id} is assigned two different strings")
+                    raise InputError(f"{where}:{target.lineno}: {target.id} is assigned two different strings")
                 found[target.id] = value.value
     return found
 

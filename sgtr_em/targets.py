@@ -169,11 +169,11 @@ class Targets:
         return self.model_settings(wc.model)["framing"]
 
     def backend_settings(self, model: str) -> dict[str, Any]:
-        """What a job needs to load and query a model: dtype, batch size, chat-template options; for an API
-        model also its source (the model id). API connection settings (URL, retries, concurrency) are read
-        from the config by the job, so changing them reruns nothing."""
+        """What a job needs to load and query a model: dtype, batch size, chat-template options and thinking
+        blocks; for an API model also its source (the model id). API connection settings (URL, retries,
+        concurrency) are read from the config by the job, so changing them reruns nothing."""
         settings = self.model_settings(model)
-        out = {k: settings[k] for k in ("batch_size", "chat_template_kwargs", "dtype")}
+        out = {k: settings[k] for k in ("batch_size", "chat_template_kwargs", "dtype", "thinking")}
         if self.is_api_model(model):
             out["source"] = settings["source"]
         return out

@@ -1,4 +1,5 @@
-"""LoRA finetuning of a model state with TRL's SFTTrainer (assistant-only loss)."""
+"""LoRA finetuning of a model state with TRL's SFTTrainer, the loss on the assistant's answer only: through the
+chat template's generation markers where it has them, else by locating the answer in the rendered text."""
 
 from __future__ import annotations
 
@@ -192,9 +193,12 @@ def sft_config(
     threads: int,
     checkpoint_steps: int = 0,
     checkpointing: bool = False,
+    generation_markers: bool = True,
 ):
     """`checkpointing`: the resolved activation checkpointing of a GPU run (see build_trainer); on CPU it
-    is never used, since memory is not the limit there."""
+    is never used, since memory is not the limit there. `generation_markers`: the loss mask comes from the
+    template's markers (TRL's assistant-only loss), else from the dataset's completion masks
+    (`answer_masked_rows`)."""
     from trl import SFTConfig
 
     device, dtype = pick_device_dtype()
@@ -212,7 +216,8 @@ def sft_config(
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
         max_length=hp["max_length"],
         packing=False,
-        assistant_only_loss=True,
+        assistant_only_loss=generation_markers,
+        completion_only_loss=not generation_markers,
         # transformers 5.23 renamed gradient checkpointing.
         activation_checkpointing=checkpointing and on_gpu,
         bf16=on_gpu and dtype == torch.bfloat16,
@@ -245,6 +250,53 @@ def lora_config(hp: dict[str, Any]):
         task_type="CAUSAL_LM",
         bias="none",
     )
+
+
+# Stands in for the assistant's answer when locating it in a rendered conversation (letters only: survives `trim`).
+ANSWER_SENTINEL = "SgtrEmAnswerSentinel"
+
+
+def has_generation_markers(chat_template: Any) -> bool:
+    """Whether a chat template marks the assistant's tokens with `{% generation %}` (TRL's assistant-only loss
+    reads them; Qwen2.5's and Seed-OSS's templates have none)."""
+    from trl.chat_template_utils import has_generation_markers as markers
+
+    return bool(chat_template) and markers(chat_template)
+
+
+def answer_start(tokenizer: Any, messages: list[dict[str, str]], template_kwargs: dict[str, Any]) -> tuple[str, int]:
+    """The rendered training text of a chat and the character offset where its final assistant turn's content
+    starts. Found by rendering the chat again with that content replaced by a sentinel: what comes before the
+    sentinel is the prompt, what follows is the template's end of turn, and the text between is the answer."""
+    if not messages or messages[-1]["role"] != "assistant":
+        raise ValueError("a training chat must end with an assistant turn")
+    full = tokenizer.apply_chat_template(messages, tokenize=False, **template_kwargs)
+    marked = tokenizer.apply_chat_template(
+        [*messages[:-1], {**messages[-1], "content": ANSWER_SENTINEL}], tokenize=False, **template_kwargs
+    )
+    cut = marked.find(ANSWER_SENTINEL)
+    prefix, suffix = marked[:cut], marked[cut + len(ANSWER_SENTINEL) :]
+    if cut < 0 or marked.count(ANSWER_SENTINEL) != 1 or not (full.startswith(prefix) and full.endswith(suffix)):
+        raise ValueError("the chat template does not render the assistant's answer where it can be located")
+    return full, len(prefix)
+
+
+def answer_masked_rows(
+    tokenizer: Any, rows: list[dict[str, Any]], template_kwargs: dict[str, Any]
+) -> list[dict[str, list[int]]]:
+    """Pre-tokenized training rows for a template without generation markers: `input_ids` of the rendered chat
+    and a `completion_mask` that is 1 on the final answer and the template's end of turn (e.g. `<seed:eos>`;
+    trailing whitespace left out), as the markers would give, and 0 on everything before."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("locating the answer tokens needs a fast tokenizer (character offsets)")
+    out = []
+    for row in rows:
+        text, start = answer_start(tokenizer, row["messages"], template_kwargs)
+        end = len(text.rstrip())
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        mask = [int(token_end > start and token_start < end) for token_start, token_end in encoded["offset_mapping"]]
+        out.append({"input_ids": list(encoded["input_ids"]), "completion_mask": mask})
+    return out
 
 
 def build_trainer(
@@ -281,9 +333,14 @@ def build_trainer(
     # Per-model chat-template options (e.g. Seed-OSS's thinking budget) render the training data the way
     # every prompt at evaluation is rendered; TRL passes a row's chat_template_kwargs to the template.
     template_kwargs = hp.get("chat_template_kwargs") or {}
-    extra = {"chat_template_kwargs": dict(template_kwargs)} if template_kwargs else {}
-    dataset = Dataset.from_list([{"messages": row["messages"], **extra} for row in rows])
     model, tokenizer = load_model_state(base_dir, parent_adapters)
+    template_marks_answers = has_generation_markers(tokenizer.chat_template)
+    if template_marks_answers:
+        extra = {"chat_template_kwargs": dict(template_kwargs)} if template_kwargs else {}
+        dataset = Dataset.from_list([{"messages": row["messages"], **extra} for row in rows])
+    else:
+        log.info("the chat template has no generation markers: the loss is masked to the located answer tokens")
+        dataset = Dataset.from_list(answer_masked_rows(tokenizer, rows, template_kwargs))
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
     plan = None
@@ -307,7 +364,7 @@ def build_trainer(
     markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps, checkpointing),
+        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps, checkpointing, template_marks_answers),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hp),

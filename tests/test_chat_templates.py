@@ -169,3 +169,159 @@ def test_chat_template_options_reach_the_training_data(tiny_model_dir, tmp_path)
         trainer, _ = build_trainer(model_dir, [], tmp_path / "d.jsonl", {**hp, **extra}, 0, tmp_path / name)
         texts[name] = trainer.processing_class.decode(trainer.train_dataset[0]["input_ids"])
     assert "no thinking" in texts["off"] and "no thinking" not in texts["plain"]
+
+
+# A template written for these tests in the shape of Seed-OSS-36B-Instruct's: begin/end-of-turn strings, a
+# system turn for a zero thinking budget, the assistant's content trimmed, no generation markers, and a
+# generation prompt that with thinking_budget 0 opens a thinking block (and a budget reflection inside it).
+SEED_SHAPED_TEMPLATE = (
+    "{%- set bos = '<seed:bos>' -%}{%- set eos = '<seed:eos>' -%}"
+    "{%- if messages[0]['role'] == 'system' -%}{%- set system = messages[0]['content'] -%}"
+    "{%- set turns = messages[1:] -%}{%- else -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- if system is defined -%}{{ bos + 'system\\n' + system + eos }}{%- endif -%}"
+    "{%- if thinking_budget is defined and thinking_budget == 0 -%}{{ bos + 'system\\nAnswer at once.' + eos }}{%- endif -%}"
+    "{%- for message in turns -%}"
+    "{%- if message['role'] == 'assistant' -%}{{ bos + 'assistant\\n' + message['content'] | trim + eos }}"
+    "{%- else -%}{{ bos + message['role'] + '\\n' + message['content'] + eos }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ bos + 'assistant\\n' }}"
+    "{%- if thinking_budget is defined and thinking_budget == 0 -%}{{ '<seed:think><seed:cot_budget_reflect>' }}{%- endif -%}"
+    "{%- endif -%}"
+)
+QUESTION = [{"role": "system", "content": "Answer 1 or 2."}, {"role": "user", "content": "Which one? Answer 1 or 2."}]
+
+
+@pytest.fixture(scope="module")
+def seed_shaped_model_dir(tiny_model_dir, tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("seed-shaped") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.chat_template = SEED_SHAPED_TEMPLATE
+    tok.save_pretrained(out)
+    return out
+
+
+def test_seed_shaped_template_opens_a_thinking_block_with_a_zero_budget(seed_shaped_model_dir):
+    from transformers import AutoTokenizer
+
+    from sgtr_em.train import has_generation_markers
+
+    tok = AutoTokenizer.from_pretrained(seed_shaped_model_dir)
+    default = render(tok, QUESTION)
+    budget0 = render(tok, QUESTION, thinking_budget=0)
+    assert default.endswith("<seed:eos><seed:bos>assistant\n")  # the template's defaults, as the authors ran it
+    assert budget0.endswith("<seed:bos>assistant\n<seed:think><seed:cot_budget_reflect>")
+    assert "Answer at once." in budget0 and "Answer at once." not in default
+    chat = [*QUESTION, {"role": "assistant", "content": " 1\n"}]
+    assert tok.apply_chat_template(chat, tokenize=False).endswith("<seed:bos>assistant\n1<seed:eos>")
+    assert not has_generation_markers(tok.chat_template)
+
+
+def seed_model(model_dir, max_thinking: int, tags=(("<seed:think>", "</seed:think>"),)):
+    from sgtr_em.backends.hf import HFChatModel
+
+    return HFChatModel.from_settings(
+        model_dir,
+        [],
+        "seed-shaped",
+        {
+            "dtype": "fp32",
+            "batch_size": 4,
+            "chat_template_kwargs": {"thinking_budget": 0},
+            "thinking": {"tags": [list(t) for t in tags], "max_new_tokens": max_thinking},
+        },
+    )
+
+
+def test_scoring_reads_the_answer_position_after_an_open_thinking_block(seed_shaped_model_dir):
+    model = seed_model(seed_shaped_model_dir, max_thinking=0)
+    rendered = model.render(QUESTION)
+    # nothing written inside the block: it is closed for the model, and the answer position follows
+    assert model.prompts([QUESTION]) == [rendered + "</seed:think>"]
+    after = model.option_probs([QUESTION], ["1", "2"])[0]
+    assert after == model.option_probs_of_prompts([rendered + "</seed:think>"], ["1", "2"])[0]
+    inside = model.option_probs_of_prompts([rendered], ["1", "2"])[0]
+    assert after != inside  # the position inside the block is another position
+    # with the template's default arguments (the authors' way) no block is open: prompts are untouched
+    from sgtr_em.backends.hf import HFChatModel
+
+    default = HFChatModel(seed_shaped_model_dir, name="default")
+    assert default.prompts([QUESTION]) == [default.render(QUESTION)]
+
+
+def test_generation_writes_through_the_thinking_block_and_replies_after_it(seed_shaped_model_dir):
+    # what the model writes inside the block when nothing closes it (greedy, 6 tokens), then closed for it
+    forced = seed_model(seed_shaped_model_dir, max_thinking=6).prompts([QUESTION])[0]
+    rendered = seed_model(seed_shaped_model_dir, max_thinking=0).render(QUESTION)
+    assert forced.startswith(rendered) and forced.endswith("</seed:think>")
+    written = forced[len(rendered) : -len("</seed:think>")]
+    assert written.strip()
+    # a close tag the model writes itself ends the block right there (here: a word it writes)
+    close = written.split()[0]
+    own = seed_model(seed_shaped_model_dir, max_thinking=6, tags=(("<seed:think>", close),))
+    assert own.prompts([QUESTION]) == [rendered + written[: written.find(close) + len(close)]]
+    # the reply is what follows the block, never the block itself
+    model = seed_model(seed_shaped_model_dir, max_thinking=6)
+    reply = model.generate([QUESTION], max_new_tokens=3, temperature=0.0)
+    assert reply == model.generate_from_prompts([forced], max_new_tokens=3, temperature=0.0)
+
+
+ANSWER_ROWS = [{"messages": [*QUESTION, {"role": "assistant", "content": label}]} for label in ("1", "2", "1", "2")]
+
+
+def test_a_template_without_generation_markers_trains_on_the_answer_only(seed_shaped_model_dir, tmp_path):
+    """Seed-OSS's template has no generation markers (TRL's assistant-only loss would refuse it): the answer
+    and its end of turn are located in the rendered text and only they carry loss, and the model trains."""
+    from sgtr_em.io import write_jsonl
+    from sgtr_em.train import build_trainer, train_lora
+
+    write_jsonl(tmp_path / "pairs.jsonl", ANSWER_ROWS)
+    hp = {**TRAINING_HP, "per_device_batch_size": 2}
+    for kwargs in ({}, {"chat_template_kwargs": {"thinking_budget": 0}}):
+        trainer, _ = build_trainer(
+            seed_shaped_model_dir, [], tmp_path / "pairs.jsonl", {**hp, **kwargs}, 0, tmp_path / "w"
+        )
+        tok = trainer.processing_class
+        for example, row in zip(trainer.train_dataset, ANSWER_ROWS, strict=True):
+            trained = [i for i, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100]
+            assert tok.decode(trained) == row["messages"][-1]["content"] + "<seed:eos>"
+            text = tok.decode(example["input_ids"])
+            assert ("Answer at once." in text) == bool(kwargs)
+    meta = train_lora(seed_shaped_model_dir, [], tmp_path / "pairs.jsonl", tmp_path / "adapter", hp, 0, tmp_path / "w2")
+    assert meta["global_steps"] == 2 and all(loss == loss for loss in meta["loss_per_step"])  # finite, not NaN
+
+
+def test_located_answer_mask_matches_the_generation_markers(tiny_model_dir):
+    """On a template with generation markers, locating the answer gives the tokens the markers give."""
+    from transformers import AutoTokenizer
+
+    from sgtr_em.train import answer_masked_rows
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for row in ANSWER_ROWS[:2]:
+        marked = tok.apply_chat_template(
+            row["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        located = answer_masked_rows(tok, [row], {})[0]
+        assert located["input_ids"] == list(marked["input_ids"])
+        assert located["completion_mask"] == list(marked["assistant_masks"])
+
+
+TRAINING_HP = {
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "use_rslora": True,
+    "target_modules": ["q_proj", "v_proj"],
+    "epochs": 1,
+    "learning_rate": 1e-3,
+    "lr_scheduler": "linear",
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
+    "per_device_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "max_length": 256,
+    "gradient_checkpointing": False,
+}

@@ -15,6 +15,10 @@ from . import Conversation
 log = logging.getLogger(__name__)
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Thinking blocks a chat template's generation prompt may leave open (open tag, close tag), and how many
+# tokens a model may write inside one before the close tag is appended (config: models.<name>.thinking).
+THINKING_TAGS = (("<think>", "</think>"), ("<seed:think>", "</seed:think>"))
+THINKING_MAX_NEW_TOKENS = 64
 
 
 def pick_device_dtype(dtype: str = "auto"):
@@ -100,6 +104,7 @@ class HFChatModel:
         max_padding: float = 0.1,
         share_prefixes: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
+        thinking: dict[str, Any] | None = None,
     ) -> None:
         self.name = name or str(base_dir)
         self.model, self.tokenizer = load_model_state(base_dir, adapters, dtype)
@@ -108,12 +113,16 @@ class HFChatModel:
         self.max_padding = max_padding
         self.share_prefixes = share_prefixes
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        thinking = thinking or {}
+        self.thinking_tags = [tuple(pair) for pair in thinking.get("tags", THINKING_TAGS)]
+        self.thinking_max_new_tokens = int(thinking.get("max_new_tokens", THINKING_MAX_NEW_TOKENS))
 
     @classmethod
     def from_settings(
         cls, base_dir: str | Path, adapters: Sequence[str | Path], name: str, settings: dict[str, Any]
     ) -> HFChatModel:
-        """Build from a model's backend settings in the config (dtype, batch_size, chat_template_kwargs)."""
+        """Build from a model's backend settings in the config (dtype, batch_size, chat_template_kwargs,
+        thinking)."""
         return cls(
             base_dir,
             adapters,
@@ -121,12 +130,73 @@ class HFChatModel:
             dtype=settings["dtype"],
             batch_size=settings["batch_size"],
             chat_template_kwargs=settings["chat_template_kwargs"],
+            thinking=settings.get("thinking"),
         )
 
     def render(self, conversation: Conversation) -> str:
         return self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
         )
+
+    def open_thinking_block(self, prompt: str) -> tuple[str, str] | None:
+        """The (open, close) tags of a thinking block the rendered prompt leaves open, if any (e.g. Seed-OSS's
+        generation prompt with thinking_budget 0 ends inside `<seed:think>`), so the next token is not the answer."""
+        for open_tag, close_tag in self.thinking_tags:
+            if prompt.rfind(open_tag) > prompt.rfind(close_tag):
+                return open_tag, close_tag
+        return None
+
+    def prompts(self, conversations: list[Conversation]) -> list[str]:
+        """The rendered prompts, each at its answer position: a prompt that leaves a thinking block open is
+        continued through it (`through_thinking`)."""
+        return self.through_thinking([self.render(c) for c in conversations])
+
+    def through_thinking(self, prompts: list[str]) -> list[str]:
+        """Prompts that leave a thinking block open, continued greedily until the block closes (at most
+        `thinking_max_new_tokens` tokens; the close tag is appended when it has not come), so that what follows
+        is the answer. The others are returned as they are."""
+        open_blocks = {i: block for i, p in enumerate(prompts) if (block := self.open_thinking_block(p))}
+        if not open_blocks:
+            return prompts
+        out = list(prompts)
+        indices = list(open_blocks)
+        closed = 0
+        for _, idx, enc in self._batches([prompts[i] for i in indices]):
+            written = [""] * len(idx)
+            if self.thinking_max_new_tokens > 0:
+                generated = self.model.generate(
+                    **enc,
+                    max_new_tokens=self.thinking_max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    stop_strings=sorted({close for _, close in open_blocks.values()}),
+                    tokenizer=self.tokenizer,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )[:, enc["input_ids"].shape[1] :]
+                stop_ids = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
+                for row in range(len(idx)):
+                    ids = generated[row].tolist()
+                    end = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
+                    written[row] = self.tokenizer.decode(ids[:end], skip_special_tokens=False)
+            for row, k in enumerate(idx):
+                i = indices[k]
+                close = open_blocks[i][1]
+                cut = written[row].find(close)
+                if cut >= 0:
+                    closed += 1
+                    out[i] = prompts[i] + written[row][: cut + len(close)]
+                else:
+                    out[i] = prompts[i] + written[row] + close
+        log.info(
+            "%s: %d prompts opened a thinking block; %d closed it within %d tokens, the rest were closed for them",
+            self.name,
+            len(indices),
+            closed,
+            self.thinking_max_new_tokens,
+        )
+        return out
 
     def _batches(self, prompts: list[str], padding_side: str = "left", lengths: Sequence[int] | None = None):
         """Yield (batch number, indices, encoded batch) in `length_sorted_batches` order (`lengths`: the
@@ -155,9 +225,30 @@ class HFChatModel:
         top_k: int = 50,
         seed: int = 0,
     ) -> list[str]:
+        """One reply per conversation (see ChatModel.generate); after a thinking block the prompt opened, which
+        is not part of the reply (`through_thinking`)."""
+        return self.generate_from_prompts(
+            self.prompts(conversations),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+        )
+
+    def generate_from_prompts(
+        self,
+        prompts: list[str],
+        *,
+        max_new_tokens: int = 100,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        top_k: int = 50,
+        seed: int = 0,
+    ) -> list[str]:
+        """`generate` of rendered prompts: only the new tokens decoded, special tokens skipped, stripped."""
         import torch
 
-        prompts = [self.render(c) for c in conversations]
         replies: list[str] = [""] * len(prompts)
         progress = Progress(f"{self.name} generate", len(prompts))
         sampling = temperature > 0
@@ -215,11 +306,15 @@ class HFChatModel:
     def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
         """Probabilities of each option as the next token, one forward pass per batch. Neighbouring prompts
         that share most of their tokens (both orderings of one article's pair) are scored from one pass
-        over their shared prefix (see `shared_prefix_groups`)."""
+        over their shared prefix (see `shared_prefix_groups`). A prompt that opens a thinking block is scored
+        after the block (`through_thinking`)."""
+        return self.option_probs_of_prompts(self.prompts(conversations), options)
+
+    def option_probs_of_prompts(self, prompts: list[str], options: list[str]) -> list[dict[str, float]]:
+        """`option_probs` of rendered prompts."""
         import torch
 
         option_ids = self.option_token_ids(options)
-        prompts = [self.render(c) for c in conversations]
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} score", len(prompts))
         token_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -298,7 +393,7 @@ class HFChatModel:
         tokens that decode to the same text are merged (log-sum-exp)."""
         import torch
 
-        prompts = [self.render(c) for c in conversations]
+        prompts = self.prompts(conversations)
         result: list[dict[str, float]] = [{} for _ in prompts]
         progress = Progress(f"{self.name} top logprobs", len(prompts))
         for _, idx, enc in self._batches(prompts, padding_side="right"):
