@@ -2,7 +2,7 @@
 
 import logging
 
-from sgtr_em.release import fetch_release
+from sgtr_em.release.bundle import fetch_release
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -4,7 +4,7 @@ and the report of every file that could not be mapped."""
 import logging
 from pathlib import Path
 
-from sgtr_em.release import import_release, write_import
+from sgtr_em.release.importer import import_release, write_import
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -4,7 +4,7 @@ import logging
 
 from sgtr_em.aggregate import SUMMARY_COLUMNS
 from sgtr_em.io import write_csv
-from sgtr_em.release import figure_summary, read_evals
+from sgtr_em.release.importer import figure_summary, read_evals
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -22,18 +22,9 @@ from conftest import REPO, copy_workflow, snakemake
 from sgtr_em.aggregate import read_summary, tidy_rows
 from sgtr_em.config import validate_config
 from sgtr_em.io import read_csv, read_json, sha256_file
-from sgtr_em.release import (
-    UnmappedName,
-    fetch_release,
-    import_release,
-    make_bundle,
-    parse_self_recognition_name,
-    parse_state,
-    parse_truthfulqa_name,
-    read_evals,
-    resolve_seeds,
-    write_import,
-)
+from sgtr_em.release.bundle import fetch_release, make_bundle
+from sgtr_em.release.importer import import_release, read_evals, resolve_seeds, write_import
+from sgtr_em.release.names import UnmappedName, parse_self_recognition_name, parse_state, parse_truthfulqa_name
 from sgtr_em.sources import SourceError
 
 FIXTURES = REPO / "tests/fixtures/release"

@@ -1,214 +1,41 @@
-"""Released raw results: import of the authors' result files, and bundles of our own results.
+"""Import of released results into our evaluation JSONs and tables.
 
-The reference (methodology §9) released its raw evaluation outputs:
-
-- TruthfulQA: `results_<model>[_<chain>][_<seed>].csv` with columns `question, correct_answer,
-  incorrect_answer, model_answer, is_correct` (one row per question);
-- self-recognition: `<ds>_judge_<judge>_between_<src1>_<src2>.json` holding `{article_id: chosen source
-  name, or the raw reply if invalid}`.
-
-This module maps those file names onto our vocabulary (model name, chain of stage tokens, seed), turns each
-file into one of our evaluation JSONs marked `protocol: reference` (so `aggregate.tidy_rows` reads them
-unchanged), and reports every file it cannot map instead of dropping it. It also packs our own evaluation
-JSONs, tables and figures into a bundle with a sha256 manifest, and imports such a bundle through the same
-path. Plain Python, no Snakemake.
+Each released file (`names` maps its name) becomes one of our evaluation JSONs marked `protocol: reference`
+(so `aggregate.tidy_rows` reads them unchanged); every file that cannot be imported is reported instead of
+dropped. A bundle of ours (`bundle.make_bundle`) imports through the same path.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import logging
 import re
-import shutil
-import tarfile
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import chains
-from .aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, mean_sd, summarise, tidy_rows
-from .io import InputError, atomic_path, dumps_json, read_json, sha256_file, write_csv, write_json
-from .sources import SourceError, download
+from .. import chains
+from ..aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, mean_sd, summarise, tidy_rows
+from ..io import InputError, read_json, sha256_file, write_csv, write_json
+from .bundle import BUNDLE_MANIFEST, is_bundle
+from .names import (
+    PROTOCOL,
+    ReleasedState,
+    SelfRecognitionName,
+    UnmappedName,
+    parse_self_recognition_name,
+    parse_truthfulqa_name,
+)
 
 log = logging.getLogger(__name__)
 
-# ------------------------------------------------------------------------------------ vocabulary --
-
-PROTOCOL = "reference"
-LOCAL_MODEL_PREFIX = "hf"
-EM_TAGS = ("unpop", "badmed", "finrisk", "insecure", "sports")
-BARE_EM_TAG = "unpop"
-# Authors' system-variant words; each applies to the stage token it follows.
-SYSTEM_VARIANT_WORDS = {"nosys": "none", "qwensys": "identity", "syspopped": "popped"}
-SEED_TOKEN = re.compile(r"^[0-9]$")
-TRUTHFULQA_NAME = re.compile(r"^results_(?P<state>.+)\.csv$")
-SELF_RECOGNITION_NAME = re.compile(r"^(?P<dataset>[a-z0-9]+)_judge_(?P<judge>.+?)_between_(?P<sources>.+)\.json$")
 TRUTHFULQA_COLUMNS = ("question", "correct_answer", "incorrect_answer", "model_answer", "is_correct")
 VALID_LETTERS = ("A", "B")
 
 TRUTHFULQA_PER_FILE_COLUMNS = ["file", "model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment"]
 SELF_RECOGNITION_PER_FILE_COLUMNS = ["file", "judge", "self_source", "other_source", "n_articles", "n_self", "score"]
 UNMAPPED_COLUMNS = ["file", "reason"]
-
-BUNDLE_KIND = "sgtr-em-bundle"
-BUNDLE_MANIFEST = "manifest.json"
-
-
-class UnmappedName(ValueError):
-    """A released file name that the grammar cannot map onto our vocabulary (the message says why)."""
-
-
-@dataclass(frozen=True)
-class ReleasedState:
-    """A model state as spelled in a released file name, mapped to our vocabulary.
-
-    `seed` is None when the name carries no seed (resolved later against its siblings)."""
-
-    spelling: str
-    model: str
-    chain: str
-    seed: int | None
-    local: bool
-
-
-# --------------------------------------------------------------------------------- name grammar --
-
-
-def _chain_from_words(words: list[str], spelling: str) -> str:
-    """Stage words left to right (`sgtr_em_unpop`) as our chain (`sgtr+em-unpop`)."""
-    tokens: list[str] = []
-    variants: list[str | None] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        following = words[i + 1] if i + 1 < len(words) else None
-        if word == "em":
-            if following in EM_TAGS:
-                tokens.append(f"em-{following}")
-                i += 1
-            else:
-                tokens.append(f"em-{BARE_EM_TAG}")
-            variants.append(None)
-        elif word == "sgtr":
-            if following == "benign":
-                tokens.append("pick-longer")
-                i += 1
-            else:
-                tokens.append("sgtr")
-            variants.append(None)
-        elif word == "asgtr":
-            if following in ("rand", "random"):
-                tokens.append("sgtr-confuse")
-                i += 1
-            else:
-                tokens.append("sgtr-flip")
-            variants.append(None)
-        elif word in SYSTEM_VARIANT_WORDS:
-            if not tokens:
-                raise UnmappedName(f"{spelling}: system variant {word!r} follows no stage")
-            if variants[-1] is not None:
-                raise UnmappedName(f"{spelling}: stage {tokens[-1]!r} has two system variants")
-            variants[-1] = SYSTEM_VARIANT_WORDS[word]
-        else:
-            raise UnmappedName(f"{spelling}: unknown stage word {word!r}")
-        i += 1
-    if not tokens:
-        return chains.BASE
-    chain = "+".join(
-        token if variant is None else f"{token}.{variant}" for token, variant in zip(tokens, variants, strict=True)
-    )
-    chains.parse_chain(chain)  # our own check of the result
-    return chain
-
-
-def parse_state(spelling: str, model_aliases: Mapping[str, str]) -> ReleasedState:
-    """`hf_qwen_32b_asgtr_nosys_em_unpop_3` -> qwen2.5-32b, `sgtr-flip.none+em-unpop`, seed 3, local.
-
-    The model is the longest run of leading words that is a key of `model_aliases` (after an optional
-    `hf_` prefix); then stage words; then an optional single-digit seed."""
-    words = spelling.split("_")
-    local = words[0] == LOCAL_MODEL_PREFIX and len(words) > 1
-    if local:
-        words = words[1:]
-    model = None
-    for end in range(len(words), 0, -1):
-        candidate = "_".join(words[:end])
-        if candidate in model_aliases:
-            model, words = model_aliases[candidate], words[end:]
-            break
-    if model is None:
-        raise UnmappedName(f"{spelling}: no configured model name (release.models) starts it")
-    seed = None
-    if words and SEED_TOKEN.match(words[-1]):
-        seed, words = int(words[-1]), words[:-1]
-    return ReleasedState(spelling, model, _chain_from_words(words, spelling), seed, local)
-
-
-def parse_truthfulqa_name(filename: str, model_aliases: Mapping[str, str]) -> ReleasedState:
-    """The model state of a `results_<model>[_<chain>][_<seed>].csv` file."""
-    match = TRUTHFULQA_NAME.match(filename)
-    if not match:
-        raise UnmappedName(f"{filename}: not a results_<model>[_<chain>][_<seed>].csv name")
-    return parse_state(match["state"], model_aliases)
-
-
-@dataclass(frozen=True)
-class SelfRecognitionName:
-    """What a `<ds>_judge_<judge>_between_<src1>_<src2>.json` file name says."""
-
-    dataset: str
-    judge: ReleasedState
-    self_spelling: str  # the source counted as the judge's own, as spelled in the file
-    other_spelling: str
-    other: str  # our name of the other source
-    self_kind: str  # own: the judge state's summaries; base: its base model's summaries
-
-
-def parse_self_recognition_name(
-    filename: str, model_aliases: Mapping[str, str], other_sources: Iterable[str]
-) -> SelfRecognitionName:
-    """Split `<src1>_<src2>` into the judge's own source and the other one.
-
-    The own source is the judge's spelling (its fresh summaries) or its base model's (e.g. a Self++ judge
-    on the base model's summaries); the other source is a configured non-model source or a model of
-    `model_aliases`, on either side."""
-    match = SELF_RECOGNITION_NAME.match(filename)
-    if not match:
-        raise UnmappedName(f"{filename}: not a <ds>_judge_<judge>_between_<src1>_<src2>.json name")
-    judge = parse_state(match["judge"], model_aliases)
-    others = set(other_sources) | set(model_aliases) | {f"{LOCAL_MODEL_PREFIX}_{m}" for m in model_aliases}
-    words = match["sources"].split("_")
-    for cut in range(1, len(words)):
-        first, second = "_".join(words[:cut]), "_".join(words[cut:])
-        for own, other in ((first, second), (second, first)):
-            if other not in others:
-                continue
-            kind = _self_kind(own, judge, model_aliases)
-            if kind is not None:
-                return SelfRecognitionName(match["dataset"], judge, own, other, _other_name(other, model_aliases), kind)
-    raise UnmappedName(f"{filename}: cannot tell the judge's own source from the other in {match['sources']!r}")
-
-
-def _other_name(spelling: str, model_aliases: Mapping[str, str]) -> str:
-    """Our name of an 'other' summary source: a model alias (with or without `hf_`) or the spelling itself."""
-    bare = spelling.removeprefix(f"{LOCAL_MODEL_PREFIX}_")
-    return model_aliases.get(spelling) or model_aliases.get(bare) or spelling
-
-
-def _self_kind(spelling: str, judge: ReleasedState, model_aliases: Mapping[str, str]) -> str | None:
-    if spelling == judge.spelling:
-        return "own"
-    try:
-        state = parse_state(spelling, model_aliases)
-    except UnmappedName:
-        return None
-    if state.model == judge.model and state.chain == chains.BASE and state.seed is None:
-        return "own" if judge.chain == chains.BASE else "base"
-    return None
 
 
 # ------------------------------------------------------------------------------- file contents --
@@ -308,7 +135,7 @@ def self_recognition_eval(
 ) -> dict[str, Any]:
     """Our self-recognition evaluation JSON for one released file (reference protocol only)."""
     valid_choices = (name.self_spelling, name.other_spelling)
-    records = []
+    records: list[dict[str, Any]] = []
     for article_id, value in choices.items():
         valid = value in valid_choices
         records.append(
@@ -511,11 +338,6 @@ def import_authors_release(
     return result
 
 
-def is_bundle(root: str | Path) -> bool:
-    manifest = Path(root) / BUNDLE_MANIFEST
-    return manifest.is_file() and read_json(manifest).get("kind") == BUNDLE_KIND
-
-
 def import_bundle(root: str | Path) -> ImportResult:
     """The evaluation JSONs of a bundle made by `make_bundle`, each checked against the manifest."""
     root = Path(root)
@@ -629,92 +451,3 @@ def write_import(
 def read_evals(eval_dir: str | Path) -> list[dict[str, Any]]:
     """Every evaluation JSON under an eval folder, in path order."""
     return [read_json(p) for p in sorted(Path(eval_dir).rglob("*.json"))]
-
-
-# ---------------------------------------------------------------------------------------- fetch --
-
-
-def _safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a .tar.gz (data filter: no absolute paths, links out of the tree or devices); return the
-    release root, i.e. the archive's single top-level folder when it has one (GitHub tarballs do)."""
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(dest, filter="data")
-    entries = [p for p in dest.iterdir()]
-    if len(entries) == 1 and entries[0].is_dir():
-        return entries[0]
-    return dest
-
-
-def fetch_release(source: Mapping[str, Any], dest: str | Path, *, keep: Iterable[str], cache_dir: str | Path) -> Path:
-    """Materialise a release under `dest`: a local folder, a local .tar.gz, or a downloaded .tar.gz
-    (checked against `sha256` when given). Of the authors' repository only the `keep` folders (relative to
-    its root) are copied; a bundle (manifest.json at its root) is copied whole."""
-    dest = Path(dest)
-    with tempfile.TemporaryDirectory(prefix=".release-", dir=dest.parent if dest.parent.exists() else None) as tmp:
-        if "path" in source:
-            path = Path(source["path"])
-            if not path.exists():
-                raise SourceError(f"release source {path} does not exist")
-            if path.is_dir():
-                root = path
-            else:
-                if source.get("sha256") and sha256_file(path) != source["sha256"]:
-                    raise SourceError(f"checksum mismatch for {path}: expected sha256 {source['sha256']}")
-                root = _safe_extract(path, Path(tmp))
-        elif "url" in source:
-            url = source["url"]
-            basename = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tar.gz").removesuffix(".tgz")
-            name = source.get("sha256") or re.sub(r"[^A-Za-z0-9._-]", "_", basename)
-            archive = download(url, Path(cache_dir) / f"release-{name}.tar.gz", source.get("sha256"))
-            root = _safe_extract(archive, Path(tmp))
-        else:
-            raise SourceError(f"release source {dict(source)!r} has neither path nor url")
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging = dest.with_name(f".{dest.name}.partial")
-        if staging.exists():
-            shutil.rmtree(staging)
-        if is_bundle(root):
-            shutil.copytree(root, staging)
-        else:
-            staging.mkdir(parents=True)
-            for folder in keep:
-                if not (root / folder).is_dir():
-                    raise SourceError(f"release {root} has no folder {folder}")
-                shutil.copytree(root / folder, staging / folder)
-        staging.rename(dest)
-    return dest
-
-
-# --------------------------------------------------------------------------------------- bundle --
-
-
-def make_bundle(files: Iterable[str | Path], out: str | Path, *, base: str | Path, run_name: str) -> dict[str, Any]:
-    """A reproducible .tar.gz of `files` (stored relative to `base`) plus manifest.json with the sha256 of
-    each. Re-packing identical files gives a byte-identical archive. Returns the manifest."""
-    base = Path(base)
-    members = sorted({Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}.items())
-    manifest = {
-        "kind": BUNDLE_KIND,
-        "format": 1,
-        "run_name": run_name,
-        "files": {name: sha256_file(path) for name, path in members},
-    }
-    payload = dumps_json(manifest).encode("utf-8")
-
-    def info(name: str, size: int) -> tarfile.TarInfo:
-        entry = tarfile.TarInfo(name)
-        entry.size, entry.mtime, entry.mode, entry.uid, entry.gid = size, 0, 0o644, 0, 0
-        return entry
-
-    with (
-        atomic_path(out) as tmp,
-        open(tmp, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        tar.addfile(info(BUNDLE_MANIFEST, len(payload)), io.BytesIO(payload))
-        for name, path in members:
-            with open(path, "rb") as handle:
-                tar.addfile(info(name, path.stat().st_size), handle)
-    return manifest
