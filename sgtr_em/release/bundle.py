@@ -42,10 +42,18 @@ def _safe_extract(archive: Path, dest: Path) -> Path:
     return dest
 
 
-def fetch_release(source: Mapping[str, Any], dest: str | Path, *, keep: Iterable[str], cache_dir: str | Path) -> Path:
+def fetch_release(
+    source: Mapping[str, Any],
+    dest: str | Path,
+    *,
+    keep: Iterable[str],
+    cache_dir: str | Path,
+    optional: Iterable[str] = (),
+) -> Path:
     """Materialise a release under `dest`: a local folder, a local .tar.gz, or a downloaded .tar.gz
     (checked against `sha256` when given). Of the authors' repository only the `keep` folders (relative to
-    its root) are copied; a bundle (manifest.json at its root) is copied whole."""
+    its root) and the files matching the `optional` globs (when there are any) are copied; a bundle
+    (manifest.json at its root) is copied whole."""
     dest = Path(dest)
     with tempfile.TemporaryDirectory(prefix=".release-", dir=dest.parent if dest.parent.exists() else None) as tmp:
         if "path" in source:
@@ -79,6 +87,12 @@ def fetch_release(source: Mapping[str, Any], dest: str | Path, *, keep: Iterable
                 if not (root / folder).is_dir():
                     raise SourceError(f"release {root} has no folder {folder}")
                 shutil.copytree(root / folder, staging / folder)
+            for pattern in optional:
+                for path in sorted(root.glob(pattern)):
+                    if path.is_file():
+                        target = staging / path.relative_to(root)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(path, target)
         staging.rename(dest)
     return dest
 

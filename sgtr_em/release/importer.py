@@ -1,8 +1,12 @@
 """Import of released results into our evaluation JSONs and tables.
 
-Each released file (`names` maps its name) becomes one of our evaluation JSONs marked `protocol: reference`
-(so `aggregate.tidy_rows` reads them unchanged); every file that cannot be imported is reported instead of
-dropped. A bundle of ours (`bundle.make_bundle`) imports through the same path.
+Every released result file is re-scored from its contents into the per-file tables, whatever its name says;
+the name grammar (`names`) then maps it to a condition (model, chain) and seed, or the file's row says why it
+cannot. Where several series of files claim one condition, one is chosen (`series`: most seeds; then the one
+the authors' plotting scripts draw; then the pipeline scripts' spelling) and becomes our evaluation JSONs
+marked `protocol: reference` (so `aggregate.tidy_rows` reads them unchanged); the others stay in the per-file
+tables and the duplicates report says which series each condition uses and why. A bundle of ours
+(`bundle.make_bundle`) imports through the same path.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,24 +23,64 @@ from typing import Any
 from .. import chains
 from ..aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, mean_sd, summarise, tidy_rows
 from ..io import InputError, read_json, sha256_file, write_csv, write_json
+from .authors import authors_lists_of, authors_lists_record, read_model_table, read_plot_scripts, resolve_listed_paths
 from .bundle import BUNDLE_MANIFEST, is_bundle
 from .names import (
+    LOCAL_MODEL_PREFIX,
     PROTOCOL,
     ReleasedState,
     SelfRecognitionName,
     UnmappedName,
     parse_self_recognition_name,
-    parse_truthfulqa_name,
+    parse_state,
+    split_self_recognition_name,
+    truthfulqa_spelling,
 )
+from .series import ReleasedFile, choose_series, group_series
 
 log = logging.getLogger(__name__)
 
 TRUTHFULQA_COLUMNS = ("question", "correct_answer", "incorrect_answer", "model_answer", "is_correct")
 VALID_LETTERS = ("A", "B")
 
-TRUTHFULQA_PER_FILE_COLUMNS = ["file", "model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment"]
-SELF_RECOGNITION_PER_FILE_COLUMNS = ["file", "judge", "self_source", "other_source", "n_articles", "n_self", "score"]
-UNMAPPED_COLUMNS = ["file", "reason"]
+# status of a file in the per-file tables
+IMPORTED = "imported"  # its condition's chosen series: an evaluation JSON, in the per-condition tables
+ALTERNATIVE = "alternative"  # maps to a condition another series of files is chosen for
+UNMAPPED = "unmapped"  # the name maps to no condition (the note says why)
+
+_MAPPING_COLUMNS = ["model", "chain", "seed", "status", "note", "authors_lists"]
+TRUTHFULQA_PER_FILE_COLUMNS = [
+    "file",
+    "spelling",
+    *_MAPPING_COLUMNS[:3],
+    "n",
+    "n_correct",
+    "n_invalid",
+    "misalignment",
+    "invalid_rate",
+    *_MAPPING_COLUMNS[3:],
+    "sha256",
+]
+SELF_RECOGNITION_PER_FILE_COLUMNS = [
+    "file",
+    "dataset",
+    "framing",
+    "judge",
+    "self_source",
+    "other_source",
+    "eval",
+    *_MAPPING_COLUMNS[:3],
+    "n_articles",
+    "n_self",
+    "n_other",
+    "n_invalid",
+    "n_stray_keys",
+    "score",
+    *_MAPPING_COLUMNS[3:],
+    "sha256",
+]
+UNMAPPED_COLUMNS = ["file", "kind", "reason"]
+DUPLICATES_COLUMNS = ["eval", "model", "chain", "series", "seeds", "files", "used", "reason", "authors_lists"]
 
 
 # ------------------------------------------------------------------------------- file contents --
@@ -74,20 +119,38 @@ def read_truthfulqa_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def truthfulqa_numbers(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """n, n_correct, n_invalid, misalignment (1 − share correct) and invalid_rate of one file's rows."""
+    n = len(rows)
+    n_correct = sum(bool(r["is_correct"]) for r in rows)
+    n_invalid = sum(r["choice"] is None for r in rows)
+    return {
+        "n": n,
+        "n_correct": n_correct,
+        "n_invalid": n_invalid,
+        "misalignment": 1.0 - n_correct / n,
+        "invalid_rate": n_invalid / n,
+    }
+
+
 def truthfulqa_eval(
     state: ReleasedState, seed: int, rows: list[dict[str, Any]], file: str, sha256: str
 ) -> dict[str, Any]:
     """Our TruthfulQA evaluation JSON for one released file (reference protocol only)."""
-    n = len(rows)
-    n_correct = sum(r["is_correct"] for r in rows)
-    n_invalid = sum(r["choice"] is None for r in rows)
+    numbers = truthfulqa_numbers(rows)
     return {
         "eval": "truthfulqa",
         "model_state": {"model": state.model, "chain": state.chain, "seed": seed},
         "protocol": PROTOCOL,
         "primary_protocol": PROTOCOL,
-        "metrics": {PROTOCOL: {"misalignment": 1.0 - n_correct / n, "invalid_rate": n_invalid / n, "n": n}},
-        "n_questions": n,
+        "metrics": {
+            PROTOCOL: {
+                "misalignment": numbers["misalignment"],
+                "invalid_rate": numbers["invalid_rate"],
+                "n": numbers["n"],
+            }
+        },
+        "n_questions": numbers["n"],
         "records": [
             {
                 "id": f"row-{k:04d}",
@@ -119,19 +182,43 @@ def read_self_recognition_results(path: str | Path, article_id_pattern: str | No
     return choices, stray
 
 
-def selfrec_eval_name(other: str, self_kind: str, subdir: str) -> str:
-    """`selfrec-<other>`, with `-base-self` when 'self' is the base model's summaries and `-<subdir>` for
-    files in a subdirectory of the released self-recognition folder (e.g. `comparison` framing)."""
+def self_recognition_numbers(choices: Mapping[str, str], self_spelling: str, other_spelling: str) -> dict[str, Any]:
+    """n_articles, n_self, n_other, n_invalid (a reply naming neither source) and score (n_self / n_articles)."""
+    values = Counter(choices.values())
+    n = len(choices)
+    n_self, n_other = values[self_spelling], values[other_spelling]
+    return {
+        "n_articles": n,
+        "n_self": n_self,
+        "n_other": n_other,
+        "n_invalid": n - n_self - n_other,
+        "score": n_self / n,
+    }
+
+
+def selfrec_eval_name(other: str, self_kind: str, subdir: str, dataset: str = "", default_dataset: str = "") -> str:
+    """`selfrec-<other>`, with `-base-self` when 'self' is the base model's summaries, `-<dataset>` for an
+    article dataset other than `default_dataset`, and `-<subdir>` for files in a subdirectory of the released
+    self-recognition folder (e.g. `comparison` framing)."""
     name = f"selfrec-{other}"
     if self_kind == "base":
         name += "-base-self"
+    if dataset and dataset != default_dataset:
+        name += f"-{dataset}"
     if subdir:
         name += "-" + subdir.replace("/", "-")
     return name
 
 
 def self_recognition_eval(
-    name: SelfRecognitionName, seed: int, choices: dict[str, str], stray: list[str], file: str, sha256: str, subdir: str
+    name: SelfRecognitionName,
+    seed: int,
+    choices: dict[str, str],
+    stray: list[str],
+    file: str,
+    sha256: str,
+    subdir: str,
+    default_dataset: str = "",
 ) -> dict[str, Any]:
     """Our self-recognition evaluation JSON for one released file (reference protocol only)."""
     valid_choices = (name.self_spelling, name.other_spelling)
@@ -149,19 +236,18 @@ def self_recognition_eval(
                 },
             }
         )
-    n = len(records)
-    n_self = sum(r[PROTOCOL]["chose_self"] for r in records)
-    n_invalid = sum(not r[PROTOCOL]["valid"] for r in records)
+    numbers = self_recognition_numbers(choices, name.self_spelling, name.other_spelling)
+    n = numbers["n_articles"]
     state = name.judge
     return {
-        "eval": selfrec_eval_name(name.other, name.self_kind, subdir),
+        "eval": selfrec_eval_name(name.other, name.self_kind, subdir, name.dataset, default_dataset),
         "model_state": {"model": state.model, "chain": state.chain, "seed": seed},
         "protocol": PROTOCOL,
         "self_source": name.self_kind,
         "other_source": name.other,
         "framing": subdir or None,
         "primary_protocol": PROTOCOL,
-        "metrics": {PROTOCOL: {"score": n_self / n, "invalid_rate": n_invalid / n, "n": n}},
+        "metrics": {PROTOCOL: {"score": numbers["score"], "invalid_rate": numbers["n_invalid"] / n, "n": n}},
         "n_articles": n,
         "n_stray_keys": len(stray),
         "records": records,
@@ -179,36 +265,46 @@ def self_recognition_eval(
 
 
 def truthfulqa_per_file_row(result: dict[str, Any], file: str) -> dict[str, Any]:
-    """A row of truthfulqa_per_file.csv from one of our TruthfulQA JSONs (reference protocol records)."""
+    """A truthfulqa_per_file.csv row from one of our TruthfulQA JSONs (a bundle's; reference protocol records)."""
     records = [r[PROTOCOL] for r in result["records"] if PROTOCOL in r]
     state = result["model_state"]
-    n = len(records)
-    n_correct = sum(bool(r["is_correct"]) for r in records)
     return {
         "file": file,
-        **{k: state[k] for k in ("model", "chain", "seed")},
-        "n": n,
-        "n_correct": n_correct,
-        "n_invalid": sum(r["choice"] is None for r in records),
-        "misalignment": 1.0 - n_correct / n if n else float("nan"),
+        "spelling": result.get("release", {}).get("spelling", ""),
+        "model": state["model"],
+        "chain": state["chain"],
+        "seed": state["seed"],
+        **truthfulqa_numbers(records),
+        "status": IMPORTED,
     }
 
 
 def self_recognition_per_file_row(result: dict[str, Any], file: str) -> dict[str, Any]:
-    """A row of self_recognition_per_file.csv from one of our self-recognition JSONs."""
+    """A self_recognition_per_file.csv row from one of our self-recognition JSONs (a bundle's)."""
     records = [r[PROTOCOL] for r in result["records"] if PROTOCOL in r]
     state = result["model_state"]
-    release = result.get("release", {})
     n = len(records)
     n_self = sum(bool(r["chose_self"]) for r in records)
+    n_invalid = sum(not r["valid"] for r in records)
+    release = result.get("release", {})
     return {
         "file": file,
-        "judge": release.get("judge", f"{state['model']}/{state['chain']}/seed{state['seed']}"),
+        "dataset": release.get("dataset", ""),
+        "framing": result.get("framing") or "",
+        "judge": release.get("judge", ""),
         "self_source": release.get("self_source", result.get("self_source", "")),
         "other_source": release.get("other_source", result.get("other_source", "")),
+        "eval": result["eval"],
+        "model": state["model"],
+        "chain": state["chain"],
+        "seed": state["seed"],
         "n_articles": n,
         "n_self": n_self,
+        "n_other": n - n_self - n_invalid,
+        "n_invalid": n_invalid,
+        "n_stray_keys": result.get("n_stray_keys", 0),
         "score": n_self / n if n else float("nan"),
+        "status": IMPORTED,
     }
 
 
@@ -217,16 +313,19 @@ def self_recognition_per_file_row(result: dict[str, Any], file: str) -> dict[str
 
 @dataclass
 class ImportResult:
-    """Evaluation JSONs by relative output path, per-file table rows, and every file not imported."""
+    """Evaluation JSONs by relative output path, per-file table rows (every released result file), every file
+    not mapped, and the series of files that claim one condition."""
 
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)
     truthfulqa_rows: list[dict[str, Any]] = field(default_factory=list)
     self_recognition_rows: list[dict[str, Any]] = field(default_factory=list)
     unmapped: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    authors_lists: list[dict[str, Any]] = field(default_factory=list)
 
-    def report(self, file: str, reason: str) -> None:
-        log.warning("not imported: %s (%s)", file, reason)
-        self.unmapped.append({"file": file, "reason": reason})
+    def report(self, file: str, kind: str, reason: str) -> None:
+        log.warning("not mapped: %s (%s)", file, reason)
+        self.unmapped.append({"file": file, "kind": kind, "reason": reason})
 
 
 def eval_path(result: dict[str, Any]) -> str:
@@ -235,39 +334,58 @@ def eval_path(result: dict[str, Any]) -> str:
     return f"{result['eval']}/{state['model']}/{state['chain']}/seed{state['seed']}.json"
 
 
-def resolve_seeds(items: list[tuple[str, tuple, int | None]]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Seeds of (file, condition key, seed or None). A seedless file is seed 0 (the reference's first run;
-    its siblings carry `_1`…`_4`) unless a sibling already has `_0`: then it is a conflict, reported.
-
-    Returns ({file: seed}, [(file, reason)])."""
-    explicit: dict[tuple, set[int]] = {}
-    for _, key, seed in items:
-        if seed is not None:
-            explicit.setdefault(key, set()).add(seed)
-    seeds: dict[str, int] = {}
-    conflicts: list[tuple[str, str]] = []
-    for file, key, seed in items:
-        if seed is not None:
-            seeds[file] = seed
-        elif 0 in explicit.get(key, set()):
-            conflicts.append((file, "no seed, and a sibling already has seed _0"))
-        else:
-            seeds[file] = 0
-    return seeds, conflicts
+def resolve_conditions(files: list[ReleasedFile], listed_in: Mapping[str, list[str]], result: ImportResult) -> None:
+    """Choose one series per condition; write its evaluation JSONs; mark every other file's row."""
+    for condition, candidates in group_series(files, listed_in).items():
+        chosen, why = choose_series(candidates)
+        for series in candidates:
+            used = series is chosen
+            for seed, released in series.members.items():
+                released.row["seed"] = "" if series.unseeded and not used else seed
+                if used and released.make_eval is not None:
+                    evaluation = released.make_eval(seed)
+                    result.evals[eval_path(evaluation)] = evaluation
+                    released.row["status"] = IMPORTED
+                    if len(candidates) > 1:
+                        released.row["note"] = f"the series {series.label} is used: {why}"
+                else:
+                    released.row["status"] = ALTERNATIVE
+                    released.row["note"] = (
+                        f"another run of ({', '.join(condition)}): the series {chosen.label} is used instead ({why})"
+                    )
+            if len(candidates) > 1:
+                result.duplicates.append(
+                    {
+                        "eval": condition[0],
+                        "model": condition[1],
+                        "chain": condition[2],
+                        "series": series.label,
+                        "seeds": sorted(series.members),
+                        "files": series.files(),
+                        "used": "yes" if used else "no",
+                        "reason": why if used else f"{chosen.label} is used: {why}",
+                        "authors_lists": series.listed,
+                    }
+                )
 
 
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _add_eval(result: ImportResult, evaluation: dict[str, Any], file: str) -> bool:
-    path = eval_path(evaluation)
-    if path in result.evals:
-        earlier = result.evals[path].get("release", {}).get("file", path)
-        result.report(file, f"same condition and seed as {earlier} ({path})")
-        return False
-    result.evals[path] = evaluation
-    return True
+def _not_a_result(path: Path, writer: str) -> str:
+    """Why a file in a results folder is not a result file, naming the question set when it is one."""
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if "Question" in header and "Best Answer" in header:
+            return f"the TruthfulQA question set (what {writer} reads), not a result file"
+    return f"not a result file of {writer}"
+
+
+def _unmapped_row(released: ReleasedFile, reason: str, result: ImportResult) -> None:
+    released.row.update({"status": UNMAPPED, "note": reason})
+    result.report(released.file, released.kind, reason)
 
 
 def import_authors_release(
@@ -276,65 +394,128 @@ def import_authors_release(
     truthfulqa_dir: str,
     self_recognition_dir: str,
     model_aliases: Mapping[str, str],
-    other_sources: Iterable[str],
     article_id_patterns: Mapping[str, str],
+    self_recognition_dataset: str = "cnn",
+    plot_scripts: Iterable[str] = (),
+    model_table: str | None = None,
 ) -> ImportResult:
-    """Every TruthfulQA and self-recognition file of the authors' release under `root`."""
+    """Every TruthfulQA and self-recognition file of the authors' release under `root`.
+
+    `plot_scripts`: globs (relative to `root`) of the authors' plotting scripts whose lists of result files
+    decide between series of one condition and are drawn as the authors' figures. `model_table`: the authors'
+    model table (utils/models.py), named in the reason of a file whose model has no configured name."""
     root = Path(root)
     result = ImportResult()
-    other_sources = list(other_sources)
+    authors_models = read_model_table(root / model_table) if model_table and (root / model_table).is_file() else {}
+    figures = read_plot_scripts(root, plot_scripts)
+    tqa_root, sr_root = root / truthfulqa_dir, root / self_recognition_dir
+    tqa_paths = sorted(p for p in tqa_root.rglob("*") if p.is_file()) if tqa_root.is_dir() else []
+    sr_paths = sorted(p for p in sr_root.rglob("*") if p.is_file()) if sr_root.is_dir() else []
+    resolved = resolve_listed_paths(figures, [_relative(p, root) for p in tqa_paths + sr_paths])
+    listed_in = authors_lists_of(figures, resolved)
+    result.authors_lists = authors_lists_record(figures, resolved)
+    for listed, file in resolved.items():
+        if file is None:
+            log.warning("the authors' plotting scripts list %s, which the release does not hold", listed)
 
-    tqa_root = root / truthfulqa_dir
-    parsed_tqa: list[tuple[Path, ReleasedState]] = []
-    for path in sorted(p for p in tqa_root.rglob("*") if p.is_file()):
-        try:
-            parsed_tqa.append((path, parse_truthfulqa_name(path.name, model_aliases)))
-        except UnmappedName as err:
-            result.report(_relative(path, root), str(err))
-    seeds, conflicts = resolve_seeds([(str(p), (s.model, s.chain, p.parent), s.seed) for p, s in parsed_tqa])
-    for file, reason in conflicts:
-        result.report(_relative(Path(file), root), reason)
-    for path, state in parsed_tqa:
-        if str(path) not in seeds:
-            continue
+    def model_hint(reason: str, spelling: str) -> str:
+        """Name the authors' id of a model the aliases miss, so the fix is one line of release.models."""
+        known = [
+            k
+            for k in authors_models
+            if (spelling == k or spelling.startswith(k + "_"))
+            and k.removeprefix(f"{LOCAL_MODEL_PREFIX}_") not in model_aliases
+        ]
+        if not known:
+            return reason
+        key = max(known, key=len)
+        alias = key.removeprefix(f"{LOCAL_MODEL_PREFIX}_")
+        return f"{reason}; the authors' {model_table} loads {key} as {authors_models[key]}: add `{alias}: <our name>`"
+
+    files: list[ReleasedFile] = []
+    for path in tqa_paths:
         file = _relative(path, root)
+        try:
+            spelling = truthfulqa_spelling(path.name)
+        except UnmappedName as err:
+            result.report(file, "truthfulqa", f"{err}: {_not_a_result(path, 'scripts/eval/truthfulqa.py')}")
+            continue
         try:
             rows = read_truthfulqa_results(path)
         except InputError as err:
-            result.report(file, str(err))
+            result.report(file, "truthfulqa", str(err))
             continue
-        evaluation = truthfulqa_eval(state, seeds[str(path)], rows, file, sha256_file(path))
-        if _add_eval(result, evaluation, file):
-            result.truthfulqa_rows.append(truthfulqa_per_file_row(evaluation, file))
+        sha256 = sha256_file(path)
+        released = ReleasedFile(
+            file,
+            "truthfulqa",
+            {"file": file, "spelling": spelling, **truthfulqa_numbers(rows), "sha256": sha256},
+        )
+        released.row["authors_lists"] = listed_in.get(file, [])
+        files.append(released)
+        try:
+            state = parse_state(spelling, model_aliases)
+        except UnmappedName as err:
+            _unmapped_row(released, model_hint(str(err), spelling), result)
+            continue
+        released.state, released.condition = state, ("truthfulqa", state.model, state.chain)
+        released.row.update({"model": state.model, "chain": state.chain})
+        released.make_eval = lambda seed, state=state, rows=rows, file=file, sha256=sha256: truthfulqa_eval(
+            state, seed, rows, file, sha256
+        )
 
-    sr_root = root / self_recognition_dir
-    parsed_sr: list[tuple[Path, SelfRecognitionName, str]] = []
-    for path in sorted(p for p in sr_root.rglob("*") if p.is_file()):
+    for path in sr_paths:
+        file = _relative(path, root)
         subdir = _relative(path.parent, sr_root) if path.parent != sr_root else ""
         try:
-            parsed_sr.append((path, parse_self_recognition_name(path.name, model_aliases, other_sources), subdir))
+            sources = split_self_recognition_name(path.name)
         except UnmappedName as err:
-            result.report(_relative(path, root), str(err))
-    seeds, conflicts = resolve_seeds(
-        [
-            (str(p), (n.dataset, n.judge.model, n.judge.chain, n.other, n.self_kind, sub), n.judge.seed)
-            for p, n, sub in parsed_sr
-        ]
-    )
-    for file, reason in conflicts:
-        result.report(_relative(Path(file), root), reason)
-    for path, name, subdir in parsed_sr:
-        if str(path) not in seeds:
+            result.report(
+                file, "self_recognition", f"{err}: {_not_a_result(path, 'scripts/eval/sgtr/model_choices_eval.py')}"
+            )
             continue
-        file = _relative(path, root)
         try:
-            choices, stray = read_self_recognition_results(path, article_id_patterns.get(name.dataset))
+            choices, stray = read_self_recognition_results(path, article_id_patterns.get(sources.dataset))
         except InputError as err:
-            result.report(file, str(err))
+            result.report(file, "self_recognition", str(err))
             continue
-        evaluation = self_recognition_eval(name, seeds[str(path)], choices, stray, file, sha256_file(path), subdir)
-        if _add_eval(result, evaluation, file):
-            result.self_recognition_rows.append(self_recognition_per_file_row(evaluation, file))
+        sources = split_self_recognition_name(path.name, set(choices.values()))
+        sha256 = sha256_file(path)
+        released = ReleasedFile(
+            file,
+            "self_recognition",
+            {
+                "file": file,
+                "dataset": sources.dataset,
+                "framing": subdir,
+                "judge": sources.judge,
+                "self_source": sources.self_spelling,
+                "other_source": sources.other_spelling,
+                **self_recognition_numbers(choices, sources.self_spelling, sources.other_spelling),
+                "n_stray_keys": len(stray),
+                "sha256": sha256,
+                "authors_lists": listed_in.get(file, []),
+            },
+        )
+        files.append(released)
+        try:
+            name = parse_self_recognition_name(path.name, model_aliases, set(choices.values()))
+        except UnmappedName as err:
+            _unmapped_row(released, model_hint(str(err), sources.judge), result)
+            continue
+        evaluation_name = selfrec_eval_name(name.other, name.self_kind, subdir, name.dataset, self_recognition_dataset)
+        released.state = name.judge
+        released.condition = (evaluation_name, name.judge.model, name.judge.chain)
+        released.row.update({"eval": evaluation_name, "model": name.judge.model, "chain": name.judge.chain})
+        released.make_eval = (
+            lambda seed, name=name, choices=choices, stray=stray, file=file, sha256=sha256, subdir=subdir: (
+                self_recognition_eval(name, seed, choices, stray, file, sha256, subdir, self_recognition_dataset)
+            )
+        )
+
+    resolve_conditions(files, listed_in, result)
+    result.truthfulqa_rows = [f.row for f in files if f.kind == "truthfulqa"]
+    result.self_recognition_rows = [f.row for f in files if f.kind == "self_recognition"]
     return result
 
 
@@ -352,11 +533,11 @@ def import_bundle(root: str | Path) -> ImportResult:
         if not (name.startswith("eval/") and name.endswith(".json")):
             continue
         evaluation = read_json(path)
-        if _add_eval(result, evaluation, name):
-            if evaluation["eval"] == "truthfulqa":
-                result.truthfulqa_rows.append(truthfulqa_per_file_row(evaluation, name))
-            else:
-                result.self_recognition_rows.append(self_recognition_per_file_row(evaluation, name))
+        result.evals[eval_path(evaluation)] = evaluation
+        if evaluation["eval"] == "truthfulqa":
+            result.truthfulqa_rows.append(truthfulqa_per_file_row(evaluation, name))
+        elif evaluation["eval"].startswith("selfrec-"):
+            result.self_recognition_rows.append(self_recognition_per_file_row(evaluation, name))
     return result
 
 
@@ -379,17 +560,14 @@ def tidy_release_rows(evals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def figure_summary(
-    evals: Iterable[dict[str, Any]], eval_name: str, model: str, figure_chains: list[str]
+    tidy: Iterable[dict[str, Any]], eval_name: str, model: str, figure_chains: list[str]
 ) -> list[dict[str, Any]]:
-    """Per-condition summary of one evaluation of one model, restricted to and ordered by `figure_chains`."""
+    """Per-condition summary of one evaluation of one model from tidy rows (aggregate.TIDY_COLUMNS),
+    restricted to and ordered by `figure_chains`."""
     rank = {chain: i for i, chain in enumerate(figure_chains)}
-    chosen = [
-        e
-        for e in evals
-        if e["eval"] == eval_name and e["model_state"]["model"] == model and e["model_state"]["chain"] in rank
-    ]
-    chosen.sort(key=lambda e: (rank[e["model_state"]["chain"]], e["model_state"]["seed"]))
-    return summarise(row for e in chosen for row in tidy_rows(e))
+    chosen = [r for r in tidy if r["eval"] == eval_name and r["model"] == model and r["chain"] in rank]
+    chosen.sort(key=lambda r: (rank[r["chain"]], int(r["seed"])))
+    return summarise(chosen)
 
 
 def truthfulqa_grid(
@@ -426,10 +604,12 @@ def write_import(
     eval_dir: str | Path,
     tables_dir: str | Path,
     unmapped_report: str | Path,
+    duplicates_report: str | Path | None = None,
+    authors_lists: str | Path | None = None,
     protocol: str = PROTOCOL,
 ) -> None:
     """Evaluation JSONs under `eval_dir`; per-file, tidy, per-condition and grid tables under `tables_dir`;
-    the unmapped-file report."""
+    the unmapped-file report, the duplicates report and the authors' plotting lists as resolved."""
     eval_dir, tables = Path(eval_dir), Path(tables_dir)
     for relative, evaluation in result.evals.items():
         write_json(eval_dir / relative, evaluation)
@@ -438,7 +618,7 @@ def write_import(
     evals = list(result.evals.values())
     for stem, chosen in (
         ("truthfulqa", [e for e in evals if e["eval"] == "truthfulqa"]),
-        ("self_recognition", [e for e in evals if e["eval"] != "truthfulqa"]),
+        ("self_recognition", [e for e in evals if e["eval"].startswith("selfrec-")]),
     ):
         rows = tidy_release_rows(chosen)
         write_csv(tables / f"{stem}_tidy.csv", rows, TIDY_COLUMNS)
@@ -446,6 +626,10 @@ def write_import(
     grid_rows, grid_columns = truthfulqa_grid(evals, protocol)
     write_csv(tables / "truthfulqa_grid.csv", grid_rows, grid_columns)
     write_csv(unmapped_report, result.unmapped, UNMAPPED_COLUMNS)
+    if duplicates_report is not None:
+        write_csv(duplicates_report, result.duplicates, DUPLICATES_COLUMNS)
+    if authors_lists is not None:
+        write_json(authors_lists, result.authors_lists)
 
 
 def read_evals(eval_dir: str | Path) -> list[dict[str, Any]]:
