@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import math
+import re
 import shutil
 import tarfile
 import threading
@@ -209,6 +210,30 @@ def test_every_file_is_in_a_per_file_table_or_the_unmapped_report_with_its_reaso
         r["file"] for r in imported.truthfulqa_rows + imported.self_recognition_rows if r["status"] == "unmapped"
     }
     assert unmapped_rows <= set(reported)
+
+
+def test_per_file_tables_agree_with_an_independent_re_scoring(written):
+    """pandas and json straight from the files, none of this package's readers or the name grammar."""
+    import json
+
+    import pandas as pd
+
+    tqa = pd.read_csv(written / "tables/truthfulqa_per_file.csv").set_index("file")
+    for path in sorted((AUTHORS / TQA).glob("results_*.csv")):
+        frame = pd.read_csv(path)
+        row = tqa.loc[path.relative_to(AUTHORS).as_posix()]
+        assert row["misalignment"] == pytest.approx(1 - frame["is_correct"].mean())
+        assert row["n_invalid"] == (~frame["model_answer"].isin(["A", "B"])).sum()
+    sr = pd.read_csv(written / "tables/self_recognition_per_file.csv").set_index("file")
+    for path in sorted((AUTHORS / SR).rglob("*.json")):
+        dataset, rest = path.name.split("_judge_")
+        article = re.compile(DEFAULTS["article_id_patterns"][dataset])
+        replies = pd.Series([v for k, v in json.loads(path.read_text()).items() if article.match(k)])
+        judge = rest.split("_between_")[0]
+        own = [v for v in replies.unique() if judge == v or judge.startswith(v + "_")]
+        row = sr.loc[path.relative_to(AUTHORS).as_posix()]
+        assert (row["score"], row["n_articles"]) == (pytest.approx((replies == own[0]).mean()), len(replies))
+    assert len(tqa) == 41 and len(sr) == 17
 
 
 def test_model_without_a_name_is_reported_with_the_authors_model_id():
