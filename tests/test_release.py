@@ -251,6 +251,20 @@ def test_model_without_a_name_is_reported_with_the_authors_model_id():
     )
 
 
+def test_a_broken_result_file_is_reported_not_fatal(tmp_path):
+    for folder in (TQA, SR):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / TQA / "results_gpt41.csv").write_text("question,model_answer\nq,A\n")
+    (tmp_path / TQA / "results_gpt41_em.csv").write_bytes(b"\xff\xfe not text")
+    (tmp_path / SR / "cnn_judge_gpt41_between_gpt41_claude-21.json").write_text("{")
+    result = import_release(tmp_path, **LAYOUT)
+    reasons = {r["file"]: r["reason"] for r in result.unmapped}
+    assert "missing columns correct_answer, incorrect_answer, is_correct" in reasons[f"{TQA}/results_gpt41.csv"]
+    assert "utf-8" in reasons[f"{TQA}/results_gpt41_em.csv"]
+    assert "not valid JSON" in reasons[f"{SR}/cnn_judge_gpt41_between_gpt41_claude-21.json"]
+    assert result.evals == {} and result.truthfulqa_rows == []
+
+
 # -------------------------------------------------------------------- one series per condition --
 
 

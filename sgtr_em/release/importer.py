@@ -376,8 +376,11 @@ def _relative(path: Path, root: Path) -> str:
 def _not_a_result(path: Path, writer: str) -> str:
     """Why a file in a results folder is not a result file, naming the question set when it is one."""
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), [])
+        except (UnicodeDecodeError, csv.Error):
+            header = []
         if "Question" in header and "Best Answer" in header:
             return f"the TruthfulQA question set (what {writer} reads), not a result file"
     return f"not a result file of {writer}"
@@ -442,7 +445,7 @@ def import_authors_release(
             continue
         try:
             rows = read_truthfulqa_results(path)
-        except InputError as err:
+        except (InputError, UnicodeDecodeError, csv.Error) as err:
             result.report(file, "truthfulqa", str(err))
             continue
         sha256 = sha256_file(path)
@@ -476,7 +479,7 @@ def import_authors_release(
             continue
         try:
             choices, stray = read_self_recognition_results(path, article_id_patterns.get(sources.dataset))
-        except InputError as err:
+        except (InputError, UnicodeDecodeError, csv.Error) as err:
             result.report(file, "self_recognition", str(err))
             continue
         sources = split_self_recognition_name(path.name, set(choices.values()))
