@@ -1,8 +1,13 @@
 # Reproduction workflow for "Self-Recognition Finetuning can Reverse and Prevent Emergent Misalignment"
 # (arXiv 2606.23700). Default target: every figure of the configured grid.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# Conda envs install this workflow's package from here (envs/*.post-deploy.sh).
+os.environ.setdefault("SGTR_EM_WORKFLOW_DIR", workflow.basedir)
 
 
 # The embedded demo is the default; `--configfile config/config.yaml` replaces it (not merged into it).
