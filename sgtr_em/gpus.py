@@ -337,6 +337,9 @@ def assign_devices(
     lock_dir = lock_dir or Path(env.get(LOCK_DIR_ENV) or DEFAULT_LOCK_DIR)
     lease = acquire(count, pool, lock_dir, holder=job, timeout=timeout)
     env["CUDA_VISIBLE_DEVICES"] = ",".join(lease.devices)
+    # CUDA numbers devices fastest first unless told otherwise; nvidia-smi's (and SGTR_EM_GPUS's) indices
+    # are in PCI bus order
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     log.info(
         "%s: CUDA_VISIBLE_DEVICES=%s (%s of the pool %s from %s; locks in %s)",
         job,

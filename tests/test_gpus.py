@@ -212,7 +212,7 @@ def test_concurrent_processes_never_share_a_device_and_a_killed_holder_frees_it(
 def test_assignment_sets_cuda_visible_devices_from_the_pool(tmp_path):
     env = {"SGTR_EM_GPUS": "2,3", "SGTR_EM_GPU_LOCKS": str(tmp_path)}
     lease = assign_devices("job", 2, env, smi=lambda: None)
-    assert lease is not None and env["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert lease is not None and env["CUDA_VISIBLE_DEVICES"] == "2,3" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     lease.release()
     # without SGTR_EM_GPUS the pool is the user's CUDA_VISIBLE_DEVICES, else what nvidia-smi lists
     env = {"CUDA_VISIBLE_DEVICES": "1", "SGTR_EM_GPU_LOCKS": str(tmp_path)}
