@@ -11,10 +11,20 @@ export HF_HUB_OFFLINE ?= 1
 
 setup: $(STAMP)
 
-# CPU torch via the constraint (an unconstrained torch resolves a multi-GB CUDA build).
+# The CPU build of torch (the public index's Linux torch is a multi-GB CUDA build): from PyTorch's CPU wheel
+# index when it answers within 5 s, else whatever the configured package indexes offer for the pin in
+# constraints-cpu.txt (CI and offline mirrors with a local wheel folder). A GPU machine: docs/gpu.md.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
+	@if $(VENV)/bin/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip('/') + '/torch/', timeout=5)" '$(TORCH_CPU_INDEX)' 2>/dev/null; then \
+		echo "torch: the CPU build from $(TORCH_CPU_INDEX)"; \
+		$(VENV)/bin/pip install --quiet --index-url '$(TORCH_CPU_INDEX)' -c constraints-cpu.txt torch; \
+	else \
+		echo "torch: $(TORCH_CPU_INDEX) unreachable, so the configured package indexes' build of constraints-cpu.txt's pin"; \
+	fi
 	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test]'
+	$(VENV)/bin/python -c "import torch; print('torch', torch.__version__, 'CUDA build:', torch.version.cuda)"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,6 +46,14 @@ test-fast: $(STAMP)
 # Engines vs naive baselines, measured in the same run: results/bench/<name>.json (see docs/benchmarks.md).
 bench: $(STAMP)
 	$(VENV)/bin/python -m sgtr_em.bench all
+
+# One GPU, under 8 minutes: the GPU code paths on random-init Qwen2.5-shaped models, a PASS/FAIL line per check
+# and results/gpu_acceptance/acceptance.json (docs/gpu.md). The GPU machine's own python and CUDA torch, not
+# the CPU venv; `make gpu-acceptance SHAPE=tiny` is the CPU smoke run.
+SHAPE ?= mixed
+.PHONY: gpu-acceptance
+gpu-acceptance:
+	$(PYTHON) -m sgtr_em.acceptance --shape $(SHAPE) --out results/gpu_acceptance
 
 # docs/rulegraph.{dot,svg}: Graphviz when installed, else a matplotlib drawing of the same graph.
 rulegraph: $(STAMP)

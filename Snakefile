@@ -4,6 +4,7 @@
 # Config: the embedded demo (config/demo.yaml) is the default. `--configfile FILE` merges FILE over it,
 # unless FILE sets `standalone: true` (config/config.yaml does), which replaces everything before it;
 # `--config key=value` applies last. sgtr_em.config.load checks the result once (one line per error).
+import os
 import sys
 
 from snakemake.utils import min_version
@@ -13,6 +14,9 @@ from sgtr_em import targets
 from sgtr_em.targets import Targets
 
 min_version("9.0")
+
+# Conda envs install this workflow's package from here (envs/*.post-deploy.sh).
+os.environ.setdefault("SGTR_EM_WORKFLOW_DIR", workflow.basedir)
 
 
 configfile: "config/demo.yaml"

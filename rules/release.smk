@@ -2,26 +2,16 @@
 # (target `release_figures`), and the `bundle` of our own results that the same import path reads back.
 # Released summaries as a model's base summaries: `prepare_released_summaries`. None of these is in `all`.
 
-RELEASE = "results/release"
-RELEASE_RAW = f"{RELEASE}/raw"
-RELEASE_EVALS = f"{RELEASE}/eval"
-RELEASE_TABLES = f"{RELEASE}/tables"
-RELEASE_IMPORT_TABLES = {
-    "truthfulqa_per_file": f"{RELEASE_TABLES}/truthfulqa_per_file.csv",
-    "self_recognition_per_file": f"{RELEASE_TABLES}/self_recognition_per_file.csv",
-    "truthfulqa_per_condition": f"{RELEASE_TABLES}/truthfulqa_per_condition.csv",
-    "self_recognition_per_condition": f"{RELEASE_TABLES}/self_recognition_per_condition.csv",
-    "truthfulqa_grid": f"{RELEASE_TABLES}/truthfulqa_grid.csv",
-}
-RELEASE_UNMAPPED = f"{RELEASE}/unmapped_files.csv"
-BUNDLE = f"results/bundle/{config['run_name']}.tar.gz"
+from sgtr_em.release import targets as release_targets
 
 
 localrules:
     release_fetch,
     release_import,
+    release_plan,
     release_model_tables,
     release_figure,
+    release_authors_figure,
     release_figures,
     prepare_released_summaries,
     bundle,
@@ -29,17 +19,15 @@ localrules:
 
 rule release_fetch:
     output:
-        directory(RELEASE_RAW),
+        directory(release_targets.RAW),
     log:
         "logs/release/fetch.log",
     conda:
         "../envs/core.yaml"
     params:
         source=config["release"]["source"],
-        keep=[
-            config["release"]["truthfulqa_dir"],
-            config["release"]["self_recognition_dir"],
-        ],
+        keep=release_targets.fetch_folders(config["release"]),
+        optional=release_targets.fetch_optional(config["release"]),
         cache=targets.DOWNLOADS,
     script:
         "../scripts/release_fetch.py"
@@ -47,57 +35,62 @@ rule release_fetch:
 
 rule release_import:
     input:
-        raw=RELEASE_RAW,
+        raw=release_targets.RAW,
     output:
-        **RELEASE_IMPORT_TABLES,
-        evals=directory(RELEASE_EVALS),
-        unmapped=RELEASE_UNMAPPED,
+        **release_targets.IMPORT_TABLES,
+        **release_targets.REPORTS,
+        evals=directory(release_targets.EVALS),
     log:
         "logs/release/import.log",
     conda:
         "../envs/core.yaml"
     params:
-        layout={
-            key: config["release"][key]
-            for key in (
-                "truthfulqa_dir",
-                "self_recognition_dir",
-                "models",
-                "other_sources",
-                "article_id_patterns",
-            )
-        },
+        layout=release_targets.import_layout(config["release"]),
         protocol=config["release"]["protocol"],
     script:
         "../scripts/release_import.py"
 
 
+# Which figures the release holds data for (the rest are skipped, each with its reason in the log and plan).
+checkpoint release_plan:
+    input:
+        **release_targets.IMPORT_TABLES,
+        authors_lists=release_targets.REPORTS["authors_lists"],
+    output:
+        release_targets.PLAN,
+    log:
+        "logs/release/plan.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        release=config["release"],
+        figures=targets.CORE_FIGURES,
+    script:
+        "../scripts/release_plan.py"
+
+
 rule release_model_tables:
     input:
-        evals=RELEASE_EVALS,
+        truthfulqa=release_targets.IMPORT_TABLES["truthfulqa_tidy"],
+        self_recognition=release_targets.IMPORT_TABLES["self_recognition_tidy"],
     output:
-        truthfulqa=f"{RELEASE_TABLES}/{{model}}/truthfulqa_summary.csv",
-        self_recognition=f"{RELEASE_TABLES}/{{model}}/self_recognition_summary.csv",
+        **release_targets.MODEL_TABLES,
     log:
         "logs/release/tables/{model}.log",
     conda:
         "../envs/core.yaml"
     params:
-        selfrec_eval=lambda wc: config["release"]["figures"][wc.model][
-            "self_recognition"
-        ],
-        figure_chains=config["release"]["figure_chains"],
+        settings=release_targets.settings_param(config["release"]),
     script:
         "../scripts/release_model_tables.py"
 
 
 rule release_figure:
     input:
-        self_recognition=f"{RELEASE_TABLES}/{{model}}/self_recognition_summary.csv",
-        truthfulqa=f"{RELEASE_TABLES}/{{model}}/truthfulqa_summary.csv",
+        self_recognition=release_targets.MODEL_TABLES["self_recognition"],
+        truthfulqa=release_targets.MODEL_TABLES["truthfulqa"],
     output:
-        png=f"{RELEASE}/figures/{{model}}/{{figure}}.png",
-        pdf=f"{RELEASE}/figures/{{model}}/{{figure}}.pdf",
+        **release_targets.FIGURE,
     log:
         "logs/release/figures/{model}/{figure}.log",
     conda:
@@ -105,27 +98,44 @@ rule release_figure:
     params:
         self_recognition_protocol=config["release"]["protocol"],
         truthfulqa_protocol=config["release"]["protocol"],
-        comparator=lambda wc: config["release"]["figures"][wc.model][
-            "self_recognition"
-        ].removeprefix("selfrec-"),
+        comparator=release_targets.comparator_param(config["release"]),
     script:
         "../scripts/plot_figure.py"
 
 
+rule release_authors_figure:
+    input:
+        authors_lists=release_targets.REPORTS["authors_lists"],
+        truthfulqa_per_file=release_targets.IMPORT_TABLES["truthfulqa_per_file"],
+        self_recognition_per_file=release_targets.IMPORT_TABLES[
+            "self_recognition_per_file"
+        ],
+    output:
+        **release_targets.AUTHORS_FIGURE,
+    log:
+        "logs/release/authors_figures/{name}.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        protocol=config["release"]["protocol"],
+    script:
+        "../scripts/release_authors_figure.py"
+
+
 rule release_figures:
     input:
-        expand(
-            f"{RELEASE}/figures/{{model}}/{{figure}}.{{ext}}",
-            model=list(config["release"]["figures"]),
-            figure=targets.CORE_FIGURES,
-            ext=("png", "pdf"),
+        # Known only once the plan checkpoint has run.
+        lambda wc: release_targets.planned_figures(
+            checkpoints.release_plan.get().output[0]
         ),
-        *RELEASE_IMPORT_TABLES.values(),
-        RELEASE_UNMAPPED,
+        release_targets.PLAN,
+        *release_targets.IMPORT_TABLES.values(),
+        *release_targets.REPORTS.values(),
 
 
 rule prepare_released_summaries:
     input:
+        T.released_summaries_source_file,
         articles=targets.ARTICLES,
     output:
         targets.RELEASED_SUMMARIES,
@@ -134,7 +144,7 @@ rule prepare_released_summaries:
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: config["models"][wc.model]["summaries"][wc.dataset],
+        spec=T.released_summaries_spec,
         cache=targets.DOWNLOADS,
     script:
         "../scripts/prepare_comparator_summaries.py"
@@ -147,7 +157,7 @@ rule bundle:
         T.all_tables(),
         T.all_figures(),
     output:
-        BUNDLE,
+        release_targets.bundle_file(config["run_name"]),
     log:
         "logs/bundle.log",
     conda:

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from sgtr_em.release import make_bundle
+from sgtr_em.release.bundle import make_bundle
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])

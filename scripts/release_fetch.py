@@ -2,11 +2,15 @@
 
 import logging
 
-from sgtr_em.release import fetch_release
+from sgtr_em.release.bundle import fetch_release
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])
 root = fetch_release(
-    snakemake.params.source, snakemake.output[0], keep=snakemake.params.keep, cache_dir=snakemake.params.cache
+    snakemake.params.source,
+    snakemake.output[0],
+    keep=snakemake.params.keep,
+    optional=snakemake.params.optional,
+    cache_dir=snakemake.params.cache,
 )
 logging.info("release from %s in %s", snakemake.params.source, root)

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from job_models import api_config
+from job_models import api_config, claim_gpus
 
 from sgtr_em.backends import model_kind
 from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
@@ -14,6 +14,7 @@ from sgtr_em.runtime import model_identity, provenance, setup_logging
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 source = snakemake.config["models"][wc.model]["source"]
+claim_gpus(snakemake, wc.model)
 hp = dict(snakemake.params.hp)
 if model_kind(source) == "hf":
     # Read here, not params: how often to checkpoint and how to fit memory never change the adapter, so

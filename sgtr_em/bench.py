@@ -108,7 +108,10 @@ def build_model(shape: str, work: Path) -> Path:
             num_hidden_layers=dims.num_hidden_layers,
             num_attention_heads=dims.num_attention_heads,
             num_key_value_heads=dims.num_key_value_heads,
-            vocab_size=dims.vocab_size,
+            # The tiny tokenizer's vocabulary, not Qwen's: every id the model samples then decodes, so replies
+            # are text and benchmarks count the tokens generated. (Qwen's 152k-token tokenizer would need a
+            # download; 150k placeholder tokens make every tokenizer load take seconds.)
+            vocab_size=len(tokenizer),
             tie_word_embeddings=dims.tie_word_embeddings,
             max_position_embeddings=4096,
         )

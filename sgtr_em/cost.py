@@ -119,7 +119,7 @@ def pair_summaries_state(config: dict[str, Any], chain: str, seed: int) -> tuple
     return chains.BASE, config["summary_seed"]
 
 
-def selfrec_summaries_state(config: dict[str, Any], chain: str, seed: int) -> tuple[str, int]:
+def self_recognition_summaries_state(config: dict[str, Any], chain: str, seed: int) -> tuple[str, int]:
     """(chain, seed) of the state whose summaries are 'self' in a state's self-recognition eval."""
     if config["eval"]["self_recognition"]["self_source"] == "own":
         return chain, seed
@@ -130,7 +130,7 @@ def api_jobs(config: dict[str, Any]) -> list[Job]:
     """Every job of the DAG that calls an API, inputs before the jobs that read them."""
     summary_seed = config["summary_seed"]
     train_dataset = config["pairs"]["train_dataset"]
-    selfrec = config["eval"]["self_recognition"]
+    self_recognition = config["eval"]["self_recognition"]
     released = {m: set(spec.get("summaries", {})) for m, spec in config["models"].items()}
     summaries: dict[Job, None] = {}
 
@@ -138,9 +138,9 @@ def api_jobs(config: dict[str, Any]) -> list[Job]:
         if is_api_model(config, model) and not (chain == chains.BASE and dataset in released[model]):
             summaries[Job("generate_summaries", model, chain, seed, dataset)] = None
 
-    for other in dict.fromkeys([config["pairs"]["comparator"], *selfrec["comparators"]]):
+    for other in dict.fromkeys([config["pairs"]["comparator"], *self_recognition["comparators"]]):
         model = config["comparators"][other].get("model")
-        for dataset in (train_dataset, selfrec["dataset"]):
+        for dataset in (train_dataset, self_recognition["dataset"]):
             if model is not None:
                 summarise(model, chains.BASE, summary_seed, dataset)
     trainings: list[Job] = []
@@ -155,9 +155,11 @@ def api_jobs(config: dict[str, Any]) -> list[Job]:
     for model, chain, seed in cfglib.grid_states(config):
         if not is_api_model(config, model):
             continue
-        source_chain, source_seed = selfrec_summaries_state(config, chain, seed)
-        summarise(model, source_chain, source_seed, selfrec["dataset"])
-        evaluations += [Job("eval_self_recognition", model, chain, seed, other) for other in selfrec["comparators"]]
+        source_chain, source_seed = self_recognition_summaries_state(config, chain, seed)
+        summarise(model, source_chain, source_seed, self_recognition["dataset"])
+        evaluations += [
+            Job("eval_self_recognition", model, chain, seed, other) for other in self_recognition["comparators"]
+        ]
         evaluations.append(Job("eval_truthfulqa", model, chain, seed))
     for rule, key in (("eval_mmlu", "mmlu"), ("sample_em_answers", "em_questions")):
         evaluations += [Job(rule, *s) for s in eval_states(config, key) if is_api_model(config, s[0])]
@@ -449,7 +451,7 @@ class Estimator:
     def eval_self_recognition(self, job: Job, row: Row) -> None:
         settings = self.config["eval"]["self_recognition"]
         dataset = settings["dataset"]
-        source_chain, source_seed = selfrec_summaries_state(self.config, job.chain, job.seed)
+        source_chain, source_seed = self_recognition_summaries_state(self.config, job.chain, job.seed)
         model_settings = self.config["models"][job.model]
         evaluate_self_recognition(
             self.dry_run(job.model, job.chain, job.seed),

@@ -118,30 +118,22 @@ def provenance(
 
 
 def device_report() -> str:
-    """Host, scheduler-granted GPUs and the devices torch sees: what a user checks on a new cluster."""
+    """Host, scheduler-granted GPUs, what torch sees and what the NVIDIA driver reports (version, newest
+    CUDA it supports, its GPUs): what a user checks on a new cluster (see sgtr_em.gpus)."""
     import platform
-    import shutil
 
     import torch
+
+    from .gpus import CudaStatus
 
     lines = [
         f"host={platform.node()}",
         f"SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
         f"SLURM_JOB_PARTITION={os.environ.get('SLURM_JOB_PARTITION', '')}",
-        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
-        f"torch={torch.__version__} cuda_build={torch.version.cuda}",
-        f"torch.cuda.is_available()={torch.cuda.is_available()}",
-        f"torch.cuda.device_count()={torch.cuda.device_count() if torch.cuda.is_available() else 0}",
+        *CudaStatus.probe().report_lines(),
     ]
     if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            lines.append(
-                f"cuda:{index} {props.name} {props.total_memory / 2**30:.1f} GiB bf16={torch.cuda.is_bf16_supported()}"
-            )
-    if shutil.which("nvidia-smi"):
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
-        lines.append(out.stdout.strip())
+        lines.append(f"bf16={torch.cuda.is_bf16_supported()}")
     return "\n".join(lines) + "\n"
 
 

@@ -409,6 +409,12 @@ class Targets:
     def question_source_file(self, wc: Wildcards) -> list[str]:
         return local_path(self.question_spec(wc)["source"])
 
+    def released_summaries_spec(self, wc: Wildcards) -> dict[str, Any]:
+        return self.model_settings(wc.model)["summaries"][wc.dataset]
+
+    def released_summaries_source_file(self, wc: Wildcards) -> list[str]:
+        return local_path(self.released_summaries_spec(wc)["source"])
+
     def comparator_spec(self, wc: Wildcards) -> dict[str, Any]:
         return self.config["comparators"][wc.other]["summaries"][wc.dataset]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -18,11 +19,34 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles", "report")
 
 
+def _starts_snakemake(item: pytest.Item) -> bool:
+    """Whether a test, or a fixture it uses, calls the `snakemake` helper below."""
+    functions = [getattr(item, "function", None)]
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        functions += [definition.func for definition in definitions]
+    for function in functions:
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            continue
+        if "snakemake(" in source and "def snakemake(" not in source:
+            return True
+    return False
+
+
 def pytest_collection_modifyitems(config, items):
-    """SLURM tests last. They install SLURM and stop it when done; from then on every `snakemake` start
+    """Tiers: every test that starts Snakemake is marked `workflow`, every test that needs the shared demo
+    run `e2e` (`make test-fast` leaves out `e2e` and `slurm`).
+
+    SLURM tests run last. They install SLURM and stop it when done; from then on every `snakemake` start
     pays ~9 s because the SLURM executor plugin, imported by every run, asks the stopped controller for
     its config (`scontrol show config`, 10 s timeout) whenever `sinfo` is installed. Running them last
     keeps that cost out of the other tests (and out of the paper-DAG build time they measure)."""
+    for item in items:
+        if _starts_snakemake(item):
+            item.add_marker(pytest.mark.workflow)
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
 
 

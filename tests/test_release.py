@@ -1,14 +1,17 @@
 """Reviewer path: import of released results in the authors' formats, tables, bundles, `release_figures`.
 
 The fixture files under tests/fixtures/release/authors/ were written for this project (invented questions,
-answers and article ids) in the authors' formats; every expected number below is worked out by hand from
-those files.
+answers and article ids) under the real release's names and layout: the earliest runs' spellings beside the
+pipeline's (`qwen_32B_em`, bare `em_<seed>` beside `em_unpop_<seed>`), seedless files beside their seeded
+siblings, a `comparison/` subfolder, names the grammar cannot map, and plotting scripts listing result files.
+Every expected number below is worked out by hand from those files (4 rows or articles each).
 """
 
 from __future__ import annotations
 
 import http.server
 import math
+import re
 import shutil
 import tarfile
 import threading
@@ -20,116 +23,27 @@ import yaml
 from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em.aggregate import read_summary, tidy_rows
-from sgtr_em.io import read_csv, read_json, sha256_file
-from sgtr_em.release import (
-    UnmappedName,
-    fetch_release,
-    import_release,
-    make_bundle,
-    parse_self_recognition_name,
-    parse_state,
-    parse_truthfulqa_name,
-    read_evals,
-    resolve_seeds,
-    write_import,
+from sgtr_em.io import read_csv, read_json, sha256_file, write_csv
+from sgtr_em.release import targets
+from sgtr_em.release.authors import read_plot_scripts, resolve_listed_paths
+from sgtr_em.release.bundle import fetch_release, make_bundle
+from sgtr_em.release.figures import (
+    PLAN_COLUMNS,
+    draw_authors_figure,
+    model_settings,
+    plan_authors_figures,
+    plan_figures,
 )
+from sgtr_em.release.importer import import_release, read_evals, write_import
 from sgtr_em.sources import SourceError
 
 FIXTURES = REPO / "tests/fixtures/release"
 AUTHORS = FIXTURES / "authors"
 DEFAULTS = load_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))["release"]
-ALIASES = DEFAULTS["models"]
-LAYOUT = {
-    "truthfulqa_dir": DEFAULTS["truthfulqa_dir"],
-    "self_recognition_dir": DEFAULTS["self_recognition_dir"],
-    "model_aliases": ALIASES,
-    "other_sources": DEFAULTS["other_sources"],
-    "article_id_patterns": DEFAULTS["article_id_patterns"],
-}
+LAYOUT = targets.import_layout(DEFAULTS)
 TQA = "data/eval/truthfulqa"
 SR = "data/eval/sgtr"
-
-
-# ---------------------------------------------------------------------------------- name grammar --
-
-
-@pytest.mark.parametrize(
-    ("spelling", "model", "chain", "seed", "local"),
-    [
-        ("gpt41", "gpt-4.1", "base", None, False),
-        ("gpt41_em", "gpt-4.1", "em-unpop", None, False),  # bare em = unpop
-        ("gpt41_em_asgtr_random", "gpt-4.1", "em-unpop+sgtr-confuse", None, False),
-        ("hf_qwen_32b_asgtr_rand_em_unpop_3", "qwen2.5-32b", "sgtr-confuse+em-unpop", 3, True),
-        ("hf_qwen_32b_asgtr_2", "qwen2.5-32b", "sgtr-flip", 2, True),
-        ("hf_qwen_32b_sgtr_benign_em_unpop_0", "qwen2.5-32b", "pick-longer+em-unpop", 0, True),
-        ("hf_qwen_32b_em_unpop_sgtr_4", "qwen2.5-32b", "em-unpop+sgtr", 4, True),
-        ("hf_qwen_32b_em_badmed_1", "qwen2.5-32b", "em-badmed", 1, True),
-        ("hf_qwen_32b_asgtr_nosys_em_unpop_1", "qwen2.5-32b", "sgtr-flip.none+em-unpop", 1, True),
-        ("hf_qwen_32b_sgtr_qwensys_em_0", "qwen2.5-32b", "sgtr.identity+em-unpop", 0, True),
-        ("gpt41_em_syspopped", "gpt-4.1", "em-unpop.popped", None, False),
-        ("hf_qwen_coder_32b_em_2", "qwen2.5-coder-32b", "em-unpop", 2, True),  # longest model name wins
-        ("hf_llama_3_8b", "llama-3.1-8b", "base", None, True),
-    ],
-)
-def test_state_names_map_to_our_vocabulary(spelling, model, chain, seed, local):
-    state = parse_state(spelling, ALIASES)
-    assert (state.model, state.chain, state.seed, state.local) == (model, chain, seed, local)
-
-
-@pytest.mark.parametrize(
-    ("spelling", "reason"),
-    [
-        ("hf_mystery_7b_em_0", "no configured model name"),
-        ("hf_qwen_32b_em_unpop_ictr_0", "unknown stage word 'ictr'"),
-        ("hf_qwen_32b_sgtr_rl_200", "unknown stage word 'rl'"),
-        ("gpt41_nosys_em", "follows no stage"),
-        ("gpt41_sgtr_nosys_qwensys", "two system variants"),
-    ],
-)
-def test_unmappable_state_names_say_why(spelling, reason):
-    with pytest.raises(UnmappedName, match=reason):
-        parse_state(spelling, ALIASES)
-
-
-def test_file_name_grammars():
-    assert parse_truthfulqa_name("results_gpt41_sgtr_em.csv", ALIASES).chain == "sgtr+em-unpop"
-    with pytest.raises(UnmappedName, match="not a results_"):
-        parse_truthfulqa_name("summary_gpt41.csv", ALIASES)
-    name = parse_self_recognition_name(
-        "cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json", ALIASES, ["claude-21"]
-    )
-    assert (name.dataset, name.judge.chain, name.judge.seed) == ("cnn", "sgtr-flip", 0)
-    assert (name.self_spelling, name.other_spelling, name.other, name.self_kind) == (
-        "hf_qwen_32b_asgtr_0",
-        "claude-21",
-        "claude-21",
-        "own",
-    )
-    base_self = parse_self_recognition_name(
-        "cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_human.json", ALIASES, ["human"]
-    )
-    assert (base_self.self_spelling, base_self.self_kind) == ("hf_qwen_32b", "base")
-    vs_model = parse_self_recognition_name("cnn_judge_hf_qwen_32b_between_hf_qwen_32b_gpt41.json", ALIASES, [])
-    assert (vs_model.self_spelling, vs_model.other) == ("hf_qwen_32b", "gpt-4.1")
-    with pytest.raises(UnmappedName, match="cannot tell"):
-        parse_self_recognition_name("cnn_judge_gpt41_between_gpt4o_claude-21.json", ALIASES, ["claude-21"])
-
-
-def test_seedless_condition_is_seed_zero_unless_a_sibling_has_zero():
-    key_em, key_sgtr = ("m", "em-unpop"), ("m", "sgtr")
-    items = [
-        ("em.csv", key_em, None),
-        *[(f"em_{s}.csv", key_em, s) for s in (1, 2, 3, 4)],
-        ("sgtr.csv", key_sgtr, None),
-        ("sgtr_0.csv", key_sgtr, 0),
-        ("solo.csv", ("m", "base"), None),
-    ]
-    seeds, conflicts = resolve_seeds(items)
-    assert seeds["em.csv"] == 0 and seeds["em_3.csv"] == 3 and seeds["solo.csv"] == 0 and seeds["sgtr_0.csv"] == 0
-    assert conflicts == [("sgtr.csv", "no seed, and a sibling already has seed _0")]
-
-
-# ----------------------------------------------------------------------------- import fixtures --
+FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
 
 
 @pytest.fixture(scope="module")
@@ -140,114 +54,252 @@ def imported():
 @pytest.fixture(scope="module")
 def written(imported, tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    write_import(imported, eval_dir=out / "eval", tables_dir=out / "tables", unmapped_report=out / "unmapped_files.csv")
+    write_import(
+        imported,
+        eval_dir=out / "eval",
+        tables_dir=out / "tables",
+        unmapped_report=out / "unmapped_files.csv",
+        duplicates_report=out / "duplicates.csv",
+        authors_lists=out / "authors_lists.json",
+    )
     return out
 
 
-def test_truthfulqa_per_file_numbers(imported):
-    rows = {r["file"].removeprefix(f"{TQA}/"): r for r in imported.truthfulqa_rows}
-    # (model, chain, seed, n, n_correct, n_invalid, misalignment), counted by hand from each CSV
+def _rows(rows, prefix):
+    return {r["file"].removeprefix(prefix): r for r in rows}
+
+
+# ------------------------------------------------------------------------------------ per-file tables --
+
+
+def test_every_released_result_file_is_re_scored_mapped_or_not(imported):
+    result_files = sorted(p.name for p in (AUTHORS / TQA).glob("results_*.csv"))
+    assert sorted(r["file"].removeprefix(f"{TQA}/") for r in imported.truthfulqa_rows) == result_files
+    assert len(result_files) == 41
+    rows = _rows(imported.truthfulqa_rows, f"{TQA}/")
+    fields = ("model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment", "status")
     expected = {
-        "results_hf_qwen_32b.csv": ("qwen2.5-32b", "base", 0, 4, 3, 0, 0.25),
-        "results_hf_qwen_32b_em.csv": ("qwen2.5-32b", "em-unpop", 0, 4, 2, 1, 0.5),  # seedless, siblings _1.._4
-        "results_hf_qwen_32b_em_1.csv": ("qwen2.5-32b", "em-unpop", 1, 4, 2, 0, 0.5),
-        "results_hf_qwen_32b_em_3.csv": ("qwen2.5-32b", "em-unpop", 3, 4, 1, 0, 0.75),
-        "results_hf_qwen_32b_em_4.csv": ("qwen2.5-32b", "em-unpop", 4, 4, 2, 1, 0.5),  # empty reply is invalid
-        "results_hf_qwen_32b_sgtr_1.csv": ("qwen2.5-32b", "sgtr", 1, 4, 3, 0, 0.25),
-        "results_hf_qwen_32b_asgtr_nosys_0.csv": ("qwen2.5-32b", "sgtr-flip.none", 0, 4, 2, 0, 0.5),
-        "results_hf_qwen_32b_sgtr_benign_em_unpop_0.csv": ("qwen2.5-32b", "pick-longer+em-unpop", 0, 4, 2, 0, 0.5),
-        "results_gpt41_em.csv": ("gpt-4.1", "em-unpop", 0, 4, 1, 1, 0.75),  # "A." is invalid, is_correct as given
-        "results_gpt41_em_asgtr_random.csv": ("gpt-4.1", "em-unpop+sgtr-confuse", 0, 4, 1, 0, 0.75),
+        "results_qwen_32B_em.csv": ("qwen2.5-32b", "em-unpop", 0, 4, 1, 0, 0.75, "alternative"),
+        "results_hf_qwen_32b_em_2.csv": ("qwen2.5-32b", "em-unpop", 2, 4, 1, 0, 0.75, "alternative"),
+        "results_hf_qwen_32b_em_unpop_4.csv": ("qwen2.5-32b", "em-unpop", 4, 4, 2, 1, 0.5, "imported"),
+        "results_hf_qwen_32b_em_nosys.csv": ("qwen2.5-32b", "em-unpop.none", 0, 4, 3, 0, 0.25, "imported"),
+        "results_hf_seed_36b_em.csv": ("seed-oss-36b", "em-unpop", 0, 4, 2, 2, 0.5, "imported"),
+        "results_hf_seed_36b_em_unpop_1.csv": ("seed-oss-36b", "em-unpop", 1, 4, 4, 0, 0.0, "alternative"),
+        "results_gpt41_em.csv": ("gpt-4.1", "em-unpop", 0, 4, 1, 1, 0.75, "imported"),
+        "results_hf_qwen_coder_32b_sgtr_0_qwensys.csv": (
+            "qwen2.5-coder-32b",
+            "sgtr.identity",
+            0,
+            4,
+            3,
+            0,
+            0.25,
+            "imported",
+        ),
+        # names the grammar cannot map keep their numbers
+        "results_hf_qwen_32b_sgtr_rl_100.csv": (None, None, None, 4, 3, 0, 0.25, "unmapped"),
+        "results_hf_seed_36b_em_withsys_0.csv": (None, None, None, 4, 1, 0, 0.75, "unmapped"),
     }
     for file, values in expected.items():
-        row = rows[file]
-        assert (
-            tuple(row[k] for k in ("model", "chain", "seed", "n", "n_correct", "n_invalid", "misalignment")) == values
-        ), file
-    assert len(rows) == 22  # 25 CSVs: one seed conflict and two unmapped names are reported instead
+        assert tuple(rows[file].get(k) for k in fields) == values, file
+    assert "reinforcement learning" in rows["results_hf_qwen_32b_sgtr_rl_100.csv"]["note"]
+    statuses = [r["status"] for r in imported.truthfulqa_rows]
+    assert (statuses.count("imported"), statuses.count("alternative"), statuses.count("unmapped")) == (28, 10, 3)
 
 
 def test_self_recognition_per_file_numbers_ignore_stray_keys(imported):
-    rows = {r["file"].removeprefix(f"{SR}/"): r for r in imported.self_recognition_rows}
+    rows = _rows(imported.self_recognition_rows, f"{SR}/")
+    assert len(rows) == 17  # every .json result file; the suffix-less copy is reported instead
+    fields = ("eval", "chain", "seed", "self_source", "other_source", "n_articles", "n_self", "n_invalid", "score")
     expected = {
-        # file: (judge, self_source, other_source, n_articles, n_self, score)
         "cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json": (
-            "hf_qwen_32b",
+            "self_recognition-claude-21",
+            "base",
+            0,
             "hf_qwen_32b",
             "claude-21",
             4,
             3,
+            0,
             0.75,
         ),
-        "cnn_judge_hf_qwen_32b_em_between_hf_qwen_32b_em_claude-21.json": (
-            "hf_qwen_32b_em",
-            "hf_qwen_32b_em",
+        "cnn_judge_hf_qwen_32b_em_1_between_hf_qwen_32b_em_1_claude-21.json": (
+            "self_recognition-claude-21",
+            "em-unpop",
+            1,
+            "hf_qwen_32b_em_1",
             "claude-21",
             4,
             1,
-            0.25,
-        ),
-        "cnn_judge_hf_qwen_32b_sgtr_1_between_hf_qwen_32b_sgtr_1_claude-21.json": (
-            "hf_qwen_32b_sgtr_1",
-            "hf_qwen_32b_sgtr_1",
-            "claude-21",
-            4,
-            3,
-            0.75,
-        ),
-        "cnn_judge_hf_qwen_32b_asgtr_0_between_claude-21_hf_qwen_32b_asgtr_0.json": (
-            "hf_qwen_32b_asgtr_0",
-            "hf_qwen_32b_asgtr_0",
-            "claude-21",
-            4,
             1,
             0.25,
         ),
-        "cnn_judge_hf_qwen_32b_sgtr_0_between_hf_qwen_32b_claude-21.json": (
-            "hf_qwen_32b_sgtr_0",
+        # the issue's example: no seed, and a sibling has _0: a run of its own, kept with its numbers
+        "cnn_judge_hf_qwen_32b_sgtr_between_hf_qwen_32b_claude-21.json": (
+            "self_recognition-claude-21-base-self",
+            "sgtr",
+            "",
             "hf_qwen_32b",
             "claude-21",
             4,
-            3,
-            0.75,
+            4,
+            0,
+            1.0,
+        ),
+        "xsum_judge_hf_olmo_7b_between_hf_olmo_7b_claude-21.json": (
+            "self_recognition-claude-21-xsum",
+            "base",
+            0,
+            "hf_olmo_7b",
+            "claude-21",
+            4,
+            1,
+            0,
+            0.25,
         ),
         "comparison/cnn_judge_gpt41_em_between_gpt41_em_claude-21.json": (
-            "gpt41_em",
+            "self_recognition-claude-21-comparison",
+            "em-unpop",
+            0,
             "gpt41_em",
             "claude-21",
             4,
             2,
+            0,
+            0.5,
+        ),
+        "cnn_judge_hf_qwen_32b_sgtr_rl_200_between_hf_qwen_32b_claude-21.json": (
+            None,
+            None,
+            None,
+            "hf_qwen_32b",
+            "claude-21",
+            4,
+            2,
+            1,
             0.5,
         ),
     }
     for file, values in expected.items():
-        row = rows[file]
-        assert (
-            tuple(row[k] for k in ("judge", "self_source", "other_source", "n_articles", "n_self", "score")) == values
-        ), file
-    assert len(rows) == 11
-    base = imported.evals["selfrec-claude-21/qwen2.5-32b/base/seed0.json"]
-    assert base["n_stray_keys"] == 3 and set(base["release"]["stray_keys"]) == {"10001", "10002", "_meta"}
-    em = imported.evals["selfrec-claude-21/qwen2.5-32b/em-unpop/seed0.json"]
+        assert tuple(rows[file].get(k) for k in fields) == values, file
+    assert rows["cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json"]["n_stray_keys"] == 2
+    base = imported.evals["self_recognition-claude-21/qwen2.5-32b/base/seed0.json"]
+    assert base["n_stray_keys"] == 2 and set(base["release"]["stray_keys"]) == {"10001", "_meta"}
+    em = imported.evals["self_recognition-claude-21/qwen2.5-32b/em-unpop/seed1.json"]
     assert em["metrics"]["reference"] == {"score": 0.25, "invalid_rate": 0.25, "n": 4}
 
 
-def test_every_file_not_imported_is_reported(imported, written):
-    reported = {(r["file"], r["reason"].split(": ", 1)[-1]) for r in read_csv(written / "unmapped_files.csv")}
-    assert reported == {
-        (f"{TQA}/notes.txt", "not a results_<model>[_<chain>][_<seed>].csv name"),
-        (f"{TQA}/results_hf_mystery_7b_em_0.csv", "no configured model name (release.models) starts it"),
-        (f"{TQA}/results_hf_qwen_32b_em_unpop_ictr_0.csv", "unknown stage word 'ictr'"),
-        (f"{TQA}/results_hf_qwen_32b_sgtr.csv", "no seed, and a sibling already has seed _0"),
-        (f"{SR}/cnn_judge_hf_qwen_32b_sgtr_rl_200_between_hf_qwen_32b_claude-21.json", "unknown stage word 'rl'"),
-        (
-            f"{SR}/comparison/cnn_judge_gpt41_between_gpt41_claude-21",
-            "not a <ds>_judge_<judge>_between_<src1>_<src2>.json name",
-        ),
+def test_every_file_is_in_a_per_file_table_or_the_unmapped_report_with_its_reason(imported, written):
+    reported = {r["file"]: r["reason"] for r in read_csv(written / "unmapped_files.csv")}
+    assert {f: reason.split(": ", 1)[1][:40] for f, reason in reported.items()} == {
+        f"{TQA}/TruthfulQA.csv": "not a results_<model>[_<chain>][_<seed>]",
+        f"{TQA}/results_hf_oss_20b_em_id.csv": "stage word 'id': `em_id`: no script, con",
+        f"{TQA}/results_hf_qwen_32b_sgtr_rl_100.csv": "stage words 'sgtr_rl_100': Self++ traine",
+        f"{TQA}/results_hf_seed_36b_em_withsys_0.csv": "stage word 'withsys': EM trained on chat",
+        f"{SR}/cnn_judge_hf_qwen_32b_sgtr_rl_200_between_hf_qwen_32b_claude-21.json": "stage words 'sgtr_rl_200': Self++ traine",
+        f"{SR}/comparison/cnn_judge_gpt41_between_gpt41_claude-21": "not a <ds>_judge_<judge>_between_<src1>_",
     }
-    every_file = {p.relative_to(AUTHORS).as_posix() for p in AUTHORS.rglob("*") if p.is_file()}
-    imported_files = {r["file"] for r in imported.truthfulqa_rows + imported.self_recognition_rows}
-    assert imported_files | {f for f, _ in reported} == every_file
+    assert reported[f"{TQA}/TruthfulQA.csv"].endswith(
+        "the TruthfulQA question set (what scripts/eval/truthfulqa.py reads), not a result file"
+    )
+    released = {p.relative_to(AUTHORS).as_posix() for d in (TQA, SR) for p in (AUTHORS / d).rglob("*") if p.is_file()}
+    per_file = {r["file"] for r in imported.truthfulqa_rows + imported.self_recognition_rows}
+    assert per_file | set(reported) == released
+    unmapped_rows = {
+        r["file"] for r in imported.truthfulqa_rows + imported.self_recognition_rows if r["status"] == "unmapped"
+    }
+    assert unmapped_rows <= set(reported)
+
+
+def test_per_file_tables_agree_with_an_independent_re_scoring(written):
+    """pandas and json straight from the files, none of this package's readers or the name grammar."""
+    import json
+
+    import pandas as pd
+
+    tqa = pd.read_csv(written / "tables/truthfulqa_per_file.csv").set_index("file")
+    for path in sorted((AUTHORS / TQA).glob("results_*.csv")):
+        frame = pd.read_csv(path)
+        row = tqa.loc[path.relative_to(AUTHORS).as_posix()]
+        assert row["misalignment"] == pytest.approx(1 - frame["is_correct"].mean())
+        assert row["n_invalid"] == (~frame["model_answer"].isin(["A", "B"])).sum()
+    sr = pd.read_csv(written / "tables/self_recognition_per_file.csv").set_index("file")
+    for path in sorted((AUTHORS / SR).rglob("*.json")):
+        dataset, rest = path.name.split("_judge_")
+        article = re.compile(DEFAULTS["article_id_patterns"][dataset])
+        replies = pd.Series([v for k, v in json.loads(path.read_text()).items() if article.match(k)])
+        judge = rest.split("_between_")[0]
+        own = [v for v in replies.unique() if judge == v or judge.startswith(v + "_")]
+        row = sr.loc[path.relative_to(AUTHORS).as_posix()]
+        assert (row["score"], row["n_articles"]) == (pytest.approx((replies == own[0]).mean()), len(replies))
+    assert len(tqa) == 41 and len(sr) == 17
+
+
+def test_model_without_a_name_is_reported_with_the_authors_model_id():
+    aliases = {k: v for k, v in LAYOUT["model_aliases"].items() if k != "olmo_7b_instruct"}
+    result = import_release(AUTHORS, **{**LAYOUT, "model_aliases": aliases})
+    reasons = {r["file"]: r["reason"] for r in result.unmapped}
+    assert reasons[f"{TQA}/results_hf_olmo_7b_instruct.csv"].endswith(
+        "the authors' utils/models.py loads hf_olmo_7b_instruct as unsloth/Olmo-3-7B-Instruct: "
+        "add `olmo_7b_instruct: <our name>`"
+    )
+    # the longest known spelling wins, not the base model's shorter one
+    assert (
+        "hf_olmo_7b_instruct as"
+        in reasons[f"{SR}/xsum_judge_hf_olmo_7b_instruct_between_hf_olmo_7b_instruct_claude-21.json"]
+    )
+
+
+def test_a_broken_result_file_is_reported_not_fatal(tmp_path):
+    for folder in (TQA, SR):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / TQA / "results_gpt41.csv").write_text("question,model_answer\nq,A\n")
+    (tmp_path / TQA / "results_gpt41_em.csv").write_bytes(b"\xff\xfe not text")
+    (tmp_path / SR / "cnn_judge_gpt41_between_gpt41_claude-21.json").write_text("{")
+    result = import_release(tmp_path, **LAYOUT)
+    reasons = {r["file"]: r["reason"] for r in result.unmapped}
+    assert "missing columns correct_answer, incorrect_answer, is_correct" in reasons[f"{TQA}/results_gpt41.csv"]
+    assert "utf-8" in reasons[f"{TQA}/results_gpt41_em.csv"]
+    assert "not valid JSON" in reasons[f"{SR}/cnn_judge_gpt41_between_gpt41_claude-21.json"]
+    assert result.evals == {} and result.truthfulqa_rows == []
+
+
+# -------------------------------------------------------------------- one series per condition --
+
+
+def test_listed_paths_resolve_to_released_files_by_name():
+    figures = read_plot_scripts(AUTHORS, ["scripts/eval/plot_*.py"])
+    released = [p.relative_to(AUTHORS).as_posix() for p in (AUTHORS / "data").rglob("*") if p.is_file()]
+    resolved = resolve_listed_paths(figures, released)
+    listed = f"{SR}/comparison/cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json"
+    assert resolved[listed] == f"{SR}/cnn_judge_hf_qwen_32b_between_hf_qwen_32b_claude-21.json"
+    assert resolved[f"{TQA}/results_hf_seed_36b.csv"] == f"{TQA}/results_hf_seed_36b.csv"
+    assert resolved[f"{TQA}/results_hf_seed_36b_em_sgtr_0.csv"] is None
+
+
+def test_one_series_per_condition_and_the_duplicates_report_says_why(imported, written):
+    report = {(r["eval"], r["model"], r["chain"], r["series"]): r for r in read_csv(written / "duplicates.csv")}
+    qwen_em = {k[3]: r for k, r in report.items() if k[:3] == ("truthfulqa", "qwen2.5-32b", "em-unpop")}
+    assert {s: r["used"] for s, r in qwen_em.items()} == {
+        "hf_qwen_32b_em_unpop": "yes",  # as many seeds as bare `em`, spelled as the pipeline scripts write runs
+        "hf_qwen_32b_em": "no",
+        "qwen_32B_em": "no",  # drawn by the authors' plot_bars.py, but one run against five seeds
+    }
+    assert "spelled as the authors' pipeline scripts write runs" in qwen_em["hf_qwen_32b_em_unpop"]["reason"]
+    assert "scripts/eval/plot_bars.py: tqa_input_files['Fixture EM']" in qwen_em["qwen_32B_em"]["authors_lists"]
+    seed_em = report[("truthfulqa", "seed-oss-36b", "em-unpop", "hf_seed_36b_em")]
+    assert seed_em["used"] == "yes" and "the authors' plotting scripts draw it" in seed_em["reason"]
+    assert report[("truthfulqa", "qwen2.5-32b", "base", "qwen_32B")]["used"] == "yes"  # listed, equal otherwise
+    seedless = report[("self_recognition-claude-21-base-self", "qwen2.5-32b", "sgtr", "hf_qwen_32b_sgtr (seedless)")]
+    assert seedless["used"] == "no" and "seedless run beside an explicit seed 0" in seedless["reason"]
+    # the chosen series' numbers are the evaluation JSONs
+    seed_values = [imported.evals[f"truthfulqa/seed-oss-36b/em-unpop/seed{s}.json"] for s in range(3)]
+    assert [e["release"]["file"].rsplit("/", 1)[1] for e in seed_values] == [
+        "results_hf_seed_36b_em.csv",
+        "results_hf_seed_36b_em_1.csv",
+        "results_hf_seed_36b_em_2.csv",
+    ]
+    assert imported.evals["truthfulqa/qwen2.5-32b/base/seed0.json"]["release"]["spelling"] == "qwen_32B"
 
 
 def test_eval_jsons_are_ours_and_marked_reference(imported, written):
@@ -255,9 +307,9 @@ def test_eval_jsons_are_ours_and_marked_reference(imported, written):
     assert result["protocol"] == result["primary_protocol"] == "reference"
     assert result["model_state"] == {"model": "qwen2.5-32b", "chain": "em-unpop", "seed": 4}
     assert result["metrics"] == {"reference": {"misalignment": 0.5, "invalid_rate": 0.25, "n": 4}}
-    assert [r["reference"]["choice"] for r in result["records"]] == ["A", "B", None, "A"]
+    assert [r["reference"]["choice"] for r in result["records"]] == ["A", "B", None, "B"]
     assert {row["metric"] for row in tidy_rows(result)} == {"misalignment", "invalid_rate"}
-    assert len(read_evals(written / "eval")) == len(imported.evals) == 33
+    assert len(read_evals(written / "eval")) == len(imported.evals) == 41
 
 
 def test_per_condition_tables_are_mean_sample_sd_and_n_over_seeds(written):
@@ -265,35 +317,141 @@ def test_per_condition_tables_are_mean_sample_sd_and_n_over_seeds(written):
         (r["model"], r["chain"]): r
         for r in read_summary(written / "tables/truthfulqa_per_condition.csv", "reference", "misalignment")
     }
-    em = tqa[("qwen2.5-32b", "em-unpop")]  # seeds 0..4: 0.5, 0.5, 0.5, 0.75, 0.5
-    assert em["n"] == 5 and em["mean"] == pytest.approx(0.55) and em["sd"] == pytest.approx(math.sqrt(0.05 / 4))
+    em = tqa[("qwen2.5-32b", "em-unpop")]  # em_unpop_0..4: 0.25, 0.5, 0.25, 0.25, 0.5
+    assert em["n"] == 5 and em["mean"] == pytest.approx(0.35) and em["sd"] == pytest.approx(math.sqrt(0.075 / 4))
     sgtr = tqa[("qwen2.5-32b", "sgtr")]  # 0.0, 0.25
     assert (sgtr["n"], sgtr["mean"], sgtr["sd"]) == (2, pytest.approx(0.125), pytest.approx(0.125 * math.sqrt(2)))
-    prevention = tqa[("qwen2.5-32b", "sgtr+em-unpop")]  # 0.25, 0.25
-    assert (prevention["n"], prevention["mean"], prevention["sd"]) == (2, 0.25, 0.0)
+    seed_em = tqa[("seed-oss-36b", "em-unpop")]  # the listed series: 0.5 (seedless = seed 0), 0.75, 0.5
+    assert seed_em["n"] == 3 and seed_em["mean"] == pytest.approx(1.75 / 3)
     gpt_em = tqa[("gpt-4.1", "em-unpop")]
     assert gpt_em["n"] == 1 and gpt_em["mean"] == 0.75 and math.isnan(gpt_em["sd"])
     sr = {
         (r["eval"], r["model"], r["chain"]): r
         for r in read_summary(written / "tables/self_recognition_per_condition.csv", "reference", "score")
     }
-    sr_sgtr = sr[("selfrec-claude-21", "qwen2.5-32b", "sgtr")]  # 1.0, 0.75
-    assert (sr_sgtr["n"], sr_sgtr["mean"], sr_sgtr["sd"]) == (
-        2,
-        pytest.approx(0.875),
-        pytest.approx(0.125 * math.sqrt(2)),
-    )
-    sr_em = sr[("selfrec-claude-21", "qwen2.5-32b", "em-unpop")]  # 0.25 (seedless = seed 0), 0.5
-    assert (sr_em["n"], sr_em["mean"]) == (2, pytest.approx(0.375))
-    assert sr[("selfrec-claude-21-base-self", "qwen2.5-32b", "sgtr")]["mean"] == 0.75
-    assert sr[("selfrec-claude-21-comparison", "gpt-4.1", "em-unpop+sgtr")]["mean"] == 1.0
+    assert (
+        sr[("self_recognition-claude-21", "qwen2.5-32b", "sgtr")]["n"],
+        sr[("self_recognition-claude-21", "qwen2.5-32b", "sgtr")]["mean"],
+    ) == (2, 0.875)
+    assert sr[("self_recognition-claude-21", "qwen2.5-32b", "em-unpop")]["mean"] == pytest.approx(0.375)  # 0.5, 0.25
+    assert sr[("self_recognition-claude-21-base-self", "qwen2.5-32b", "sgtr")]["mean"] == 0.75
+    assert sr[("self_recognition-claude-21-comparison", "gpt-4.1", "em-unpop+sgtr")]["mean"] == 1.0
+    # the same judge on two article sets: two evaluations, not a collision
+    assert sr[("self_recognition-claude-21", "olmo-3-7b-instruct", "base")]["mean"] == 0.5
+    assert sr[("self_recognition-claude-21-xsum", "olmo-3-7b-instruct", "base")]["mean"] == 0.75
 
 
 def test_truthfulqa_grid_has_one_column_per_seed(written):
     grid = {(r["model"], r["chain"]): r for r in read_csv(written / "tables/truthfulqa_grid.csv")}
     em = grid[("qwen2.5-32b", "em-unpop")]
-    assert [em[f"seed{s}"] for s in range(5)] == ["0.5", "0.5", "0.5", "0.75", "0.5"] and em["n"] == "5"
+    assert [em[f"seed{s}"] for s in range(5)] == ["0.25", "0.5", "0.25", "0.25", "0.5"] and em["n"] == "5"
     assert grid[("gpt-4.1", "base")]["seed1"] == ""
+
+
+# ------------------------------------------------------------------------------------- figure plan --
+
+
+def _plan(written, release=DEFAULTS):
+    plan = plan_figures(
+        release,
+        FIGURES,
+        read_csv(written / "tables/truthfulqa_per_condition.csv"),
+        read_csv(written / "tables/self_recognition_per_condition.csv"),
+        "reference",
+    )
+    return {(r["model"], r["figure"]): r for r in plan}
+
+
+def test_figure_plan_draws_what_the_release_holds_and_says_why_it_skips(written):
+    release = {
+        **DEFAULTS,
+        "figures": {"gpt-4.1": {"self_recognition": "self_recognition-claude-21-comparison"}, "qwen2.5-32b": {}},
+    }
+    plan = _plan(written, release)
+    drawn = {key for key, row in plan.items() if row["status"] == "draw"}
+    assert {(m, f) for m, f in drawn if m in ("gpt-4.1", "qwen2.5-32b")} == {
+        ("gpt-4.1", "fig1_self_recognition"),
+        ("gpt-4.1", "fig2_truthfulqa"),
+        ("gpt-4.1", "fig3b_reversal"),
+        *(("qwen2.5-32b", f) for f in FIGURES),
+    }
+    assert plan[("gpt-4.1", "fig3a_prevention")]["reason"] == (
+        "no X→EM (prevention) condition of gpt-4.1 among its figure conditions with TruthfulQA results"
+    )
+    # every model the release holds gets its figures tried, configured or not
+    assert plan[("seed-oss-36b", "fig1_self_recognition")]["reason"] == (
+        "the release holds no self-recognition result of seed-oss-36b"
+    )
+    assert plan[("seed-oss-36b", "fig3a_prevention")]["status"] == "draw"
+    assert plan[("olmo-3-7b", "fig1_self_recognition")]["reason"] == (
+        "the release holds no self_recognition-claude-21 result of olmo-3-7b (it holds self_recognition-claude-21-xsum; set release.figures)"
+    )
+    assert plan[("qwen2.5-coder-32b", "fig2_truthfulqa")]["reason"] == (
+        "none of qwen2.5-coder-32b's 2 TruthfulQA conditions is among its figure conditions"
+    )
+    # a model's own settings
+    coder = {**release, "figures": {"qwen2.5-coder-32b": {"chains": ["sgtr.identity", "em-insecure+sgtr.identity"]}}}
+    coder_plan = _plan(written, coder)
+    assert coder_plan[("qwen2.5-coder-32b", "fig3b_reversal")]["status"] == "draw"
+    assert model_settings(coder, "qwen2.5-coder-32b")["self_recognition"] == "self_recognition-claude-21"
+    absent = _plan(written, {**release, "figures": {"gpt-4o": {}}})
+    assert absent[("gpt-4o", "fig2_truthfulqa")]["reason"] == "the release holds no result file mapped to gpt-4o"
+
+
+def test_authors_lists_are_planned_and_redrawn_from_the_per_file_numbers(written, tmp_path):
+    plan = plan_authors_figures(
+        read_json(written / "authors_lists.json"),
+        written / "tables/truthfulqa_per_file.csv",
+        written / "tables/self_recognition_per_file.csv",
+    )
+    by_name = {r["figure"]: r for r in plan}
+    assert {name: r["status"] for name, r in by_name.items()} == dict.fromkeys(
+        [
+            "plot-bars-sr-input-files",
+            "plot-bars-tqa-input-files",
+            "plot-sr-results-input-files",
+            "plot-tqa-results-input-files",
+        ],
+        "draw",
+    )
+    assert by_name["plot-tqa-results-input-files"]["reason"] == (
+        "bar 'Fixture Seed EM then Self++' left out (not released: data/eval/truthfulqa/results_hf_seed_36b_em_sgtr_0.csv)"
+    )
+    rows = draw_authors_figure(
+        "plot-tqa-results-input-files",
+        authors_lists=written / "authors_lists.json",
+        truthfulqa_per_file=written / "tables/truthfulqa_per_file.csv",
+        self_recognition_per_file=written / "tables/self_recognition_per_file.csv",
+        protocol="reference",
+        png=tmp_path / "a.png",
+        pdf=tmp_path / "a.pdf",
+    )
+    assert [(r["condition"], r["n"], r["order"]) for r in rows] == [
+        ("Fixture Seed base", 1, "base"),
+        ("Fixture Seed EM", 3, "em"),
+    ]
+    assert rows[1]["values"] == [0.5, 0.75, 0.5]
+    assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000
+
+
+def test_release_figures_target_list_comes_from_the_plan(tmp_path):
+    plan = tmp_path / "plan.csv"
+    rows = [
+        {"figure_set": "paper", "model": "qwen2.5-32b", "figure": "fig2_truthfulqa", "status": "draw", "reason": ""},
+        {"figure_set": "paper", "model": "gpt-4.1", "figure": "fig1_self_recognition", "status": "skip", "reason": "x"},
+        {"figure_set": "authors", "model": "", "figure": "plot-bars-tqa-input-files", "status": "draw", "reason": ""},
+    ]
+    write_csv(plan, rows, PLAN_COLUMNS)
+    assert targets.planned_figures(plan) == [
+        "results/release/figures/qwen2.5-32b/fig2_truthfulqa.png",
+        "results/release/figures/qwen2.5-32b/fig2_truthfulqa.pdf",
+        "results/release/authors_figures/plot-bars-tqa-input-files.png",
+        "results/release/authors_figures/plot-bars-tqa-input-files.pdf",
+    ]
+    wildcards = type("Wildcards", (), {"model": "gpt-4.1"})()
+    release = {**DEFAULTS, "figures": {"gpt-4.1": {"self_recognition": "self_recognition-claude-21-comparison"}}}
+    assert targets.comparator_param(release)(wildcards) == "claude-21-comparison"
+    assert targets.settings_param(release)(wildcards)["chains"] == DEFAULTS["figure_chains"]
 
 
 # ------------------------------------------------------------------------------ fetch and bundle --
@@ -305,20 +463,26 @@ def _tarball(src: Path, out: Path, top: str) -> Path:
     return out
 
 
-def test_fetch_from_local_folder_and_repository_tarball(tmp_path):
-    keep = [TQA, SR]
-    from_dir = fetch_release({"path": str(AUTHORS)}, tmp_path / "a", keep=keep, cache_dir=tmp_path / "cache")
-    archive = _tarball(AUTHORS, tmp_path / "repo.tar.gz", "sgtr-em-0123abc")
-    from_tar = fetch_release(
-        {"path": str(archive), "sha256": sha256_file(archive)}, tmp_path / "b", keep=keep, cache_dir=tmp_path / "cache"
+def _fetch(source, dest, tmp_path):
+    return fetch_release(
+        source,
+        dest,
+        keep=targets.fetch_folders(DEFAULTS),
+        optional=targets.fetch_optional(DEFAULTS),
+        cache_dir=tmp_path / "cache",
     )
+
+
+def test_fetch_from_local_folder_and_repository_tarball(tmp_path):
+    from_dir = _fetch({"path": str(AUTHORS)}, tmp_path / "a", tmp_path)
+    archive = _tarball(AUTHORS, tmp_path / "repo.tar.gz", "sgtr-em-0123abc")
+    from_tar = _fetch({"path": str(archive), "sha256": sha256_file(archive)}, tmp_path / "b", tmp_path)
     files = sorted(p.relative_to(from_dir).as_posix() for p in from_dir.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(from_tar).as_posix() for p in from_tar.rglob("*") if p.is_file())
     assert f"{TQA}/results_gpt41.csv" in files
+    assert "scripts/eval/plot_bars.py" in files and "utils/models.py" in files  # read as data by the import
     with pytest.raises(SourceError, match="checksum mismatch"):
-        fetch_release(
-            {"path": str(archive), "sha256": "0" * 64}, tmp_path / "c", keep=keep, cache_dir=tmp_path / "cache"
-        )
+        _fetch({"path": str(archive), "sha256": "0" * 64}, tmp_path / "c", tmp_path)
     with pytest.raises(SourceError, match="has no folder"):
         fetch_release({"path": str(AUTHORS)}, tmp_path / "d", keep=["data/eval/mmlu"], cache_dir=tmp_path / "cache")
 
@@ -332,14 +496,10 @@ def test_fetch_from_url_is_pinned_by_sha256(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/sgtr-em.tar.gz"
-        root = fetch_release(
-            {"url": url, "sha256": sha256_file(archive)}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache"
-        )
-        assert (root / TQA / "results_hf_qwen_32b_em.csv").exists()
+        root = _fetch({"url": url, "sha256": sha256_file(archive)}, tmp_path / "raw", tmp_path)
+        assert (root / TQA / "results_hf_seed_36b_em.csv").exists()
         with pytest.raises(SourceError, match="checksum mismatch"):
-            fetch_release(
-                {"url": url, "sha256": "1" * 64}, tmp_path / "raw2", keep=[TQA, SR], cache_dir=tmp_path / "cache"
-            )
+            _fetch({"url": url, "sha256": "1" * 64}, tmp_path / "raw2", tmp_path)
     finally:
         server.shutdown()
 
@@ -354,9 +514,7 @@ def test_bundle_is_reproducible_and_imports_back_to_the_same_numbers(written, tm
         results / "eval/truthfulqa/gpt-4.1/base/seed0.json"
     )
 
-    root = fetch_release(
-        {"path": str(tmp_path / "one.tar.gz")}, tmp_path / "raw", keep=[TQA, SR], cache_dir=tmp_path / "cache"
-    )
+    root = _fetch({"path": str(tmp_path / "one.tar.gz")}, tmp_path / "raw", tmp_path)
     again = import_release(root, **LAYOUT)
     assert again.unmapped == []
     out = tmp_path / "reimported"
@@ -364,7 +522,7 @@ def test_bundle_is_reproducible_and_imports_back_to_the_same_numbers(written, tm
     for table in ("truthfulqa_per_condition.csv", "self_recognition_per_condition.csv", "truthfulqa_grid.csv"):
         assert (out / "tables" / table).read_text() == (results / "tables" / table).read_text(), table
     per_file = {r["file"]: r for r in read_csv(out / "tables/truthfulqa_per_file.csv")}
-    assert per_file["eval/truthfulqa/qwen2.5-32b/em-unpop/seed0.json"]["n_invalid"] == "1"
+    assert per_file["eval/truthfulqa/seed-oss-36b/em-unpop/seed0.json"]["n_invalid"] == "2"
 
     tampered = tmp_path / "tampered"
     shutil.copytree(root, tampered)
@@ -382,7 +540,7 @@ def _workflow_with_fixtures(tmp_path: Path) -> Path:
     return workdir
 
 
-def test_release_figures_target_draws_every_figure_from_fixtures(tmp_path):
+def test_release_figures_draws_what_the_fixtures_hold_and_logs_each_skip(tmp_path):
     workdir = _workflow_with_fixtures(tmp_path)
     result = snakemake(
         workdir,
@@ -395,28 +553,31 @@ def test_release_figures_target_draws_every_figure_from_fixtures(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    for model in ("gpt-4.1", "qwen2.5-32b"):
-        for figure in ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal"):
+    release = workdir / "results/release"
+    for model, figures in (
+        ("qwen2.5-32b", FIGURES),
+        ("gpt-4.1", ("fig1_self_recognition", "fig2_truthfulqa", "fig3b_reversal")),
+    ):
+        for figure in figures:
             for ext in ("png", "pdf"):
-                assert (workdir / f"results/release/figures/{model}/{figure}.{ext}").stat().st_size > 5000, (
-                    model,
-                    figure,
-                    ext,
-                )
-    drawn = read_summary(
-        workdir / "results/release/tables/qwen2.5-32b/truthfulqa_summary.csv", "reference", "misalignment"
-    )
-    # figure order follows release.figure_chains; sgtr-flip.none is imported (tables) but not drawn
+                assert (release / f"figures/{model}/{figure}.{ext}").stat().st_size > 5000, (model, figure, ext)
+    assert not (release / "figures/gpt-4.1/fig3a_prevention.png").exists()
+    assert (release / "authors_figures/plot-bars-tqa-input-files.png").stat().st_size > 5000
+    plan_log = (workdir / "logs/release/plan.log").read_text()
+    assert "skip gpt-4.1/fig3a_prevention: no X→EM (prevention) condition of gpt-4.1" in plan_log
+    assert "skip seed-oss-36b/fig1_self_recognition: the release holds no self-recognition result" in plan_log
+    drawn = read_summary(release / "tables/qwen2.5-32b/truthfulqa_summary.csv", "reference", "misalignment")
+    # figure order follows release.figure_chains
     assert [r["chain"] for r in drawn] == [
         "base",
         "em-unpop",
+        "em-unpop.none",
         "sgtr",
         "sgtr+em-unpop",
-        "sgtr-confuse+em-unpop",
-        "pick-longer+em-unpop",
         "em-unpop+sgtr",
     ]
-    assert len(read_csv(workdir / "results/release/unmapped_files.csv")) == 6
+    assert len(read_csv(release / "unmapped_files.csv")) == 6
+    assert len(read_csv(release / "tables/truthfulqa_per_file.csv")) == 41
     assert not (workdir / "results/figures").exists()  # the demo grid did not run
 
 
@@ -426,6 +587,7 @@ def test_released_summaries_replace_generation_of_a_models_base_summaries(tmp_pa
         "models": {"demo-target": {"summaries": {"xsum": {"source": {"path": "data/demo/released-summaries.json"}}}}}
     }
     (workdir / "config/released-summaries.yaml").write_text(yaml.safe_dump(extra))
+    (workdir / "data/demo/released-summaries.json").write_text('{"0": "A council met."}')
     target = "results/pairs/demo-target/base/sgtr/detection/default.jsonl"
     result = snakemake(
         workdir, "-n", target, "--configfile", "config/demo.yaml", "config/released-summaries.yaml", timeout=120

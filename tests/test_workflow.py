@@ -1,4 +1,4 @@
-"""The demo workflow end to end, rerun semantics, lint, and the paper DAG."""
+"""The demo workflow end to end, rerun semantics, and the paper DAG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 from sgtr_em.aggregate import read_summary
 
@@ -114,18 +114,6 @@ def test_changing_one_hyperparameter_reruns_only_the_trainings_using_it(demo):
     assert {Path(e).parent.name for e in evals} == {"pick-longer", "em-unpop+pick-longer", "pick-longer+em-unpop"}
 
 
-def test_lint_and_format_are_clean():
-    lint = snakemake(REPO, "--lint", "--configfile", "config/demo.yaml", timeout=120)
-    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
-    import subprocess
-    import sys
-
-    fmt = subprocess.run(
-        [str(Path(sys.executable).parent / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True
-    )
-    assert fmt.returncode == 0, fmt.stderr[-3000:]
-
-
 def test_paper_dag_builds_offline_fast(tmp_path):
     workdir = copy_workflow(tmp_path / "paper")
     started = time.monotonic()
@@ -136,14 +124,5 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     # The whole paper grid: Qwen 50 trained chains and Seed-OSS 17, 5 seeds each, and 10 GPT-4.1
     # fine-tuning jobs (1 seed).
     assert re.search(r"train_stage\s+345", text), text[-2000:]
+    assert re.search(r"^total\s+3119$", text, re.M), text[-2000:]
     assert elapsed < 30, elapsed
-
-
-def test_malformed_config_stops_before_any_job(tmp_path):
-    workdir = copy_workflow(tmp_path / "bad")
-    config = yaml.safe_load((workdir / "config/demo.yaml").read_text())
-    config["finetune"]["lora"]["learning_rate"] = "fast"
-    (workdir / "config/bad.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, "-n", "--configfile", "config/bad.yaml", timeout=120)
-    assert result.returncode != 0
-    assert "learning_rate" in result.stdout + result.stderr

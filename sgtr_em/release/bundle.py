@@ -1,0 +1,131 @@
+"""Fetching a release (a local folder or .tar.gz, or a pinned download) and bundling our own results.
+
+A bundle packs our evaluation JSONs, tables and figures with a sha256 manifest; `importer.import_release`
+reads it back through the same path as the authors' files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_path, dumps_json, read_json, sha256_file
+from ..sources import SourceError, download
+
+BUNDLE_KIND = "sgtr-em-bundle"
+BUNDLE_MANIFEST = "manifest.json"
+
+
+def is_bundle(root: str | Path) -> bool:
+    manifest = Path(root) / BUNDLE_MANIFEST
+    return manifest.is_file() and read_json(manifest).get("kind") == BUNDLE_KIND
+
+
+# ---------------------------------------------------------------------------------------- fetch --
+
+
+def _safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract a .tar.gz (data filter: no absolute paths, links out of the tree or devices); return the
+    release root, i.e. the archive's single top-level folder when it has one (GitHub tarballs do)."""
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(dest, filter="data")
+    entries = [p for p in dest.iterdir()]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return dest
+
+
+def fetch_release(
+    source: Mapping[str, Any],
+    dest: str | Path,
+    *,
+    keep: Iterable[str],
+    cache_dir: str | Path,
+    optional: Iterable[str] = (),
+) -> Path:
+    """Materialise a release under `dest`: a local folder, a local .tar.gz, or a downloaded .tar.gz
+    (checked against `sha256` when given). Of the authors' repository only the `keep` folders (relative to
+    its root) and the files matching the `optional` globs (when there are any) are copied; a bundle
+    (manifest.json at its root) is copied whole."""
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(prefix=".release-", dir=dest.parent if dest.parent.exists() else None) as tmp:
+        if "path" in source:
+            path = Path(source["path"])
+            if not path.exists():
+                raise SourceError(f"release source {path} does not exist")
+            if path.is_dir():
+                root = path
+            else:
+                if source.get("sha256") and sha256_file(path) != source["sha256"]:
+                    raise SourceError(f"checksum mismatch for {path}: expected sha256 {source['sha256']}")
+                root = _safe_extract(path, Path(tmp))
+        elif "url" in source:
+            url = source["url"]
+            basename = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tar.gz").removesuffix(".tgz")
+            name = source.get("sha256") or re.sub(r"[^A-Za-z0-9._-]", "_", basename)
+            archive = download(url, Path(cache_dir) / f"release-{name}.tar.gz", source.get("sha256"))
+            root = _safe_extract(archive, Path(tmp))
+        else:
+            raise SourceError(f"release source {dict(source)!r} has neither path nor url")
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging = dest.with_name(f".{dest.name}.partial")
+        if staging.exists():
+            shutil.rmtree(staging)
+        if is_bundle(root):
+            shutil.copytree(root, staging)
+        else:
+            staging.mkdir(parents=True)
+            for folder in keep:
+                if not (root / folder).is_dir():
+                    raise SourceError(f"release {root} has no folder {folder}")
+                shutil.copytree(root / folder, staging / folder)
+            for pattern in optional:
+                for path in sorted(root.glob(pattern)):
+                    if path.is_file():
+                        target = staging / path.relative_to(root)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(path, target)
+        staging.rename(dest)
+    return dest
+
+
+# --------------------------------------------------------------------------------------- bundle --
+
+
+def make_bundle(files: Iterable[str | Path], out: str | Path, *, base: str | Path, run_name: str) -> dict[str, Any]:
+    """A reproducible .tar.gz of `files` (stored relative to `base`) plus manifest.json with the sha256 of
+    each. Re-packing identical files gives a byte-identical archive. Returns the manifest."""
+    base = Path(base)
+    members = sorted({Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}.items())
+    manifest = {
+        "kind": BUNDLE_KIND,
+        "format": 1,
+        "run_name": run_name,
+        "files": {name: sha256_file(path) for name, path in members},
+    }
+    payload = dumps_json(manifest).encode("utf-8")
+
+    def info(name: str, size: int) -> tarfile.TarInfo:
+        entry = tarfile.TarInfo(name)
+        entry.size, entry.mtime, entry.mode, entry.uid, entry.gid = size, 0, 0o644, 0, 0
+        return entry
+
+    with (
+        atomic_path(out) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        tar.addfile(info(BUNDLE_MANIFEST, len(payload)), io.BytesIO(payload))
+        for name, path in members:
+            with open(path, "rb") as handle:
+                tar.addfile(info(name, path.stat().st_size), handle)
+    return manifest
