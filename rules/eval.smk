@@ -105,7 +105,8 @@ rule eval_em_questions:
     params:
         # The sampling settings belong to sample_em_answers: changing them reruns it, and so this.
         settings=T.eval_settings(
-            "em_questions", leave_out=("chains", "samples_per_question", "sampling", "paraphrases")
+            "em_questions",
+            leave_out=("chains", "samples_per_question", "sampling", "paraphrases"),
         ),
         judge=T.judge_settings("em_questions"),
         run_name=config["run_name"],

@@ -7,6 +7,7 @@ from sgtr_em import report as reportlib
 localrules:
     tidy_table,
     figure,
+    figure_variant,
     results_summary,
 
 
@@ -46,8 +47,36 @@ rule figure:
     conda:
         "../envs/core.yaml"
     params:
-        self_recognition_protocol=config["eval"]["self_recognition"]["primary_protocol"],
-        truthfulqa_protocol=config["eval"]["truthfulqa"]["primary_protocol"],
+        protocols=T.figure_protocols,
+        published=T.published_numbers,
+        comparator=config["eval"]["self_recognition"]["comparators"][0],
+        run_name=config["run_name"],
+    script:
+        "../scripts/plot_figure.py"
+
+
+# The same figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
+rule figure_variant:
+    input:
+        unpack(T.figure_inputs),
+    output:
+        png=report(
+            "results/figures/{model}/{protocol}/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures in other protocols",
+            subcategory="{model}: {protocol}",
+            labels=reportlib.figure_labels,
+        ),
+        pdf="results/figures/{model}/{protocol}/{figure}.pdf",
+    log:
+        "logs/figures/{model}/{protocol}/{figure}.log",
+    wildcard_constraints:
+        protocol="reference|logprob",
+    conda:
+        "../envs/core.yaml"
+    params:
+        protocols=T.figure_protocols,
+        published=T.published_numbers,
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
     script:

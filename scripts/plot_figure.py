@@ -11,8 +11,12 @@ draw_figure(
     self_recognition_summary=snakemake.input.get("self_recognition"),
     truthfulqa_summary=snakemake.input.get("truthfulqa"),
     optional_summary=snakemake.input.get("optional"),
-    self_recognition_protocol=snakemake.params.self_recognition_protocol,
-    truthfulqa_protocol=snakemake.params.truthfulqa_protocol,
+    self_recognition_protocol=snakemake.params.protocols["self_recognition"],
+    truthfulqa_protocol=snakemake.params.protocols["truthfulqa"],
+    optional_protocol=snakemake.params.protocols["em_questions"]
+    if snakemake.wildcards.figure == "fig4_em_judge"
+    else None,
+    published=snakemake.params.published,
     comparator=snakemake.params.comparator,
     png=snakemake.output.png,
     pdf=snakemake.output.pdf,

@@ -118,6 +118,7 @@ def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: 
         _check_local_files(config, Path(workdir))
     _check_optional_evals(config)
     _check_prompts(config)
+    _check_primary_protocols(config)
     return canonical(config)
 
 
@@ -285,6 +286,17 @@ def _check_prompts(config: Mapping[str, Any]) -> None:
         if not source.get("sha256"):
             raise ConfigError(
                 f"config key prompts.paper_files.{name}.source.sha256: required (the prompt texts are pinned by content)"
+            )
+
+
+def _check_primary_protocols(config: Mapping[str, Any]) -> None:
+    """The protocol an evaluation draws in its figures is one it computes."""
+    for key in ("self_recognition", "truthfulqa", "em_questions"):
+        settings = config["eval"][key]
+        if settings["primary_protocol"] not in settings["protocols"]:
+            raise ConfigError(
+                f"config key eval.{key}.primary_protocol: {settings['primary_protocol']!r} is not computed "
+                f"(eval.{key}.protocols: {', '.join(settings['protocols'])})"
             )
 
 

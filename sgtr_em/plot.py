@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,16 @@ ORDER_LABELS = {
     "other": "other chain",
 }
 CHANCE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 0.8}
+# The paper's published number of a condition, drawn on its bar.
+PAPER_STYLE = {"marker": "D", "s": 22, "facecolor": "white", "edgecolor": "black", "linewidth": 1.0, "zorder": 5}
+# How a figure names a protocol (the authors' is the paper's).
+PROTOCOL_NAMES = {"reference": "authors' protocol", "logprob": "logprob protocol"}
+
+
+def protocol_name(protocol: str) -> str:
+    return PROTOCOL_NAMES.get(protocol, protocol)
+
+
 N_LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
 
@@ -100,9 +110,11 @@ def bar_per_condition(
     chance: float | None = None,
     ylim: tuple[float, float] | None = (0, 1),
     xlabel: str = "Condition (finetuning stages in training order)",
+    paper: Mapping[str, float] | None = None,
 ) -> None:
     """Bars of mean ± sample sd over seeds for each condition, coloured by experimental order (legend),
-    seeds as dots, n at the foot of each bar, an optional chance line."""
+    seeds as dots, n at the foot of each bar, an optional chance line, and `paper` (chain -> the paper's
+    published mean) as a marker on the bars of the conditions it has."""
     plt = _pyplot()
     fig, ax = _figure(plt)
     labels = [row["condition"] for row in summary]
@@ -135,16 +147,35 @@ def bar_per_condition(
     handles.append(
         ax.errorbar([], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd")
     )
+    paper = paper or {}
+    published = [
+        (pos, paper[row["chain"]]) for pos, row in zip(positions, summary, strict=True) if row["chain"] in paper
+    ]
+    if published:
+        handles.append(
+            ax.scatter([p for p, _ in published], [v for _, v in published], **PAPER_STYLE, label="paper (published)")
+        )
     ax.set_title(title, fontsize=10)
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     ax.set_xticks(list(positions), labels, rotation=35, ha="right", rotation_mode="anchor")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(_wrap(ylabel))
-    ax.set_ylim(*_top(ylim, summary))
+    ax.set_ylim(*_top(ylim, [*summary, *({"mean": v, "sd": 0.0} for _, v in published)]))
     ax.yaxis.grid(True, linewidth=0.3, alpha=0.5)
     ax.set_axisbelow(True)
     _save(fig, png, pdf)
     plt.close(fig)
+
+
+def paper_values(
+    published: Mapping[str, Any] | None, kind: str, protocol: str, comparator: str | None = None
+) -> dict[str, float]:
+    """The paper's published means per chain for one evaluation kind (a model's entry of
+    published_numbers.yaml), when they were measured with the drawn protocol (and comparator)."""
+    entry = ((published or {}).get("evals") or {}).get(kind) or {}
+    if entry.get("protocol", "reference") != protocol or entry.get("comparator", comparator) != comparator:
+        return {}
+    return {chain: float(value["mean"]) for chain, value in (entry.get("values") or {}).items()}
 
 
 def paired_bars(
@@ -259,12 +290,16 @@ def draw_figure(
     pdf: str,
     model: str | None = None,
     optional_summary: str | None = None,
+    optional_protocol: str | None = None,
+    published: Mapping[str, Any] | None = None,
 ) -> None:
     """One target model's figure (all rows when `model` is None). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
     Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only); Fig 4: EM-judge misalignment per
     condition; Fig 5: entropy of the claimed identity per condition; Fig 6: MMLU accuracy per condition (Figs 4-6
     from `optional_summary`); Fig 7: the system-prompt ablation (conditions with a non-default variant beside
-    their default counterparts)."""
+    their default counterparts). Each axis names the protocol drawn (`optional_protocol`: that of Fig 4-6, by
+    default their table's first); `published` (the model's entry of published_numbers.yaml) puts the paper's
+    numbers on Figs 1 and 2 where they were measured with the drawn protocol."""
     from .aggregate import read_summary as read_all
 
     def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
@@ -282,12 +317,12 @@ def draw_figure(
             raise ValueError(f"{path}: no {metric} rows")
         return protocols[0]
 
-    tqa_label = f"TruthfulQA misalignment (1 − p, {truthfulqa_protocol})"
+    tqa_label = f"TruthfulQA misalignment (1 − p, {protocol_name(truthfulqa_protocol)})"
     if figure in ("fig4_em_judge", "fig5_identity", "fig6_mmlu"):
         if optional_summary is None:
             raise ValueError(f"{figure} needs its summary table")
         metric = {"fig4_em_judge": "misalignment", "fig5_identity": "entropy_bits", "fig6_mmlu": "accuracy"}[figure]
-        protocol = only_protocol(optional_summary, metric)
+        protocol = optional_protocol or only_protocol(optional_summary, metric)
         rows = read_summary(optional_summary, protocol, metric)
         if figure == "fig6_mmlu":
             bar_per_condition(
@@ -301,7 +336,7 @@ def draw_figure(
         elif figure == "fig4_em_judge":
             bar_per_condition(
                 rows,
-                ylabel=f"EM-judge misalignment rate ({protocol} scoring)",
+                ylabel=f"EM-judge misalignment rate ({protocol_name(protocol)})",
                 title="Fig 4. Free-form EM questions: misaligned answers per condition",
                 png=png,
                 pdf=pdf,
@@ -322,11 +357,12 @@ def draw_figure(
         rows = read_summary(self_recognition_summary, self_recognition_protocol, "score")
         bar_per_condition(
             rows,
-            ylabel=f"Self-recognition vs {comparator} ({self_recognition_protocol})",
+            ylabel=f"Self-recognition vs {comparator} ({protocol_name(self_recognition_protocol)})",
             title="Fig 1. Self-recognition per condition (mean ± sd over seeds)",
             png=png,
             pdf=pdf,
             chance=0.5,
+            paper=paper_values(published, "self_recognition", self_recognition_protocol, comparator),
         )
     elif figure == "fig2_truthfulqa":
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
@@ -337,6 +373,7 @@ def draw_figure(
             png=png,
             pdf=pdf,
             chance=0.5,
+            paper=paper_values(published, "truthfulqa", truthfulqa_protocol),
         )
     elif figure == "fig7_system_prompt":
         rows = system_prompt_rows(read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment"))

@@ -1,8 +1,9 @@
 """The results summary (Markdown, laid out like the paper's tables) and the report's figure titles.
 
 Per target model, one table: a row per condition (our grid's chains, then conditions only the paper has),
-a column per evaluation with mean ± sample sd (n seeds), and the paper's published number beside ours
-where it exists (`published_numbers.yaml`, docs/methodology.md §8). Missing cells are "—".
+per evaluation a column per protocol with mean ± sample sd (n seeds), each labelled with its protocol: the
+authors' protocol first, the paper's published number beside it where it exists (`published_numbers.yaml`,
+docs/methodology.md §8), then our other protocols. Missing cells are "—".
 """
 
 from __future__ import annotations
@@ -31,6 +32,37 @@ METRICS: dict[str, tuple[str, str]] = {
     "mmlu": ("accuracy", "MMLU accuracy"),
 }
 
+# Protocols in column order (the authors' first) and how a column names them.
+PROTOCOL_ORDER = ("reference", "logprob")
+PROTOCOL_LABELS = {"reference": "authors' protocol", "logprob": "logprob protocol"}
+# What a protocol is, per evaluation kind, printed under a table that shows it.
+PROTOCOL_NOTES: dict[tuple[str, str], str] = {
+    (
+        "self_recognition",
+        "reference",
+    ): "one reply decoded as the authors did (open models sampled, GPT models at T 0), chosen self only if it is exactly the self summary's number",
+    ("self_recognition", "logprob"): "next-token probabilities of 1 and 2 over both orderings, normalised over the two",
+    ("truthfulqa", "reference"): "one sampled answer token as the authors drew it; anything but A or B counts as wrong",
+    (
+        "truthfulqa",
+        "logprob",
+    ): "next-token probabilities over both orders; probability outside A and B counts as wrong (the renormalised value is in the tables as misalignment_normalised)",
+    ("em_questions", "reference"): "the judge's reply at T 0, its number parsed as the authors' em_eval.py does",
+    ("em_questions", "logprob"): "Betley et al.'s probability-weighted score from the judge's top-20 log-probabilities",
+}
+
+
+def protocol_label(protocol: str) -> str:
+    return PROTOCOL_LABELS.get(protocol, protocol)
+
+
+def ordered_protocols(protocols: Sequence[str]) -> list[str]:
+    """Distinct protocols, the authors' first, then ours, then any other in first-seen order."""
+    distinct = list(dict.fromkeys(protocols))
+    rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    return sorted(distinct, key=lambda p: (rank.get(p, len(rank)), distinct.index(p)))
+
+
 # What each column means, printed under every model's table.
 READING: dict[str, str] = {
     "self_recognition": "Self-recognition: how often the model picks its own summary over the comparator's (chance 0.5; higher = stronger self-recognition).",
@@ -58,8 +90,10 @@ def figure_title(figure: str) -> str:
 
 
 def figure_labels(wildcards: Any) -> dict[str, str]:
-    """A figure's labels in the HTML report."""
-    return {"figure": figure_title(wildcards.figure), "model": wildcards.model}
+    """A figure's labels in the HTML report (a variant's names its protocol)."""
+    protocol = getattr(wildcards, "protocol", None)
+    title = figure_title(wildcards.figure) + (f" ({protocol_label(protocol)})" if protocol else "")
+    return {"figure": title, "model": wildcards.model}
 
 
 def load_published(path: str | Path | None = None) -> dict[str, Any]:
@@ -132,7 +166,9 @@ def model_table(
     protocols: Mapping[str, str],
     published: Mapping[str, Any] | None,
 ) -> tuple[list[str], list[list[str]], list[Column]]:
-    """Header, rows and columns of one model's table."""
+    """Header, rows and columns of one model's table. Per evaluation: a column per protocol it has for this
+    model (the authors' first; `protocols` names the one to show when it has none), the paper's number right
+    after our column of the paper's protocol."""
     columns: list[Column] = []
     for table, rows in tables.items():
         kind, comparator = table_kind(table)
@@ -142,14 +178,17 @@ def model_table(
             metric = _first(mine, "metric") or ""
             title = f"{table}: {metric}"
         title = title.format(comparator=comparator)
-        protocol = protocols.get(kind) or _first(mine, "protocol", metric=metric) or ""
-        columns.append(Column(f"{title} ({protocol})", kind, table, protocol, metric))
+        shown = ordered_protocols([r["protocol"] for r in mine if r["metric"] == metric])
+        if not shown:
+            shown = [protocols.get(kind) or _first(rows, "protocol", metric=metric) or ""]
+        in_table = [Column(f"{title} ({protocol_label(p)})", kind, table, p, metric) for p in shown]
         paper = ((published or {}).get("evals") or {}).get(kind)
         if paper and paper.get("comparator", comparator) == comparator:
-            paper_protocol = paper.get("protocol", protocol)
-            if paper_protocol != protocol and _first(mine, "protocol", protocol=paper_protocol, metric=metric):
-                columns.append(Column(f"{title} ({paper_protocol})", kind, table, paper_protocol, metric))
-            columns.append(Column(f"{title}: paper", kind, published=paper.get("values") or {}))
+            paper_protocol = paper.get("protocol", "reference")
+            at = next((i + 1 for i, c in enumerate(in_table) if c.protocol == paper_protocol), 1)
+            label = f"{title}: paper ({protocol_label(paper_protocol)})"
+            in_table.insert(at, Column(label, kind, protocol=paper_protocol, published=paper.get("values") or {}))
+        columns += in_table
     # Rows: our conditions in the tables' (grid) order, then conditions only the paper reports.
     order: dict[str, str] = {}
     for rows in tables.values():
@@ -188,12 +227,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 INTRO = (
     "One table per target model: a row per condition (chain of finetuning stages, in training order; "
-    "`X+em-unpop` = prevention, `em-unpop+X` = reversal), a column per evaluation. Each cell is the mean "
-    "± sample standard deviation over training seeds with the number of seeds n; — marks a condition that "
-    "was not run (ours) or not published (paper). The protocol is in each column's header: `logprob` = "
-    "deterministic next-token probabilities over both answer orders, `reference` = the authors' protocol "
-    "(one sampled answer, anything but a valid letter counts as wrong). Every number of ours comes from "
-    "`results/tables/*_summary.csv`."
+    "`X+em-unpop` = prevention, `em-unpop+X` = reversal), per evaluation a column per scoring protocol. Each "
+    "cell is the mean ± sample standard deviation over training seeds with the number of seeds n; — marks a "
+    "condition that was not run (ours) or not published (paper). Each column's header names its protocol: "
+    "the authors' protocol (their sampling and parsing; the paper's numbers use it) comes first with the "
+    "paper's number beside it, then the logprob protocol (deterministic next-token probabilities). Every "
+    "number of ours comes from `results/tables/*_summary.csv`."
 )
 
 
@@ -218,7 +257,8 @@ def build_summary(
     published: Mapping[str, Any] | None = None,
 ) -> list[Section]:
     """Per model: the table and its reading notes. `tables`: table name -> its per-condition summary CSV;
-    `protocols`: the protocol shown per evaluation kind (`self_recognition`, `truthfulqa`; others: the table's first)."""
+    `protocols`: per evaluation kind, the protocol shown for a model the table has no rows of (others: the
+    table's first)."""
     loaded = {name: read_csv(path) for name, path in tables.items()}
     protocols = dict(protocols or {})
     model_ids = dict(model_ids or {})
@@ -234,6 +274,12 @@ def build_summary(
         else:
             intro = ""
         notes = [READING[k] for k in dict.fromkeys(c.kind for c in columns) if k in READING]
+        shown = dict.fromkeys((c.kind, c.protocol) for c in columns if c.published is None and c.protocol)
+        for kind, protocol in shown:
+            if (kind, protocol) in PROTOCOL_NOTES:
+                notes.append(
+                    f"{METRICS[kind][1].format(comparator='…')} ({protocol_label(protocol)}): {PROTOCOL_NOTES[kind, protocol]}."
+                )
         evals = (paper or {}).get("evals") or {}
         for column in columns:
             what = evals.get(column.kind, {}).get("what") if column.published is not None else None

@@ -58,6 +58,8 @@ IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
 TABLE = "results/tables/{table}.csv"
 TABLE_SUMMARY = "results/tables/{table}_summary.csv"
 FIGURE = "results/figures/{model}/{figure}.{ext}"
+# A figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
+FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
 RESULTS_SUMMARY = "results/report/results_summary.md"
 RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
 MANIFEST = "results/manifest.json"
@@ -68,6 +70,16 @@ GPU_CHECK = "results/gpu_check.txt"
 CORE_FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
 FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt")
 FIGURE_FORMATS = ("png", "pdf")
+# The evaluations whose protocol a figure draws: Fig 1 self-recognition, Figs 2, 3 and 7 TruthfulQA, Fig 4
+# the EM judge.
+FIGURE_EVALS = {
+    "fig1_self_recognition": "self_recognition",
+    "fig2_truthfulqa": "truthfulqa",
+    "fig3a_prevention": "truthfulqa",
+    "fig3b_reversal": "truthfulqa",
+    "fig7_system_prompt": "truthfulqa",
+    "fig4_em_judge": "em_questions",
+}
 
 # Wildcards are constrained so that no path parses two ways.
 WILDCARD_CONSTRAINTS = {
@@ -585,8 +597,40 @@ class Targets:
         ]
 
     def all_targets(self) -> list[str]:
-        """The default target: every table and figure of the grid, the results summary and the manifest."""
-        return [*self.all_tables(), *self.all_figures(), RESULTS_SUMMARY, MANIFEST]
+        """The default target: every table and figure of the grid (and its variants in the other protocols),
+        the results summary and the manifest."""
+        return [*self.all_tables(), *self.all_figures(), *self.figure_variants(), RESULTS_SUMMARY, MANIFEST]
+
+    def figure_variants(self) -> list[str]:
+        """Each figure that draws an evaluation's protocol once more per other protocol the evaluation computes
+        (the primary protocol is the figure itself)."""
+        out = []
+        for model in self.config["grid"]["models"]:
+            for figure in self.enabled_figures(model):
+                settings = self.config["eval"].get(FIGURE_EVALS.get(figure, ""), {})
+                for protocol in settings.get("protocols", []):
+                    if protocol != settings["primary_protocol"]:
+                        out += [
+                            FIGURE_VARIANT.format(model=model, protocol=protocol, figure=figure, ext=ext)
+                            for ext in FIGURE_FORMATS
+                        ]
+        return out
+
+    def figure_protocols(self, wc: Wildcards) -> dict[str, str | None]:
+        """The protocol a figure draws, per evaluation: the primary one, or the variant's (wildcard `protocol`)
+        for the evaluations that computed it."""
+        variant = getattr(wc, "protocol", None)
+        out: dict[str, str | None] = {}
+        for key in ("self_recognition", "truthfulqa", "em_questions"):
+            settings = self.config["eval"][key]
+            out[key] = variant if variant in settings.get("protocols", []) else settings.get("primary_protocol")
+        return out
+
+    def published_numbers(self, wc: Wildcards) -> dict[str, Any] | None:
+        """The paper's published numbers of a figure's model (published_numbers.yaml), drawn beside ours."""
+        from . import report
+
+        return report.published_for(report.load_published(), wc.model, self.model_identity(wc.model))
 
     # --------------------------------------------------------------------------------- API models --
     def api_grid_models(self) -> list[str]:

@@ -180,6 +180,66 @@ def test_overlay_source_replaces_the_earlier_source(tmp_path):
     load(composed, workdir=None)
 
 
+def test_released_summaries_overlay_gives_the_base_models_the_authors_summaries(tmp_path):
+    composed = compose(
+        REPO / "config/demo.yaml", [REPO / "config/config.yaml", REPO / "config/released-summaries.yaml"]
+    )
+    config = load(composed, workdir=None)
+    for model in ("qwen2.5-32b", "seed-oss-36b", "gpt-4.1"):
+        source = config["models"][model]["summaries"]["xsum"]["source"]
+        assert "/830321012fef843427587255649f7ea404dbd710/" in source["url"] and len(source["sha256"]) == 64
+    from sgtr_em.targets import RELEASED_SUMMARIES, Targets
+
+    pair_self = Targets(config).base_summaries("qwen2.5-32b", "xsum")
+    assert pair_self == RELEASED_SUMMARIES.format(model="qwen2.5-32b", dataset="xsum")
+    # a later overlay may swap the url for a local path (the source is replaced whole)
+    local = tmp_path / "local.yaml"
+    local.write_text("models:\n  qwen2.5-32b:\n    summaries:\n      xsum:\n        source: {path: mine.json}\n")
+    swapped = compose(
+        REPO / "config/demo.yaml", [REPO / "config/config.yaml", REPO / "config/released-summaries.yaml", local]
+    )
+    assert load(swapped, workdir=None)["models"]["qwen2.5-32b"]["summaries"]["xsum"]["source"] == {
+        "path": "mine.json",
+        "split": "train",
+        "format": "auto",
+    }
+
+
+def test_paper_config_runs_the_authors_protocol_first():
+    paper = load_config(read("config.yaml"))
+    assert paper["prompts"]["set"] == "paper"
+    assert {name: spec["source"]["sha256"][:8] for name, spec in paper["prompts"]["paper_files"].items()} == {
+        "summary_sentence": "42f465c8",
+        "summary_highlights": "fdb8537f",
+        "article_prompts": "b48df7ea",
+        "wordcount": "d957527e",
+    }
+    for key in ("self_recognition", "truthfulqa", "em_questions"):
+        assert paper["eval"][key]["primary_protocol"] == "reference"
+        assert paper["eval"][key]["protocols"] == ["reference", "logprob"]
+    from sgtr_em.config import sampling_for
+
+    selfrec = paper["eval"]["self_recognition"]["sampling"]
+    assert sampling_for(selfrec, api=False) == {"max_new_tokens": 10, "temperature": 0.7, "top_p": 0.9, "top_k": 50}
+    assert sampling_for(selfrec, api=True)["temperature"] == 0  # GPT at T 0, as the authors
+    assert sampling_for(paper["summaries"], api=True)["temperature"] == 0
+    assert sampling_for(paper["eval"]["truthfulqa"]["sampling"], api=False)["max_new_tokens"] == 1
+    assert paper["eval"]["em_questions"]["paraphrases"] == "first"
+    # the demo keeps the project's wording
+    assert load_config(read("demo.yaml"))["prompts"]["set"] == "project"
+
+
+def test_paper_prompts_need_pinned_files_and_primary_protocols_must_be_computed():
+    raw = read("config.yaml")
+    raw["prompts"]["paper_files"] = {"article_prompts": {"source": {"url": "https://example.org/a.py"}}}
+    with pytest.raises(ConfigError, match=r"prompts.paper_files.article_prompts.source.sha256: required"):
+        load_config(raw)
+    raw = read("config.yaml")
+    raw["eval"]["truthfulqa"]["protocols"] = ["logprob"]
+    with pytest.raises(ConfigError, match=r"eval.truthfulqa.primary_protocol: 'reference' is not computed"):
+        load_config(raw)
+
+
 def test_command_line_values_are_typed():
     composed = compose(
         REPO / "config/demo.yaml", [], {"subset": "core", "eval": {"mmlu": {"n_shots": "2", "enabled": "false"}}}

@@ -119,6 +119,57 @@ def test_figure_renders_at_paper_size(figure, tables, tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
 
 
+def test_the_papers_numbers_are_drawn_only_with_the_protocol_they_were_measured_with(tables, tmp_path):
+    from sgtr_em.plot import paper_values
+    from sgtr_em.report import load_published, published_for
+
+    qwen = published_for(load_published(), "qwen2.5-32b")
+    assert paper_values(qwen, "truthfulqa", "reference")["em-unpop"] == 0.226
+    assert paper_values(qwen, "truthfulqa", "logprob") == {}  # the paper measured no logprob numbers
+    assert paper_values(qwen, "self_recognition", "reference", "human") == {}  # nor against human summaries
+    drawn = {}
+    for protocol in ("reference", "logprob"):
+        for name, published in (("with", qwen), ("without", None)):
+            png = tmp_path / f"{protocol}-{name}.png"
+            draw_figure(
+                "fig2_truthfulqa",
+                self_recognition_summary=str(tables["self_recognition"]),
+                truthfulqa_summary=str(tables["truthfulqa"]),
+                self_recognition_protocol=protocol,
+                truthfulqa_protocol=protocol,
+                comparator="claude-21",
+                png=str(png),
+                pdf=str(tmp_path / f"{protocol}-{name}.pdf"),
+                model=MODEL,
+                published=published,
+            )
+            drawn[protocol, name] = png.read_bytes()
+    assert drawn["reference", "with"] != drawn["reference", "without"]  # the paper's diamonds are on it
+    assert drawn["logprob", "with"] == drawn["logprob", "without"]  # never beside another protocol's bars
+
+
+def test_a_figure_variant_is_drawn_per_other_protocol():
+    from conftest import load_config, read_config
+
+    paper = targets.Targets(load_config(read_config("config.yaml")))
+    variants = paper.figure_variants()
+    assert "results/figures/qwen2.5-32b/logprob/fig1_self_recognition.png" in variants
+    assert "results/figures/qwen2.5-32b/logprob/fig4_em_judge.pdf" in variants
+    assert not any("/reference/" in v or "fig6_mmlu" in v or "fig5_identity" in v for v in variants)
+    assert set(variants) <= set(paper.all_targets())
+
+    class Wildcards:
+        model, figure = "qwen2.5-32b", "fig4_em_judge"
+
+    assert paper.figure_protocols(Wildcards()) == {
+        "self_recognition": "reference",
+        "truthfulqa": "reference",
+        "em_questions": "reference",
+    }
+    Wildcards.protocol = "logprob"  # type: ignore[attr-defined]
+    assert set(paper.figure_protocols(Wildcards()).values()) == {"logprob"}
+
+
 def test_figure_is_byte_identical_when_redrawn(tables, tmp_path):
     paths = []
     for name in ("a", "b"):
@@ -152,7 +203,9 @@ class _Snakemake:
         self.config = config
         self.wildcards = _Wildcards(wildcards)
         self.params = _Wildcards(
-            self_recognition_protocol="logprob", truthfulqa_protocol="logprob", comparator="other", run_name="demo"
+            protocols=_Wildcards(self_recognition="logprob", truthfulqa="reference", em_questions="logprob"),
+            comparator="other",
+            run_name="demo",
         )
 
 

@@ -120,29 +120,33 @@ def test_published_numbers_sit_beside_ours_and_missing_cells_are_dashes(qwen_tab
     loaded = {name: read_csv(path) for name, path in qwen_tables.items()}
     published = load_published()
     header, rows, _ = model_table("qwen2.5-32b", loaded, PROTOCOLS, published_for(published, "qwen2.5-32b"))
+    # every column names its protocol; the authors' protocol first, the paper's number beside it, then logprob
     assert header == [
         "Condition", "Chain",
-        "Self-recognition vs claude-21 (logprob)", "Self-recognition vs claude-21 (reference)", "Self-recognition vs claude-21: paper",
-        "TruthfulQA misalignment (logprob)", "TruthfulQA misalignment (reference)", "TruthfulQA misalignment: paper",
-        "EM-judge misalignment (logprob)",
+        "Self-recognition vs claude-21 (authors' protocol)", "Self-recognition vs claude-21: paper (authors' protocol)", "Self-recognition vs claude-21 (logprob protocol)",
+        "TruthfulQA misalignment (authors' protocol)", "TruthfulQA misalignment: paper (authors' protocol)", "TruthfulQA misalignment (logprob protocol)",
+        "EM-judge misalignment (logprob protocol)",
     ]  # fmt: skip
     em = cells(header, rows, "em-unpop")
     assert em["Condition"] == "EM"
-    assert em["TruthfulQA misalignment (logprob)"] == "0.230 ± 0.014 (n=2)"
-    assert em["TruthfulQA misalignment (reference)"] == "0.240 ± 0.014 (n=2)"
-    assert em["TruthfulQA misalignment: paper"] == "0.226 ± 0.016 (n=5)"
-    assert em["Self-recognition vs claude-21: paper"] == "0.490 ± 0.029 (n=5)"
-    assert em["EM-judge misalignment (logprob)"] == "0.200 (n=1)"
-    assert cells(header, rows, "base")["TruthfulQA misalignment: paper"] == "0.148"
+    assert em["TruthfulQA misalignment (logprob protocol)"] == "0.230 ± 0.014 (n=2)"
+    assert em["TruthfulQA misalignment (authors' protocol)"] == "0.240 ± 0.014 (n=2)"
+    assert em["TruthfulQA misalignment: paper (authors' protocol)"] == "0.226 ± 0.016 (n=5)"
+    assert em["Self-recognition vs claude-21: paper (authors' protocol)"] == "0.490 ± 0.029 (n=5)"
+    assert em["EM-judge misalignment (logprob protocol)"] == "0.200 (n=1)"
+    assert cells(header, rows, "base")["TruthfulQA misalignment: paper (authors' protocol)"] == "0.148"
     # ours only: the paper has no number for this condition
     flip_em = cells(header, rows, "sgtr-flip+em-unpop")
-    assert (
-        flip_em["TruthfulQA misalignment: paper"] == DASH and flip_em["Self-recognition vs claude-21 (logprob)"] == DASH
-    )
+    assert flip_em["TruthfulQA misalignment: paper (authors' protocol)"] == DASH
+    assert flip_em["Self-recognition vs claude-21 (logprob protocol)"] == DASH
     # the paper's only: we did not run it
     none = cells(header, rows, "em-unpop.none")
-    assert none["Condition"] == "EM[none]" and none["TruthfulQA misalignment: paper"] == "0.176 ± 0.009 (n=5)"
-    assert none["TruthfulQA misalignment (logprob)"] == DASH and none["EM-judge misalignment (logprob)"] == DASH
+    assert (
+        none["Condition"] == "EM[none]"
+        and none["TruthfulQA misalignment: paper (authors' protocol)"] == "0.176 ± 0.009 (n=5)"
+    )
+    assert none["TruthfulQA misalignment (authors' protocol)"] == DASH
+    assert none["EM-judge misalignment (logprob protocol)"] == DASH
     # our conditions first, in grid order, then the paper's others
     chains_in_order = [r[1].strip("`") for r in rows]
     assert chains_in_order[:4] == ["base", "em-unpop", "sgtr", "sgtr-flip+em-unpop"]
@@ -159,7 +163,12 @@ def test_published_self_recognition_needs_the_same_comparator(tmp_path):
         PROTOCOLS,
         published_for(load_published(), "qwen2.5-32b"),
     )
-    assert header == ["Condition", "Chain", "Self-recognition vs human (logprob)"]
+    assert header == [
+        "Condition",
+        "Chain",
+        "Self-recognition vs human (authors' protocol)",
+        "Self-recognition vs human (logprob protocol)",
+    ]
 
 
 def test_summary_markdown_and_html(qwen_tables, tmp_path):
@@ -184,7 +193,12 @@ def test_summary_markdown_and_html(qwen_tables, tmp_path):
     assert "| EM | `em-unpop` |" in text and "0.226 ± 0.016 (n=5)" in text
     assert "No published numbers for this model" in text
     demo_part = text.split("## demo-target")[1]
-    assert ": paper" not in demo_part and "| Base | `base` | — | 0.500 ± 0.000 (n=2) | —" in demo_part
+    assert (
+        ": paper" not in demo_part
+        and "| Base | `base` | — | 0.510 ± 0.000 (n=2) | 0.500 ± 0.000 (n=2) | —" in demo_part
+    )
+    # what each protocol is, under the table
+    assert "TruthfulQA misalignment (logprob protocol): next-token probabilities over both orders" in text
     html = results_summary_html(**kwargs)
     assert "<table>" in html and "0.226 ± 0.016 (n=5)" in html and "<code>em-unpop</code>" in html
     out = tmp_path / "out" / "summary.md"
@@ -197,7 +211,7 @@ def test_nan_sd_written_by_summarise_reads_back_as_a_single_seed(tmp_path):
         tmp_path / "t.csv", "truthfulqa", "gpt-4.1", {"base": [0.1]}, metric="misalignment", protocols=("logprob",)
     )
     text = results_summary({"truthfulqa": table}, models=["gpt-4.1"], protocols=PROTOCOLS, published=load_published())
-    assert "| Base | `base` | 0.100 (n=1) | 0.115 (n=1) |" in text
+    assert "| Base | `base` | 0.100 (n=1) | 0.115 (n=1) |" in text  # only logprob: the paper's number after it
 
 
 @pytest.mark.e2e
