@@ -53,5 +53,11 @@ if source.get("builder") == "tiny":
 else:
     from huggingface_hub import snapshot_download
 
+    if not source.get("revision"):
+        # Never an unpinned download: the lock records the commit a hub source resolves to.
+        raise SystemExit(
+            f"models.{snakemake.wildcards.model}.source: {source['hf']} has no revision; "
+            "run `snakemake lock` to pin it (config/sources.lock.yaml)"
+        )
     path = snapshot_download(repo_id=source["hf"], revision=source["revision"], local_dir=out_dir)
     logging.info("downloaded %s@%s to %s", source["hf"], source["revision"], path)
