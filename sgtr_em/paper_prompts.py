@@ -124,5 +124,8 @@ def paper_prompt_set(
             texts[kind][key] = contents[name][constant]
         else:
             texts[kind] = contents[name][constant]
-    recorded = {name: {**dict(source), "file": PAPER_FILES[name][0]} for name, source in (sources or {}).items()}
+    recorded = {
+        name: {**{k: source[k] for k in ("url", "path", "sha256") if k in source}, "file": PAPER_FILES[name][0]}
+        for name, source in (sources or {}).items()
+    }
     return PromptSet.from_dict({"set": "paper", "sources": recorded, "texts": texts}, "paper prompts")
