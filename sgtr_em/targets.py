@@ -299,9 +299,9 @@ class Targets:
             return []
         return [path for spec in prompts["paper_files"].values() for path in local_path(spec["source"])]
 
-    def baseline_prompts(self, wc: Wildcards) -> list[str]:
-        """The prompt set, for the baseline that asks a question (word counting)."""
-        return [PROMPTS] if wc.baseline == chains.WORDCOUNT else []
+    def baseline_prompts(self, wc: Wildcards) -> str | list[str]:
+        """The prompt set, for the baseline that asks a question (word counting); none for the others."""
+        return PROMPTS if wc.baseline == chains.WORDCOUNT else []
 
     # ---------------------------------------------------------------------------------- summaries --
     def base_summaries(self, model: str, dataset: str) -> str:
