@@ -51,7 +51,9 @@ def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo
 @pytest.mark.e2e
 def test_pair_stats_and_eval_records(demo):
     stats = json.loads((demo / "results/pairs/demo-target/base/sgtr/detection/default.stats.json").read_text())
+    prompts = stats.pop("prompts")
     assert stats == {"n_articles": 60, "n_examples": 120, "label_counts": {"1": 60, "2": 60}}
+    assert prompts["set"] == "project" and len(prompts["texts_sha256"]) == 64  # the demo's own wording
     confuse = json.loads(
         (demo / "results/pairs/demo-target/base/sgtr-confuse/detection/default.stats.json").read_text()
     )
@@ -63,6 +65,7 @@ def test_pair_stats_and_eval_records(demo):
     assert {"self_first", "self_second", "score"} <= set(record["logprob"])
     assert {"order", "reply", "choice", "valid"} <= set(record["reference"])
     assert result["provenance"]["config"]["protocols"] == ["reference", "logprob"]
+    assert result["provenance"]["prompts"] == prompts
     tqa = json.loads((demo / "results/eval/truthfulqa/demo-target/base/seed1.json").read_text())
     assert {r["reference"]["correct_letter"] for r in tqa["records"]} == {"A", "B"}
     assert 0 <= tqa["metrics"]["logprob"]["invalid_rate"] <= 1
