@@ -19,6 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles", "report")
 
 
+# Whole workflow runs shared by the tests that use them: the CPU demo and the API demo on the fake server.
+E2E_FIXTURES = {"demo", "api_demo"}
+
+
 def _starts_snakemake(item: pytest.Item) -> bool:
     """Whether a test, or a fixture it uses, calls the `snakemake` helper below."""
     functions = [getattr(item, "function", None)]
@@ -35,8 +39,9 @@ def _starts_snakemake(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tiers: every test that starts Snakemake is marked `workflow`, every test that needs the shared demo
-    run `e2e` (`make test-fast` leaves out `e2e` and `slurm`).
+    """Tiers: every test that starts Snakemake is marked `workflow`, every test that needs a whole workflow
+    run (E2E_FIXTURES) `e2e`, like the few slow ones marked by hand (`make test-fast` leaves out `e2e` and
+    `slurm`).
 
     SLURM tests run last. They install SLURM and stop it when done; from then on every `snakemake` start
     pays ~9 s because the SLURM executor plugin, imported by every run, asks the stopped controller for
@@ -45,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _starts_snakemake(item):
             item.add_marker(pytest.mark.workflow)
-        if "demo" in getattr(item, "fixturenames", ()):
+        if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
 

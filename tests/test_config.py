@@ -3,8 +3,8 @@ errors naming the key, in `snakemake -n` too."""
 
 from __future__ import annotations
 
+import os
 import re
-import time
 
 import pytest
 import yaml
@@ -329,9 +329,11 @@ def test_config_readme_documents_every_schema_key():
 def test_snakemake_reports_a_bad_config_in_one_line(tmp_path, overlay, message):
     workdir = copy_workflow(tmp_path / "wf")
     (workdir / "config/bad.yaml").write_text(overlay)
-    started = time.monotonic()
+    # CPU seconds of the snakemake process (about 2 on an idle machine): wall time also counts other load.
+    before = os.times()
     result = snakemake(workdir, "-n", "--configfile", "config/bad.yaml", timeout=120)
-    assert time.monotonic() - started < 10
+    after = os.times()
+    assert (after.children_user + after.children_system) - (before.children_user + before.children_system) < 10
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Config error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]

@@ -39,6 +39,7 @@ def acceptance(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.e2e
 def test_the_tiny_acceptance_run_passes_on_cpu_with_one_line_per_check(tmp_path):
     result = acceptance("--shape", "tiny", "--out", "out", "--work", str(tmp_path / "work"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

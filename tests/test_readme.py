@@ -194,6 +194,7 @@ def workflow(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("docs") / "workflow")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("run", RUNS, ids=[r.where[0] for r in RUNS])
 def test_command_runs(run: DocCommand, workflow: Path):
     """Each documented command, as `runnable_argv` makes it (see there for what is not a dry run)."""

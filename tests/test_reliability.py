@@ -369,6 +369,7 @@ OPENAI_SENTINEL = "sk-sentinel-reliability-4Hq8Nv2Tz6Kd"
 HF_SENTINEL = "hf_sentinelReliability7Pw3Lx9Gm5"
 
 
+@pytest.mark.e2e
 def test_api_rules_finish_with_half_the_requests_rate_limited_and_no_secret_is_written(tmp_path, monkeypatch):
     """The API demo (two conditions) against a fake server answering 429 to half of all requests: every
     API rule finishes through bounded retries. Keys come only from the environment (sentinels here); no

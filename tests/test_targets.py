@@ -1,0 +1,158 @@
+"""The workflow's paths, target lists and input functions (sgtr_em.targets), on the shipped configs."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from conftest import load_config, read_config
+
+from sgtr_em import targets
+from sgtr_em.config import OPTIONAL_EVALS
+from sgtr_em.targets import Targets
+
+
+@pytest.fixture(scope="module")
+def demo() -> Targets:
+    return Targets(load_config(read_config("demo.yaml")))
+
+
+@pytest.fixture(scope="module")
+def paper() -> Targets:
+    return Targets(load_config(read_config("config.yaml")))
+
+
+def wc(**values: str) -> SimpleNamespace:
+    return SimpleNamespace(**values)
+
+
+def test_default_target_is_every_table_figure_the_summary_and_the_manifest(demo):
+    wanted = demo.all_targets()
+    tables = {path.removeprefix("results/tables/").removesuffix(".csv") for path in demo.all_tables()}
+    assert tables == {
+        f"{name}{suffix}"
+        for name in ("self_recognition-demo-other", "truthfulqa", *OPTIONAL_EVALS)
+        for suffix in ("", "_summary")
+    }
+    figures = {path for path in wanted if path.startswith("results/figures/")}
+    assert len(figures) == 2 * len(targets.FIGURES)  # the demo has every figure, the ablation included
+    assert wanted[-2:] == [targets.RESULTS_SUMMARY, targets.MANIFEST]
+
+
+def test_optional_evaluations_cover_their_listed_chains_only(demo):
+    files = demo.evaluation_files("identity")
+    assert {f.split("/")[4] for f in files} == {"base", "em-unpop", "em-unpop+sgtr"}
+    assert len(files) == 3 * 2  # two seeds
+    assert len(demo.evaluation_files("truthfulqa")) == len(demo.grid_states())
+
+
+def test_an_optional_evaluation_none_of_whose_chains_is_in_the_grid_is_skipped():
+    config = read_config("demo.yaml")
+    config["grid"]["chains"] = ["base", "sgtr"]
+    config["eval"]["mmlu"]["chains"] = ["em-unpop"]
+    subset = Targets(load_config(config))
+    assert "mmlu" not in subset.enabled_optional_evals()
+    assert "fig6_mmlu" not in subset.enabled_figures("demo-target")
+    assert "fig7_system_prompt" not in subset.enabled_figures("demo-target")  # no non-default variant left
+
+
+def test_training_data_of_each_stage_kind(demo):
+    assert demo.stage_train_file(wc(model="demo-target", chain="sgtr+em-unpop", seed="1")) == (
+        "results/data/em/unpop/default.jsonl"
+    )
+    assert demo.stage_train_file(wc(model="demo-target", chain="em-unpop.none", seed="0")) == (
+        "results/data/em/unpop/none.jsonl"
+    )
+    assert demo.stage_train_file(wc(model="demo-target", chain="wordcount", seed="0")) == (
+        "results/data/baselines/wordcount/default.jsonl"
+    )
+    assert demo.stage_train_file(wc(model="demo-target", chain="em-unpop+sgtr-flip", seed="1")) == (
+        "results/pairs/demo-target/base/sgtr-flip/detection/default.jsonl"
+    )
+
+
+def test_own_pair_source_names_the_parent_state():
+    config = read_config("demo.yaml")
+    config["pairs"]["source"] = "own"
+    own = Targets(load_config(config))
+    pair_file = own.stage_train_file(wc(model="demo-target", chain="em-unpop+sgtr", seed="1"))
+    assert pair_file == "results/pairs/demo-target/own-em-unpop-seed1/sgtr/detection/default.jsonl"
+    # The first stage trains on the base model: its pairs are the base model's.
+    assert "/base/" in own.stage_train_file(wc(model="demo-target", chain="sgtr", seed="1"))
+    source = re.match(targets.WILDCARD_CONSTRAINTS["source"] + "$", "own-em-unpop-seed1")
+    assert source is not None
+    assert own.pair_self_summaries(wc(model="demo-target", source="own-em-unpop-seed1")) == (
+        "results/summaries/demo-target/em-unpop/seed1/xsum.jsonl"
+    )
+
+
+def test_a_state_is_built_from_its_prefixes(demo):
+    assert demo.parent_adapters(wc(model="demo-target", chain="sgtr+em-unpop", seed="0")) == [
+        "results/adapters/demo-target/sgtr/seed0"
+    ]
+    assert demo.adapters(wc(model="demo-target", chain="sgtr+em-unpop", seed="0")) == [
+        "results/adapters/demo-target/sgtr/seed0",
+        "results/adapters/demo-target/sgtr+em-unpop/seed0",
+    ]
+    assert demo.adapters(wc(model="demo-target", chain="base", seed="0")) == []
+
+
+def test_base_summaries_are_generated_or_released(demo):
+    assert demo.base_summaries("demo-target", "xsum") == "results/summaries/demo-target/base/seed0/xsum.jsonl"
+    config = read_config("demo.yaml")
+    config["models"]["demo-target"]["summaries"] = {"xsum": {"source": {"path": "data/demo/articles_train.jsonl"}}}
+    released = Targets(load_config(config))
+    assert released.base_summaries("demo-target", "xsum") == "results/data/released_summaries/demo-target/xsum.jsonl"
+    assert released.released_summaries_source_file(wc(model="demo-target", dataset="xsum")) == [
+        "data/demo/articles_train.jsonl"
+    ]
+
+
+def test_local_data_files_are_inputs_and_downloads_are_not(demo, paper):
+    assert demo.em_source_file(wc(dataset="unpop")) == ["data/demo/em_unpop.jsonl"]
+    assert demo.dataset_source_file("truthfulqa") == ["data/demo/truthfulqa.csv"]
+    assert demo.question_source_file(wc(question_set="em_questions")) == ["data/demo/em_questions.yaml"]
+    assert paper.article_source_file(wc(dataset="xsum")) == []
+
+
+def test_model_job_resources_come_from_the_model_and_count_api_requests(paper):
+    resources = paper.model_job_resources()
+    qwen, gpt = wc(model="qwen2.5-32b"), wc(model="gpt-4.1")
+    assert set(resources) == {*targets.JOB_RESOURCES, "api_requests"}
+    assert resources["gpu"](qwen) >= 1 and resources["gpu"](gpt) == 0
+    assert resources["api_requests"](qwen) == 0
+    assert resources["api_requests"](gpt) == paper.config["openai"]["max_concurrency"]
+    assert paper.model_job_resources(fine_tuning=True)["api_requests"](gpt) == 1
+
+
+def test_an_api_judge_runs_where_snakemake_runs_and_a_local_judge_on_the_cluster(demo, paper):
+    assert paper.judge_runs_locally("em_questions")  # GPT-4o
+    assert paper.judge_job_resources("em_questions")["gpu"](wc()) == 0
+    assert not demo.judge_runs_locally("em_questions")  # the tiny comparator
+    assert demo.judge_model_inputs("em_questions")(wc()) == "results/models/demo-other"
+    assert demo.judge_settings("identity")["name"] == "demo-other"
+
+
+def test_the_paper_grid(paper):
+    states = paper.grid_states()
+    assert len(states) == len(set(states))
+    assert {m for m, _, _ in states} == {"qwen2.5-32b", "seed-oss-36b", "gpt-4.1"}
+    assert paper.api_grid_models() == ["gpt-4.1"]
+    assert all("gpt-4.1" in path for path in paper.api_model_outputs())
+    files = paper.api_cost_files()
+    assert files["truthfulqa"] == targets.TRUTHFULQA and "unpop/default" in files["em"]
+
+
+def test_every_template_wildcard_is_constrained():
+    templates = [value for name, value in vars(targets).items() if name.isupper() and isinstance(value, str)]
+    names = {name for template in templates for name in re.findall(r"{(\w+)}", template)}
+    assert names - {"ext", "evaluation"} <= set(targets.WILDCARD_CONSTRAINTS)
+
+
+def test_table_names_parse_one_way():
+    assert targets.table_kind("self_recognition-claude-21") == ("self_recognition", "claude-21")
+    assert targets.table_kind("em_questions") == ("em_questions", None)
+    table = re.compile(f"(?:{targets.WILDCARD_CONSTRAINTS['table']})$")
+    assert table.match("self_recognition-claude-21") and table.match("mmlu")
+    assert not table.match("selfrec-claude-21")
