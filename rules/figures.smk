@@ -70,8 +70,6 @@ rule figure_variant:
         pdf="results/figures/{model}/{protocol}/{figure}.pdf",
     log:
         "logs/figures/{model}/{protocol}/{figure}.log",
-    wildcard_constraints:
-        protocol="reference|logprob",
     conda:
         "../envs/core.yaml"
     params:

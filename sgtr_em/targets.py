@@ -96,6 +96,7 @@ WILDCARD_CONSTRAINTS = {
     "figure": "|".join(FIGURES),
     "table": rf"{SELF_RECOGNITION}-[A-Za-z0-9.-]+|truthfulqa|{'|'.join(OPTIONAL_EVALS)}",
     "question_set": "em_questions|identity_questions",
+    "protocol": "reference|logprob",
 }
 
 # Cluster resources of a model job (per model in the config: models.<name>.resources).
