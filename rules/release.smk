@@ -96,8 +96,12 @@ rule release_figure:
     conda:
         "../envs/core.yaml"
     params:
-        self_recognition_protocol=config["release"]["protocol"],
-        truthfulqa_protocol=config["release"]["protocol"],
+        protocols={
+            "self_recognition": config["release"]["protocol"],
+            "truthfulqa": config["release"]["protocol"],
+            "em_questions": None,
+        },
+        published=None,
         comparator=release_targets.comparator_param(config["release"]),
     script:
         "../scripts/plot_figure.py"
