@@ -57,6 +57,7 @@ rule figure:
 rule results_summary:
     input:
         **T.summary_tables(),
+        claims=list(T.claims_tables().values()),
     output:
         markdown=targets.RESULTS_SUMMARY,
         html=report(
@@ -78,5 +79,6 @@ rule results_summary:
         },
         published=reportlib.load_published(),
         run_name=config["run_name"],
+        claim_models=list(T.claims_tables()),
     script:
         "../scripts/results_summary.py"
