@@ -40,7 +40,10 @@ rule claims_forest:
             targets.CLAIMS_FIGURE["png"],
             caption="../report/claims.rst",
             category="Claims",
-            labels={"model": "{model}", "figure": "Claims: our effects beside the paper's"},
+            labels={
+                "model": "{model}",
+                "figure": "Claims: our effects beside the paper's",
+            },
         ),
         pdf=targets.CLAIMS_FIGURE["pdf"],
     log:

@@ -423,3 +423,51 @@ def test_claims_module_reads_evaluation_folders(tmp_path):
             write_json(tmp_path / "truthfulqa" / model / c / "seed0.json", truthfulqa_eval(c, 0, [True], model=model))
     assert len(claimslib.load_evaluations([tmp_path], model=MODEL)) == 2
     assert len(claimslib.load_evaluations([tmp_path])) == 4
+
+
+def test_release_figures_also_makes_the_claims_of_every_model_it_draws(tmp_path):
+    from sgtr_em.release.figures import PLAN_COLUMNS
+    from sgtr_em.release.targets import planned_claims
+
+    plan = tmp_path / "plan.csv"
+    rows = [
+        {"figure_set": "paper", "model": "qwen2.5-32b", "figure": "fig2_truthfulqa", "status": "draw"},
+        {"figure_set": "paper", "model": "qwen2.5-32b", "figure": "fig3a_prevention", "status": "draw"},
+        {"figure_set": "paper", "model": "gpt-4.1", "figure": "fig1_self_recognition", "status": "skip"},
+    ]
+    write_csv(plan, rows, PLAN_COLUMNS)
+    claims = load_config(read_config("demo.yaml"))["claims"]
+    assert planned_claims(plan, claims) == [
+        "results/release/claims/qwen2.5-32b.csv",
+        "results/release/claims/qwen2.5-32b.png",
+        "results/release/claims/qwen2.5-32b.pdf",
+    ]
+    assert planned_claims(plan, {**claims, "list": []}) == []
+
+
+# ------------------------------------------------------------------------------------- the demo --
+
+
+@pytest.mark.e2e
+def test_demo_reproduces_the_self_recognition_claims_and_not_the_misalignment_ones(demo):
+    """The tiny models learn Self++ and Self-- (reproduced, with intervals); EM on a hundred chats gives them no
+    misalignment signal, so no misalignment claim may come out reproduced."""
+    rows = {r["claim_id"]: r for r in read_claims(demo / "results/claims/demo-target.csv")}
+    for claim_id in ("sgtr-raises-self-recognition", "sgtr-flip-lowers-self-recognition"):
+        row = rows[claim_id]
+        assert row["verdict"] == REPRODUCED, row
+        assert row["ci_low"] < row["effect"] < row["ci_high"] and row["resampling"] == SEEDS_AND_ITEMS
+    for claim_id in ("em-raises-truthfulqa", "em-raises-em-judge", "sgtr-prevents-em", "sgtr-reverses-em"):
+        assert rows[claim_id]["verdict"] != REPRODUCED, rows[claim_id]
+    summary = (demo / "results/report/results_summary.md").read_text()
+    assert summary.index("## Claims") < summary.index("## demo-target")
+    assert (demo / "results/claims/demo-target.png").stat().st_size > 10000
+
+
+@pytest.mark.e2e
+def test_no_figure_of_the_demo_embeds_a_type3_font(demo):
+    pdfs = sorted((demo / "results").glob("**/*.pdf"))
+    assert len(pdfs) >= 9
+    for pdf in pdfs:
+        fonts = pdf_font_types(pdf)
+        assert fonts and "Type3" not in fonts, (pdf, fonts)
