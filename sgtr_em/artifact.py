@@ -7,7 +7,6 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,24 @@ from .runtime import code_version
 
 
 def installed_requirements() -> str:
-    """Every distribution installed in this interpreter as `name==version`, sorted (what `pip freeze` lists,
-    read with importlib.metadata so no pip is needed), under a header naming Python and the platform."""
-    pins = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            pins[name.lower()] = f"{name}=={dist.version}"
+    """`pip freeze` of this interpreter (the workflow's own editable install left out: its version is the code
+    version), under a header naming Python and the platform."""
+    try:
+        freeze = subprocess.run(
+            [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RuntimeError(f"`{sys.executable} -m pip freeze` failed ({err}): the environment needs pip") from None
     header = [
         f"# Python {platform.python_version()} ({sys.implementation.name}) on {platform.platform()}",
-        "# Installed distributions of the interpreter that ran the bundle (pip install -r this file).",
+        "# `pip freeze` of the interpreter that ran the workflow's jobs; the workflow itself: code_version.json.",
+        "# A `+cpu` torch comes from https://download.pytorch.org/whl/cpu (pip install --extra-index-url ...).",
     ]
-    return "\n".join([*header, *(pins[key] for key in sorted(pins))]) + "\n"
+    return "\n".join([*header, *freeze.splitlines()]) + "\n"
 
 
 def code_record(root: str | Path | None = None) -> dict[str, Any]:
