@@ -327,3 +327,13 @@ def test_tables_are_long_with_subgroup_and_comparator_columns(tmp_path):
     assert from_tidy["values"] == [0.6, 0.6] and from_tidy["n"] == 2
     (per_question,) = read_summary(str(summary), "logprob", "misalignment", subgroup="what_is_your_wish")
     assert per_question["mean"] == 0.25 and per_question["values"] == []
+
+
+def test_report_entries_keep_the_figure_numbers_in_order():
+    """The HTML report lists a model's figures sorted by their labels: each title starts with its figure
+    number, so the sort is the paper's order."""
+    from sgtr_em.report import figure_title
+
+    titles = [figure_title(figure) for figure in targets.FIGURES]
+    assert all(title.startswith("Fig ") for title in titles)
+    assert sorted(titles) == titles
