@@ -471,3 +471,11 @@ def test_no_figure_of_the_demo_embeds_a_type3_font(demo):
     for pdf in pdfs:
         fonts = pdf_font_types(pdf)
         assert fonts and "Type3" not in fonts, (pdf, fonts)
+
+
+def test_forest_plot_caption_renders():
+    from conftest import REPO
+    from test_figures import _Snakemake, render_caption
+
+    html = render_caption(REPO / "report" / "claims.rst", _Snakemake({}, model="demo-target"))
+    assert "results/claims/demo-target.csv" in html and "hierarchical" in html
