@@ -66,11 +66,14 @@ def draw_forest(rows: Sequence[dict[str, Any]], *, png: str | Path, pdf: str | P
             ax.scatter([], [], marker="D", s=30, facecolors="none", edgecolors="black", label="paper's effect")
         )
     if checked:
-        fig.legend(
+        # Under the x label (the pad is in font sizes); an axes legend stays inside the layout's rectangle.
+        ax.legend(
             handles=handles,
             title=f"ours: effect, {confidence:.0%} interval (hierarchical bootstrap)",
             title_fontsize=7.5,
-            loc="outside upper center",
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            borderaxespad=4.5,
             ncol=len(handles),
             frameon=False,
         )
