@@ -337,10 +337,7 @@ def results_summary_html(
         )
         if section.intro:
             parts.append(f"<p>{_html_text(section.intro)}</p>")
-        parts.append("<table><tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in section.header) + "</tr>")
-        for row in section.rows:
-            parts.append("<tr>" + "".join(f"<td>{_html_text(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+        parts += _html_table(section.header, section.rows)
         parts.append("<ul>" + "".join(f"<li>{_html_text(n)}</li>" for n in section.notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

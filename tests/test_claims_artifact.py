@@ -12,17 +12,26 @@ from conftest import load_config, read_config, snakemake
 
 from sgtr_em import targets
 from sgtr_em.artifact import code_record, installed_requirements, write_artifact_info
+from sgtr_em.config import compose
 from sgtr_em.release.bundle import BUNDLE_MANIFEST, make_bundle
 from sgtr_em.targets import Targets
 
 
-def test_artifact_info_is_the_config_the_environment_and_the_code_version(tmp_path):
-    config = load_config(read_config("demo.yaml"))
+@pytest.mark.parametrize("name", ["demo.yaml", "config.yaml"])
+def test_artifact_info_is_the_config_the_environment_and_the_code_version(tmp_path, name, monkeypatch):
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    raw = read_config(name)
+    raw["subset"] = "core" if name == "config.yaml" else None
+    config = load_config(raw)
     out = {name: tmp_path / name for name in ("config.yaml", "requirements.txt", "code.json")}
     write_artifact_info(
         config, config_out=out["config.yaml"], requirements_out=out["requirements.txt"], code_out=out["code.json"]
     )
     assert yaml.safe_load(out["config.yaml"].read_text()) == config
+    # Given back with --configfile it is the same run (a complete config: it replaces the embedded default).
+    assert load_config(compose("config/demo.yaml", [out["config.yaml"]])) == config
     requirements = out["requirements.txt"].read_text().splitlines()
     assert requirements[0].startswith("# Python 3.")
     pins = dict(line.split("==", 1) for line in requirements if not line.startswith("#"))
