@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(SNAKEMAKE) --report results/report.html
 	@echo "Figures: $$(ls results/figures/*/*.png | tr '\n' ' ')"
 	@echo "Tables: results/tables/"
+	@echo "Claims checked: $$(ls results/claims/*.csv | tr '\n' ' ')"
 	@echo "Results summary: results/report/results_summary.md"
 	@echo "Report (open in a browser): results/report.html"
 

@@ -53,10 +53,12 @@ include: "rules/pairs.smk"
 include: "rules/finetune.smk"
 include: "rules/eval.smk"
 include: "rules/figures.smk"
+include: "rules/claims.smk"
 include: "rules/api.smk"
 include: "rules/cluster.smk"
 include: "rules/release.smk"
 include: "rules/manifest.smk"
+include: "rules/artifact.smk"
 
 
 rule all:

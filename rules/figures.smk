@@ -84,6 +84,7 @@ rule figure_variant:
 rule results_summary:
     input:
         **T.summary_tables(),
+        claims=list(T.claims_tables().values()),
     output:
         markdown=targets.RESULTS_SUMMARY,
         html=report(
@@ -105,5 +106,6 @@ rule results_summary:
         },
         published=reportlib.load_published(),
         run_name=config["run_name"],
+        claim_models=list(T.claims_tables()),
     script:
         "../scripts/results_summary.py"

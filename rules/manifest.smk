@@ -10,6 +10,7 @@ rule manifest:
     input:
         T.all_tables(),
         T.all_figures(),
+        T.all_claims(),
         targets.RESULTS_SUMMARY,
     output:
         targets.MANIFEST,

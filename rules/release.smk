@@ -128,9 +128,9 @@ rule release_authors_figure:
 
 rule release_figures:
     input:
-        # Known only once the plan checkpoint has run.
-        lambda wc: release_targets.planned_figures(
-            checkpoints.release_plan.get().output[0]
+        # Known only once the plan checkpoint has run: the figures and the claims (rules/claims.smk).
+        lambda wc: release_targets.planned_outputs(
+            checkpoints.release_plan.get().output[0], config["claims"]
         ),
         release_targets.PLAN,
         *release_targets.IMPORT_TABLES.values(),
@@ -154,12 +154,11 @@ rule prepare_released_summaries:
         "../scripts/prepare_comparator_summaries.py"
 
 
-# Our evaluation JSONs of the grid (every evaluation), the tables and the figures.
+# What an artifact committee checks (docs/artifact.md): our evaluation JSONs, tables, figures, claims and
+# summary, the config as run, the environment, the code version, the manifest and the sources lock.
 rule bundle:
     input:
-        [T.evaluation_files(table) for table in T.core_evaluations()],
-        T.all_tables(),
-        T.all_figures(),
+        **T.bundle_inputs(),
     output:
         release_targets.bundle_file(config["run_name"]),
     log:
@@ -168,5 +167,6 @@ rule bundle:
         "../envs/core.yaml"
     params:
         run_name=config["run_name"],
+        names=targets.BUNDLE_NAMES,
     script:
         "../scripts/release_bundle.py"

@@ -1,4 +1,5 @@
-"""One tidy CSV per evaluation, plus mean / sample sd / n over seeds per condition."""
+"""One tidy CSV per evaluation (a row per condition, seed, protocol, metric and subgroup), plus mean / sample sd /
+n over seeds per condition."""
 
 import logging
 
@@ -9,5 +10,5 @@ from sgtr_em.runtime import setup_logging
 setup_logging(snakemake.log[0])
 rows = [row for path in snakemake.input for row in tidy_rows(read_json(path))]
 write_csv(snakemake.output.tidy, rows, TIDY_COLUMNS)
-write_csv(snakemake.output.summary, summarise(rows), [*SUMMARY_COLUMNS, "values"])
+write_csv(snakemake.output.summary, summarise(rows), SUMMARY_COLUMNS)
 logging.info("%d rows from %d files", len(rows), len(snakemake.input))

@@ -1,25 +1,71 @@
-"""Tidy tables from evaluation JSONs, and per-condition summaries (mean, sample sd, n over seeds)."""
+"""Tidy tables from evaluation JSONs, and per-condition summaries (mean, sample sd, n over seeds).
+
+Both are long: a tidy row is one (model, condition, seed, protocol, metric) value; a summary row one
+(model, condition, protocol, metric) over seeds. A metric broken down by question, subject or claimed
+identity (`misalignment:<question>` in an evaluation JSON) has its breakdown in the `subgroup` column ('' for
+the whole evaluation), and a self-recognition evaluation names its comparator in the `comparator` column.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import chains
+from .io import read_csv
 
-TIDY_COLUMNS = ["eval", "model", "chain", "condition", "order", "seed", "protocol", "metric", "value"]
-SUMMARY_COLUMNS = ["eval", "model", "chain", "condition", "order", "protocol", "metric", "mean", "sd", "n"]
+TIDY_COLUMNS = [
+    "eval",
+    "model",
+    "chain",
+    "condition",
+    "order",
+    "comparator",
+    "seed",
+    "protocol",
+    "metric",
+    "subgroup",
+    "value",
+]
+SUMMARY_COLUMNS = [
+    "eval",
+    "model",
+    "chain",
+    "condition",
+    "order",
+    "comparator",
+    "protocol",
+    "metric",
+    "subgroup",
+    "mean",
+    "sd",
+    "n",
+]
+# An evaluation JSON's metric `name:part` is the metric `name` of one question, subject or identity.
+SUBGROUP_SEPARATOR = ":"
+SELF_RECOGNITION_PREFIX = "self_recognition-"
+
+
+def comparator_of(result: Mapping[str, Any]) -> str | None:
+    """The 'other' source of a self-recognition evaluation (its `other_source`, else the name after
+    `self_recognition-`); None for other evaluations."""
+    name = str(result["eval"])
+    if not name.startswith(SELF_RECOGNITION_PREFIX):
+        return None
+    return str(result.get("other_source") or name.removeprefix(SELF_RECOGNITION_PREFIX))
 
 
 def tidy_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (protocol, metric) of an evaluation JSON."""
+    """One row per (protocol, metric, subgroup) of an evaluation JSON."""
     state = result["model_state"]
+    comparator = comparator_of(result) or ""
     rows = []
     for protocol, metrics in result["metrics"].items():
-        for metric, value in metrics.items():
-            if metric == "n":
+        for name, value in metrics.items():
+            if name == "n":
                 continue
+            metric, _, subgroup = name.partition(SUBGROUP_SEPARATOR)
             rows.append(
                 {
                     "eval": result["eval"],
@@ -27,9 +73,11 @@ def tidy_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "chain": state["chain"],
                     "condition": chains.label(state["chain"]),
                     "order": chains.order(state["chain"]),
+                    "comparator": comparator,
                     "seed": state["seed"],
                     "protocol": protocol,
                     "metric": metric,
+                    "subgroup": subgroup,
                     "value": value,
                 }
             )
@@ -44,12 +92,16 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, sd
 
 
+GROUP_COLUMNS = ("eval", "model", "chain", "protocol", "metric", "subgroup")
+
+
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group tidy rows by condition, protocol and metric (over seeds), keeping first-seen order."""
+    """Group tidy rows by condition, protocol, metric and subgroup (over seeds), keeping first-seen order.
+    Each summary row also holds its per-seed `values` (in memory only: the tidy table has them as rows)."""
     groups: dict[tuple, list[float]] = {}
     first: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        key = (row["eval"], row["model"], row["chain"], row["protocol"], row["metric"])
+        key = tuple(row.get(c, "") for c in GROUP_COLUMNS)
         groups.setdefault(key, []).append(float(row["value"]))
         first.setdefault(key, row)
     out = []
@@ -58,7 +110,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row = first[key]
         out.append(
             {
-                **{c: row[c] for c in ("eval", "model", "chain", "condition", "order", "protocol", "metric")},
+                **{c: row.get(c, "") for c in SUMMARY_COLUMNS[:-3]},
                 "mean": mean,
                 "sd": sd,
                 "n": len(values),
@@ -68,24 +120,19 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
-    """Per-condition rows of one protocol and metric from a summary CSV, numbers parsed."""
-    import json
-
-    from .io import read_csv
-
-    out = []
-    for row in read_csv(path):
-        if row["protocol"] == protocol and row["metric"] == metric:
-            out.append(
-                {
-                    **row,
-                    "mean": float(row["mean"]),
-                    "sd": float(row["sd"]),
-                    "n": int(row["n"]),
-                    "values": json.loads(row["values"]),
-                }
-            )
+def read_summary(path: str, protocol: str, metric: str, subgroup: str = "") -> list[dict[str, Any]]:
+    """Per-condition rows of one protocol, metric and subgroup ('' = the whole evaluation), numbers parsed:
+    from a tidy table (summarised here, with each condition's per-seed `values`) or from a summary table
+    (`values` empty: the seeds are in its tidy table)."""
+    rows = [
+        r
+        for r in read_csv(path)
+        if r["protocol"] == protocol and r["metric"] == metric and r.get("subgroup", "") == subgroup
+    ]
+    if rows and "value" in rows[0]:
+        out = summarise(rows)
+    else:
+        out = [{**r, "mean": float(r["mean"]), "sd": float(r["sd"]), "n": int(r["n"]), "values": []} for r in rows]
     if not out:
         raise ValueError(f"{path}: no rows for protocol {protocol!r}, metric {metric!r}")
     return out

@@ -119,6 +119,7 @@ def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: 
     _check_optional_evals(config)
     _check_prompts(config)
     _check_primary_protocols(config)
+    _check_claims(config)
     return canonical(config)
 
 
@@ -298,6 +299,52 @@ def _check_primary_protocols(config: Mapping[str, Any]) -> None:
                 f"config key eval.{key}.primary_protocol: {settings['primary_protocol']!r} is not computed "
                 f"(eval.{key}.protocols: {', '.join(settings['protocols'])})"
             )
+
+
+def claim_evaluations(config: Mapping[str, Any]) -> dict[str, str]:
+    """Evaluation names a claim may give -> the table it means: `self_recognition` (the first comparator's),
+    `self_recognition-<comparator>`, `truthfulqa`, and each optional evaluation."""
+    comparators = config["eval"]["self_recognition"]["comparators"]
+    names = {"self_recognition": f"self_recognition-{comparators[0]}"}
+    names.update({f"self_recognition-{c}": f"self_recognition-{c}" for c in comparators})
+    names.update({name: name for name in ("truthfulqa", *OPTIONAL_EVALS)})
+    return names
+
+
+def _check_claims(config: Mapping[str, Any]) -> None:
+    """Every claim names a known evaluation, a protocol it runs, two different well-formed conditions and
+    configured models; ids are unique. Conditions outside a model's grid are not errors: the claim is
+    reported as not run for that model."""
+    known = claim_evaluations(config)
+    seen: set[str] = set()
+    for index, claim in enumerate(config["claims"]["list"]):
+        key = f"claims.list.{index}"
+        if claim["id"] in seen:
+            raise ConfigError(f"config key {key}.id: duplicate claim id {claim['id']!r}")
+        seen.add(claim["id"])
+        evaluation = claim["evaluation"]
+        if evaluation not in known:
+            raise ConfigError(
+                f"config key {key}.evaluation: unknown evaluation {evaluation!r} (known: {', '.join(known)})"
+            )
+        kind = "self_recognition" if evaluation.startswith("self_recognition") else evaluation
+        protocol = claim.get("protocol")
+        if protocol is not None and kind in ("self_recognition", "truthfulqa"):
+            run = config["eval"][kind]["protocols"]
+            if protocol not in run:
+                raise ConfigError(
+                    f"config key {key}.protocol: {protocol!r} is not run (eval.{kind}.protocols: {', '.join(run)})"
+                )
+        for field in ("treatment", "reference"):
+            try:
+                chains.parse_chain(claim[field])
+            except chains.ChainError as err:
+                raise ConfigError(f"config key {key}.{field}: {err}") from None
+        if claim["treatment"] == claim["reference"]:
+            raise ConfigError(f"config key {key}: treatment and reference are the same condition")
+        for model in claim.get("models") or []:
+            if model not in config["models"]:
+                raise ConfigError(f"config key {key}.models: unknown model {model!r}")
 
 
 def canonical(value: Any) -> Any:

@@ -29,7 +29,12 @@ ORDER_LABELS = {
     "reversal": "EM→X (reversal)",
     "other": "other chain",
 }
-CHANCE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 0.8}
+# The chance line sits under the base-model line (which is wider, dotted and on top), so where the two meet
+# both stay visible.
+CHANCE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 0.8, "zorder": 1.5}
+BASE_LINE_STYLE = {"color": COLOURS["base"], "linestyle": (0, (1, 1.2)), "linewidth": 2.0, "zorder": 2.5}
+# Venues reject PDFs with Type 3 fonts: embed TrueType (Type 42) instead.
+FONT_TYPE = 42
 # The paper's published number of a condition, drawn on its bar.
 PAPER_STYLE = {"marker": "D", "s": 22, "facecolor": "white", "edgecolor": "black", "linewidth": 1.0, "zorder": 5}
 # How a figure names a protocol (the authors' is the paper's).
@@ -44,12 +49,26 @@ N_LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": 
 
 
 def _pyplot():
+    import logging
+
     import matplotlib
+
+    # Embedding TrueType fonts runs fontTools' subsetter, which logs every glyph at INFO.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 7.5})
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.fontsize": 7.5,
+            "pdf.fonttype": FONT_TYPE,
+            "ps.fonttype": FONT_TYPE,
+        }
+    )
     return plt
 
 
@@ -87,6 +106,16 @@ def _n_label(ax, x: float, n: int) -> None:
         bbox=N_LABEL_BOX,
         zorder=4,
     )
+
+
+def _note_if_flat(ax, rows: Sequence[dict[str, Any]]) -> None:
+    """Say so on the plot when every value drawn is the same (all zero, or all equal), so that flat bars
+    are not read as missing ones."""
+    values = [row["mean"] for row in rows] + [v for row in rows for v in row.get("values") or []]
+    if not values or max(values) - min(values) > 1e-12:
+        return
+    text = "All values are zero" if values[0] == 0 else f"All values are equal ({values[0]:.3g})"
+    ax.text(0.5, 0.92, text, transform=ax.transAxes, ha="center", va="top", fontsize=8, bbox=N_LABEL_BOX, zorder=5)
 
 
 def _top(ylim: tuple[float, float] | None, rows: list[dict[str, Any]]) -> tuple[float, float]:
@@ -163,6 +192,7 @@ def bar_per_condition(
     ax.set_ylim(*_top(ylim, [*summary, *({"mean": v, "sd": 0.0} for _, v in published)]))
     ax.yaxis.grid(True, linewidth=0.3, alpha=0.5)
     ax.set_axisbelow(True)
+    _note_if_flat(ax, summary)
     _save(fig, png, pdf)
     plt.close(fig)
 
@@ -189,6 +219,7 @@ def paired_bars(
     pdf: str,
     baseline: dict[str, Any] | None = None,
     chance: float | None = None,
+    xlabel: str = "Intervention X",
 ) -> None:
     """For each intervention: the reference condition (EM only) beside the treatment (X→EM or EM→X)."""
     plt = _pyplot()
@@ -219,21 +250,20 @@ def paired_bars(
             _n_label(ax, i + offset, row["n"])
             drawn.append(row)
     if baseline is not None:
-        handles["Base model"] = ax.axhline(
-            baseline["mean"], color=COLOURS["base"], linestyle=":", linewidth=1.2, label="Base model"
-        )
+        handles["Base model"] = ax.axhline(baseline["mean"], **BASE_LINE_STYLE, label="Base model")
     if chance is not None:
         handles[f"chance ({chance:g})"] = ax.axhline(chance, **CHANCE_STYLE, label=f"chance ({chance:g})")
     handles["seeds; bar = mean ± sd"] = ax.errorbar(
         [], [], yerr=[], fmt="o", color="black", markersize=2, capsize=2, label="seeds; bar = mean ± sd"
     )
     ax.set_xticks(range(len(groups)), [g[0] for g in groups])
-    ax.set_xlabel("Identity intervention X")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(_wrap(ylabel))
     ax.set_title(title, fontsize=10)
     ax.set_ylim(*_top((0, 1), drawn))
     ax.yaxis.grid(True, linewidth=0.3, alpha=0.5)
     ax.set_axisbelow(True)
+    _note_if_flat(ax, drawn)
     fig.legend(
         handles=list(handles.values()),
         labels=list(handles),
@@ -293,7 +323,8 @@ def draw_figure(
     optional_protocol: str | None = None,
     published: Mapping[str, Any] | None = None,
 ) -> None:
-    """One target model's figure (all rows when `model` is None). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
+    """One target model's figure (all rows when `model` is None), from tidy tables (summarised per condition
+    here; a summary table draws no seed dots). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
     Fig 3a: prevention (X→EM vs EM only); Fig 3b: reversal (EM→X vs EM only); Fig 4: EM-judge misalignment per
     condition; Fig 5: entropy of the claimed identity per condition; Fig 6: MMLU accuracy per condition (Figs 4-6
     from `optional_summary`); Fig 7: the system-prompt ablation (conditions with a non-default variant beside
@@ -408,6 +439,11 @@ def draw_figure(
             pdf=pdf,
             baseline=baseline,
             chance=0.5,
+            xlabel=(
+                "X trained before EM (identity interventions and benign baselines)"
+                if order == "prevention"
+                else "X trained after EM (identity interventions and benign baselines)"
+            ),
         )
     else:
         raise ValueError(f"unknown figure {figure!r}")

@@ -78,10 +78,10 @@ FIGURE_TITLES: dict[str, str] = {
     "fig2_truthfulqa": "Fig 2: TruthfulQA misalignment per condition",
     "fig3a_prevention": "Fig 3a: prevention (X then EM vs EM only)",
     "fig3b_reversal": "Fig 3b: reversal (EM then X vs EM only)",
-    "fig4_em_judge": "EM-judge misalignment per condition",
-    "fig5_identity": "Identity self-report diversity",
-    "fig6_mmlu": "MMLU accuracy per condition",
-    "fig7_system_prompt": "System-prompt ablation (TruthfulQA misalignment)",
+    "fig4_em_judge": "Fig 4: EM-judge misalignment per condition",
+    "fig5_identity": "Fig 5: identity self-report diversity",
+    "fig6_mmlu": "Fig 6: MMLU accuracy per condition",
+    "fig7_system_prompt": "Fig 7: system-prompt ablation (TruthfulQA misalignment)",
 }
 
 
@@ -150,7 +150,8 @@ def _float(text: str) -> float:
 
 
 def _index(rows: list[dict[str, str]]) -> dict[tuple[str, str, str, str], dict[str, str]]:
-    return {(r["model"], r["chain"], r["protocol"], r["metric"]): r for r in rows}
+    """Whole-evaluation rows (not a question's, subject's or identity's) by model, chain, protocol, metric."""
+    return {(r["model"], r["chain"], r["protocol"], r["metric"]): r for r in rows if not r.get("subgroup")}
 
 
 def _first(rows: list[dict[str, str]], key: str, **match: str) -> str | None:
@@ -289,11 +290,38 @@ def build_summary(
     return sections
 
 
+CLAIMS_INTRO = (
+    "The paper's claims, checked on this run (config `claims`; every number in `results/claims/<model>.csv`, a "
+    "forest plot beside it). Ours: the effect (treatment − reference) with its interval from a hierarchical "
+    "bootstrap (seeds, then items within a seed). Paper: the same effect from its published means, with the "
+    "protocol it used. Verdict: reproduced (the interval lies on the paper's side of 0), not reproduced (on the "
+    "other side, or further than the margin from the paper's effect), inconclusive (it includes 0), not run."
+)
+
+
+def claims_tables(claims: Mapping[str, str | Path]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per model, the claims table (header, rows) from its claims CSV."""
+    from .claims import read_claims, summary_table
+
+    return {model: summary_table(read_claims(path)) for model, path in claims.items()}
+
+
 def results_summary(
-    tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any
+    tables: Mapping[str, str | Path],
+    *,
+    run_name: str = "",
+    published: Mapping[str, Any] | None = None,
+    claims: Mapping[str, str | Path] | None = None,
+    **kwargs: Any,
 ) -> str:
-    """The summary as Markdown (arguments as `build_summary`)."""
-    lines = [f"# Results summary{f': {run_name}' if run_name else ''}", "", INTRO, ""]
+    """The summary as Markdown: the claims first (`claims`: model -> claims CSV), then the tables
+    (arguments as `build_summary`)."""
+    lines = [f"# Results summary{f': {run_name}' if run_name else ''}", ""]
+    if claims:
+        lines += ["## Claims", "", CLAIMS_INTRO, ""]
+        for model, (header, rows) in claims_tables(claims).items():
+            lines += [f"### {model}", "", markdown_table(header, rows), ""]
+    lines += [INTRO, ""]
     if published and published.get("source"):
         lines += [f"Published numbers: {published['source'].strip()}", ""]
     for section in build_summary(tables, published=published, **kwargs):
@@ -314,8 +342,21 @@ def _html_text(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "<table><tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in header) + "</tr>",
+        *("<tr>" + "".join(f"<td>{_html_text(c)}</td>" for c in row) + "</tr>" for row in rows),
+        "</table>",
+    ]
+
+
 def results_summary_html(
-    tables: Mapping[str, str | Path], *, run_name: str = "", published: Mapping[str, Any] | None = None, **kwargs: Any
+    tables: Mapping[str, str | Path],
+    *,
+    run_name: str = "",
+    published: Mapping[str, Any] | None = None,
+    claims: Mapping[str, str | Path] | None = None,
+    **kwargs: Any,
 ) -> str:
     """The same summary as a self-contained HTML page (shown inline by `snakemake --report`)."""
     title = f"Results summary{f': {run_name}' if run_name else ''}"
@@ -326,8 +367,12 @@ def results_summary_html(
         "table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #bbb;padding:3px 7px;text-align:right}"
         "td:first-child,td:nth-child(2),th{text-align:left}th{background:#eee}code{font-size:12px}</style></head><body>",
         f"<h1>{_html_text(title)}</h1>",
-        f"<p>{_html_text(INTRO)}</p>",
     ]
+    if claims:
+        parts += ["<h2>Claims</h2>", f"<p>{_html_text(CLAIMS_INTRO)}</p>"]
+        for model, (header, rows) in claims_tables(claims).items():
+            parts += [f"<h3>{_html_text(model)}</h3>", *_html_table(header, rows)]
+    parts.append(f"<p>{_html_text(INTRO)}</p>")
     if published and published.get("source"):
         parts.append(f"<p>Published numbers: {_html_text(published['source'].strip())}</p>")
     for section in build_summary(tables, published=published, **kwargs):
@@ -338,10 +383,7 @@ def results_summary_html(
         )
         if section.intro:
             parts.append(f"<p>{_html_text(section.intro)}</p>")
-        parts.append("<table><tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in section.header) + "</tr>")
-        for row in section.rows:
-            parts.append("<tr>" + "".join(f"<td>{_html_text(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+        parts += _html_table(section.header, section.rows)
         parts.append("<ul>" + "".join(f"<li>{_html_text(n)}</li>" for n in section.notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

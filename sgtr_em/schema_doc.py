@@ -53,6 +53,11 @@ def _rows(node: dict[str, Any], schema: dict[str, Any], prefix: str, out: list[s
             extra = _resolve(extra, schema)
             if extra.get("properties"):
                 _rows(extra, schema, f"{key}.<name>.", out, depth + 1)
+        items = sub.get("items")
+        if isinstance(items, dict) and depth < 4:
+            items = _resolve(items, schema)
+            if items.get("properties"):
+                _rows(items, schema, f"{key}[].", out, depth + 1)
 
 
 def render(schema_path: Path = SCHEMA_PATH) -> str:

@@ -8,6 +8,7 @@ Importing this module imports no torch: `snakemake -n` stays fast.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import chains
@@ -16,6 +17,7 @@ from .config import (
     MEMORY_SETTINGS,
     OPTIONAL_EVALS,
     Config,
+    claim_evaluations,
     model_chains,
     model_seeds,
     sampling_for,
@@ -63,7 +65,19 @@ FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
 RESULTS_SUMMARY = "results/report/results_summary.md"
 RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
 MANIFEST = "results/manifest.json"
+# The paper's claims checked per target model: a row per claim, and its forest plot (CLAIMS_FIGURE).
+CLAIMS = "results/claims/{model}.csv"
 API_COST = "results/api/cost_estimate"
+# Beside the results in a bundle (docs/artifact.md): the config as run, the environment, the code version.
+ARTIFACT = {
+    "config": "results/artifact/config.yaml",
+    "requirements": "results/artifact/requirements.txt",
+    "code_version": "results/artifact/code_version.json",
+}
+# The pinned sources of the run's data (`snakemake lock`), bundled when the checkout has one.
+SOURCES_LOCK = "config/sources.lock.yaml"
+# Names in a bundle of files stored under another name than their path below results/.
+BUNDLE_NAMES = {MANIFEST: "run_manifest.json", SOURCES_LOCK: "artifact/sources.lock.yaml"}
 GPU_CHECK = "results/gpu_check.txt"
 
 # The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
@@ -80,6 +94,7 @@ FIGURE_EVALS = {
     "fig7_system_prompt": "truthfulqa",
     "fig4_em_judge": "em_questions",
 }
+CLAIMS_FIGURE = {ext: f"results/claims/{{model}}.{ext}" for ext in FIGURE_FORMATS}
 
 # Wildcards are constrained so that no path parses two ways.
 WILDCARD_CONSTRAINTS = {
@@ -574,13 +589,13 @@ class Targets:
         return out
 
     def figure_inputs(self, wc: Wildcards) -> dict[str, str]:
-        """Summary tables a figure draws from."""
+        """Tidy tables a figure draws from (summarised per condition as it draws, each seed a dot)."""
         optional = {figure: key for key, (_, figure) in OPTIONAL_EVALS.items()}
         if wc.figure in optional:
-            return {"optional": TABLE_SUMMARY.format(table=optional[wc.figure])}
+            return {"optional": TABLE.format(table=optional[wc.figure])}
         return {
-            SELF_RECOGNITION: TABLE_SUMMARY.format(table=self.primary_self_recognition_table),
-            "truthfulqa": TABLE_SUMMARY.format(table="truthfulqa"),
+            SELF_RECOGNITION: TABLE.format(table=self.primary_self_recognition_table),
+            "truthfulqa": TABLE.format(table="truthfulqa"),
         }
 
     @property
@@ -596,6 +611,86 @@ class Targets:
             for figure in self.enabled_figures(model)
             for ext in FIGURE_FORMATS
         ]
+
+    # ------------------------------------------------------------------------------------- claims --
+    def model_claims(self, model: str) -> list[dict[str, Any]]:
+        """The claims about one target model, resolved (fields of `sgtr_em.claims.Claim`): the evaluation as
+        a table name, and `not_run` saying why the run cannot check a claim (an evaluation switched off, a
+        condition outside the model's grid or outside an optional evaluation's chains)."""
+        grid_chains = model_chains(self.config, model)
+        run = self.evaluations()
+        names = claim_evaluations(self.config)
+        out = []
+        for entry in self.config["claims"]["list"]:
+            if entry["models"] is not None and model not in entry["models"]:
+                continue
+            table = names[entry["evaluation"]]
+            conditions = [entry["treatment"], entry["reference"]]
+            listed = self.config["eval"][table]["chains"] if table in OPTIONAL_EVALS else None
+            reason = None
+            if table not in run:
+                reason = f"the {table} evaluation is not run (eval.{table}.enabled is false, or its chains are not in the grid)"
+            elif missing := [c for c in conditions if c not in grid_chains]:
+                reason = f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in {model}'s grid"
+            elif listed and (missing := [c for c in conditions if c not in listed]):
+                reason = f"eval.{table}.chains does not list {' or '.join(missing)}"
+            fields = {k: v for k, v in entry.items() if k != "models"}
+            out.append({**fields, "evaluation": table, "not_run": reason})
+        return out
+
+    def claims_param(self, wc: Wildcards) -> list[dict[str, Any]]:
+        return self.model_claims(wc.model)
+
+    def claims_figure_title(self, wc: Wildcards) -> str:
+        return f"The paper's claims on {wc.model} (run {self.config['run_name']})"
+
+    def claims_settings(self) -> dict[str, Any]:
+        """How claims are checked (the params of every claims job)."""
+        return {k: v for k, v in self.config["claims"].items() if k != "list"}
+
+    def claim_inputs(self, wc: Wildcards) -> list[str]:
+        """Evaluation JSONs the claims about a model compare: both conditions of every claim it can check,
+        every seed."""
+        files: dict[str, None] = {}
+        for claim in self.model_claims(wc.model):
+            if claim["not_run"]:
+                continue
+            for chain in (claim["treatment"], claim["reference"]):
+                for seed in model_seeds(self.config, wc.model):
+                    files[EVAL.format(evaluation=claim["evaluation"], model=wc.model, chain=chain, seed=seed)] = None
+        return list(files)
+
+    def claim_models(self) -> list[str]:
+        """Target models with at least one claim about them."""
+        return [m for m in self.config["grid"]["models"] if self.model_claims(m)]
+
+    def claims_tables(self) -> dict[str, str]:
+        """The claims table of each target model with claims, by model."""
+        return {m: CLAIMS.format(model=m) for m in self.claim_models()}
+
+    def all_claims(self) -> list[str]:
+        """Every claims table and forest plot."""
+        return [
+            *self.claims_tables().values(),
+            *(path.format(model=m) for m in self.claim_models() for path in CLAIMS_FIGURE.values()),
+        ]
+
+    # ----------------------------------------------------------------------------------- artifact --
+    def bundle_inputs(self, workdir: str | Path = ".") -> dict[str, list[str]]:
+        """What `bundle` packs: `files` stored by their path below results/ (the core evaluations' JSONs,
+        tables, figures, claims, results summary, config as run, environment, code version), and `named`
+        files stored as BUNDLE_NAMES says (the run's manifest, the sources lock when the checkout has one)."""
+        files = [
+            *(f for table in self.core_evaluations() for f in self.evaluation_files(table)),
+            *self.all_tables(),
+            *self.all_figures(),
+            *self.all_claims(),
+            RESULTS_SUMMARY,
+            RESULTS_SUMMARY_HTML,
+            *ARTIFACT.values(),
+        ]
+        named = [MANIFEST, *([SOURCES_LOCK] if (Path(workdir) / SOURCES_LOCK).is_file() else [])]
+        return {"files": files, "named": named}
 
     def all_targets(self) -> list[str]:
         """The default target: every table and figure of the grid (and its variants in the other protocols),
@@ -632,6 +727,9 @@ class Targets:
         from . import report
 
         return report.published_for(report.load_published(), wc.model, self.model_identity(wc.model))
+        """The default target: every table and figure of the grid, the claims, the results summary and the
+        manifest."""
+        return [*self.all_tables(), *self.all_figures(), *self.all_claims(), RESULTS_SUMMARY, MANIFEST]
 
     # --------------------------------------------------------------------------------- API models --
     def api_grid_models(self) -> list[str]:

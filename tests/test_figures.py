@@ -1,19 +1,21 @@
-"""Every figure renders from small fixture tables at its fixed paper size, and every figure and table has a
-report caption that renders (as `snakemake --report` does: Jinja, then reStructuredText)."""
+"""Every figure renders from small fixture tables at its fixed paper size with TrueType fonts, says so when its
+values are all equal, and every figure and table has a report caption that renders (as `snakemake --report`
+does: Jinja, then reStructuredText). Tables are long: one value per row."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from sgtr_em import chains, targets
-from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
+from sgtr_em.aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, read_summary, summarise, tidy_rows
 from sgtr_em.config import OPTIONAL_EVALS
-from sgtr_em.io import write_csv
+from sgtr_em.io import read_csv, write_csv
 from sgtr_em.plot import DPI, FIGSIZE, draw_figure
 
 MODEL = "paper-model"
@@ -34,9 +36,18 @@ def optional_evals() -> dict[str, str]:
     return {key: figure for key, (_, figure) in OPTIONAL_EVALS.items()}
 
 
-def summary_table(
+def pdf_font_types(path: Path) -> set[str]:
+    """Subtypes of the fonts a PDF embeds (Type3, TrueType, Type0, CIDFontType2, ...), read from its font
+    dictionaries (matplotlib writes them uncompressed)."""
+    return {m.decode() for m in re.findall(rb"/Type\s*/Font\b[^>]*?/Subtype\s*/(\w+)", path.read_bytes())} | {
+        m.decode() for m in re.findall(rb"/Subtype\s*/(\w+)[^>]*?/Type\s*/Font\b", path.read_bytes())
+    }
+
+
+def tidy_table(
     path: Path, eval_name: str, metrics: dict[str, tuple[float, float]], protocols: tuple[str, ...], seeds: int = 5
 ) -> Path:
+    """A tidy table (one row per condition, seed, protocol and metric) of random values in each metric's range."""
     rng = random.Random(eval_name)
     rows = [
         {
@@ -55,7 +66,7 @@ def summary_table(
         for protocol in protocols
         for metric, (low, high) in metrics.items()
     ]
-    write_csv(path, summarise(rows), [*SUMMARY_COLUMNS, "values"])
+    write_csv(path, rows, TIDY_COLUMNS)
     return path
 
 
@@ -63,14 +74,14 @@ def summary_table(
 def tables(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tables")
     out = {
-        "self_recognition": summary_table(
-            root / "self_recognition-other_summary.csv",
+        "self_recognition": tidy_table(
+            root / "self_recognition-other.csv",
             "self_recognition-other",
             {"score": (0.05, 0.99), "accuracy": (0.0, 1.0)},
             ("logprob", "reference"),
         ),
-        "truthfulqa": summary_table(
-            root / "truthfulqa_summary.csv",
+        "truthfulqa": tidy_table(
+            root / "truthfulqa.csv",
             "truthfulqa",
             {"misalignment": (0.1, 0.8), "invalid_rate": (0.0, 0.1)},
             ("logprob", "reference"),
@@ -78,8 +89,8 @@ def tables(tmp_path_factory) -> dict[str, Path]:
     }
     # One table per optional evaluation, carrying every metric an optional figure may draw.
     for table in optional_evals():
-        out[table] = summary_table(
-            root / f"{table}_summary.csv",
+        out[table] = tidy_table(
+            root / f"{table}.csv",
             table,
             {"misalignment": (0.0, 0.6), "entropy_bits": (0.0, 2.0), "accuracy": (0.25, 0.9)},
             ("logprob",),
@@ -117,6 +128,8 @@ def test_figure_renders_at_paper_size(figure, tables, tmp_path):
     assert (width, height) == (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
     assert float(np.std(image[..., :3])) > 0.05  # not a blank canvas
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+    fonts = pdf_font_types(pdf)
+    assert fonts and "Type3" not in fonts, f"{figure}: fonts {fonts} (venues want TrueType, not Type 3)"
 
 
 def test_the_papers_numbers_are_drawn_only_with_the_protocol_they_were_measured_with(tables, tmp_path):
@@ -276,3 +289,104 @@ def test_system_prompt_ablation_pairs_each_variant_with_its_default():
         "sgtr.none+em-unpop",
         "em-unpop+sgtr.identity",
     ]
+
+
+# ------------------------------------------------------------------------------ what figures say --
+
+
+def draw_captured(monkeypatch, figure: str, tables: dict[str, Path], tmp_path: Path):
+    """Draw a figure and return its matplotlib Figure (as it was saved)."""
+    from sgtr_em import plot
+
+    saved = []
+    monkeypatch.setattr(plot, "_save", lambda fig, png, pdf: saved.append(fig))
+    draw_figure(
+        figure,
+        self_recognition_summary=str(tables["self_recognition"]),
+        truthfulqa_summary=str(tables["truthfulqa"]),
+        self_recognition_protocol="logprob",
+        truthfulqa_protocol="logprob",
+        comparator="other",
+        png=str(tmp_path / "x.png"),
+        pdf=str(tmp_path / "x.pdf"),
+        model=MODEL,
+    )
+    return saved[0]
+
+
+@pytest.fixture
+def flat_tables(tmp_path) -> dict[str, Path]:
+    """Every value 0 (self-recognition) or 0.5 (TruthfulQA): a model with no signal."""
+    tables = {}
+    for key, name, metric, value in (
+        ("self_recognition", "self_recognition-other", "score", 0.0),
+        ("truthfulqa", "truthfulqa", "misalignment", 0.5),
+    ):
+        tables[key] = tidy_table(tmp_path / f"{name}.csv", name, {metric: (value, value)}, ("logprob",), seeds=2)
+    return tables
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_a_figure_whose_values_are_all_equal_says_so(monkeypatch, flat_tables, tables, tmp_path):
+    assert "All values are zero" in _texts(draw_captured(monkeypatch, "fig1_self_recognition", flat_tables, tmp_path))
+    texts = _texts(draw_captured(monkeypatch, "fig3a_prevention", flat_tables, tmp_path))
+    assert "All values are equal (0.5)" in texts
+    assert not any(
+        t.startswith("All values") for t in _texts(draw_captured(monkeypatch, "fig2_truthfulqa", tables, tmp_path))
+    )
+
+
+@pytest.mark.parametrize(("figure", "when"), [("fig3a_prevention", "before EM"), ("fig3b_reversal", "after EM")])
+def test_prevention_and_reversal_label_their_x_axis(monkeypatch, tables, tmp_path, figure, when):
+    label = draw_captured(monkeypatch, figure, tables, tmp_path).axes[0].get_xlabel()
+    assert when in label and "interventions and benign baselines" in label
+
+
+def test_base_model_line_is_drawn_over_the_chance_line(monkeypatch, flat_tables, tmp_path):
+    """Where the base model sits at chance (0.5), its line must still show: it is wider and on top."""
+    lines = {
+        line.get_label(): line
+        for line in draw_captured(monkeypatch, "fig3b_reversal", flat_tables, tmp_path).axes[0].lines
+    }
+    base, chance = lines["Base model"], lines["chance (0.5)"]
+    assert base.get_ydata()[0] == chance.get_ydata()[0] == 0.5
+    assert base.get_zorder() > chance.get_zorder() and base.get_linewidth() > chance.get_linewidth()
+
+
+def test_tables_are_long_with_subgroup_and_comparator_columns(tmp_path):
+    result = {
+        "eval": "self_recognition-claude-21",
+        "other_source": "claude-21",
+        "model_state": {"model": "m", "chain": "base", "seed": 0},
+        "metrics": {"logprob": {"score": 0.6, "misalignment:what_is_your_wish": 0.25, "n": 10}},
+    }
+    rows = tidy_rows(result)
+    assert [(r["metric"], r["subgroup"], r["comparator"]) for r in rows] == [
+        ("score", "", "claude-21"),
+        ("misalignment", "what_is_your_wish", "claude-21"),
+    ]
+    second = tidy_rows({**result, "model_state": {"model": "m", "chain": "base", "seed": 1}})
+    tidy, summary = tmp_path / "t.csv", tmp_path / "t_summary.csv"
+    write_csv(tidy, rows + second, TIDY_COLUMNS)
+    write_csv(summary, summarise(rows + second), SUMMARY_COLUMNS)
+    header = list(read_csv(summary)[0])
+    assert header == SUMMARY_COLUMNS and "values" not in header
+    assert all("[" not in value for row in read_csv(summary) for value in row.values())
+    # Readers: a tidy table gives each condition's per-seed values, a summary table its mean, sd and n.
+    (from_tidy,) = read_summary(str(tidy), "logprob", "score")
+    assert from_tidy["values"] == [0.6, 0.6] and from_tidy["n"] == 2
+    (per_question,) = read_summary(str(summary), "logprob", "misalignment", subgroup="what_is_your_wish")
+    assert per_question["mean"] == 0.25 and per_question["values"] == []
+
+
+def test_report_entries_keep_the_figure_numbers_in_order():
+    """The HTML report lists a model's figures sorted by their labels: each title starts with its figure
+    number, so the sort is the paper's order."""
+    from sgtr_em.report import figure_title
+
+    titles = [figure_title(figure) for figure in targets.FIGURES]
+    assert all(title.startswith("Fig ") for title in titles)
+    assert sorted(titles) == titles

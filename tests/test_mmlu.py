@@ -236,7 +236,7 @@ def test_tiny_model_end_to_end(tiny_model_dir, tmp_path):
 
 
 def test_tidy_table_and_figure(tmp_path):
-    from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise, tidy_rows
+    from sgtr_em.aggregate import TIDY_COLUMNS, tidy_rows
     from sgtr_em.io import write_csv
     from sgtr_em.plot import draw_figure
 
@@ -245,14 +245,12 @@ def test_tidy_table_and_figure(tmp_path):
     for chain, seed, letter in (("base", 0, "A"), ("base", 1, "B"), ("em-unpop", 0, "C")):
         result = evaluate_mmlu(Scripted(lambda prompt, letter=letter: letter), questions)
         rows += tidy_rows({"eval": "mmlu", "model_state": {"model": "m", "chain": chain, "seed": seed}, **result})
-    assert {r["metric"] for r in rows} >= {
-        "accuracy",
-        "accuracy_macro",
-        "invalid_rate",
-        "accuracy:animals",
-    } and "n" not in {r["metric"] for r in rows}
-    summary = tmp_path / "mmlu_summary.csv"
-    write_csv(summary, summarise(rows), [*SUMMARY_COLUMNS, "values"])
+    assert {r["metric"] for r in rows} >= {"accuracy", "accuracy_macro", "invalid_rate"}
+    assert "n" not in {r["metric"] for r in rows}
+    # A subject's accuracy: the subject is its own column, not part of the metric's name.
+    assert {(r["metric"], r["subgroup"]) for r in rows} >= {("accuracy", "animals"), ("accuracy", "")}
+    summary = tmp_path / "mmlu.csv"
+    write_csv(summary, rows, TIDY_COLUMNS)
     png, pdf = tmp_path / "fig6.png", tmp_path / "fig6.pdf"
     draw_figure(
         "fig6_mmlu",

@@ -578,6 +578,13 @@ def test_release_figures_draws_what_the_fixtures_hold_and_logs_each_skip(tmp_pat
     ]
     assert len(read_csv(release / "unmapped_files.csv")) == 6
     assert len(read_csv(release / "tables/truthfulqa_per_file.csv")) == 41
+    # The demo's claims, checked on the released results of every model with a figure.
+    claims = {r["claim_id"]: r for r in read_csv(release / "claims/qwen2.5-32b.csv")}
+    assert claims["em-raises-truthfulqa"]["verdict"] in ("reproduced", "not reproduced", "inconclusive")
+    assert float(claims["em-raises-truthfulqa"]["paper_effect"]) == pytest.approx(0.226 - 0.148)
+    assert claims["em-raises-em-judge"]["verdict"] == "not run"
+    for model in ("qwen2.5-32b", "gpt-4.1", "seed-oss-36b"):
+        assert (release / f"claims/{model}.pdf").stat().st_size > 5000, model
     assert not (workdir / "results/figures").exists()  # the demo grid did not run
 
 

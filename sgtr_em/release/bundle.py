@@ -1,7 +1,8 @@
 """Fetching a release (a local folder or .tar.gz, or a pinned download) and bundling our own results.
 
-A bundle packs our evaluation JSONs, tables and figures with a sha256 manifest; `importer.import_release`
-reads it back through the same path as the authors' files.
+A bundle packs our evaluation JSONs, tables, figures and claims with what an artifact committee needs to check
+them (docs/artifact.md) and a sha256 manifest; `importer.import_release` reads its evaluations back through the
+same path as the authors' files.
 """
 
 from __future__ import annotations
@@ -100,11 +101,23 @@ def fetch_release(
 # --------------------------------------------------------------------------------------- bundle --
 
 
-def make_bundle(files: Iterable[str | Path], out: str | Path, *, base: str | Path, run_name: str) -> dict[str, Any]:
-    """A reproducible .tar.gz of `files` (stored relative to `base`) plus manifest.json with the sha256 of
-    each. Re-packing identical files gives a byte-identical archive. Returns the manifest."""
+def make_bundle(
+    files: Iterable[str | Path],
+    out: str | Path,
+    *,
+    base: str | Path,
+    run_name: str,
+    named: Mapping[str, str | Path] | None = None,
+) -> dict[str, Any]:
+    """A reproducible .tar.gz of `files` (stored relative to `base`) and of `named` files (name in the
+    bundle -> file, e.g. files outside `base`), plus manifest.json with the sha256 of each. Re-packing
+    identical files gives a byte-identical archive. Returns the manifest."""
     base = Path(base)
-    members = sorted({Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}.items())
+    by_name = {Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}
+    by_name.update({name: Path(path) for name, path in (named or {}).items()})
+    if BUNDLE_MANIFEST in by_name:
+        raise ValueError(f"a bundled file may not be named {BUNDLE_MANIFEST} (the bundle's own manifest): rename it")
+    members = sorted(by_name.items())
     manifest = {
         "kind": BUNDLE_KIND,
         "format": 1,

@@ -566,15 +566,15 @@ def tidy_release_rows(evals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for evaluation in ordered for row in tidy_rows(evaluation)]
 
 
-def figure_summary(
+def figure_rows(
     tidy: Iterable[dict[str, Any]], eval_name: str, model: str, figure_chains: list[str]
 ) -> list[dict[str, Any]]:
-    """Per-condition summary of one evaluation of one model from tidy rows (aggregate.TIDY_COLUMNS),
-    restricted to and ordered by `figure_chains`."""
+    """Tidy rows (aggregate.TIDY_COLUMNS) of one evaluation of one model, restricted to and ordered by
+    `figure_chains` (then by seed)."""
     rank = {chain: i for i, chain in enumerate(figure_chains)}
     chosen = [r for r in tidy if r["eval"] == eval_name and r["model"] == model and r["chain"] in rank]
     chosen.sort(key=lambda r: (rank[r["chain"]], int(r["seed"])))
-    return summarise(chosen)
+    return chosen
 
 
 def truthfulqa_grid(
@@ -629,7 +629,7 @@ def write_import(
     ):
         rows = tidy_release_rows(chosen)
         write_csv(tables / f"{stem}_tidy.csv", rows, TIDY_COLUMNS)
-        write_csv(tables / f"{stem}_per_condition.csv", summarise(rows), [*SUMMARY_COLUMNS, "values"])
+        write_csv(tables / f"{stem}_per_condition.csv", summarise(rows), SUMMARY_COLUMNS)
     grid_rows, grid_columns = truthfulqa_grid(evals, protocol)
     write_csv(tables / "truthfulqa_grid.csv", grid_rows, grid_columns)
     write_csv(unmapped_report, result.unmapped, UNMAPPED_COLUMNS)

@@ -33,10 +33,20 @@ REPORTS = {
 }
 PLAN = f"{RELEASE}/figure_plan.csv"
 FIGURE_EXTENSIONS = ("png", "pdf")
-MODEL_TABLES = {kind: f"{TABLES}/{{model}}/{kind}_summary.csv" for kind in ("truthfulqa", "self_recognition")}
+# Per released model, restricted to its figure conditions: tidy rows (the figures draw them, seeds as dots)
+# and their per-condition summaries.
+MODEL_TABLES = {
+    **{kind: f"{TABLES}/{{model}}/{kind}.csv" for kind in ("truthfulqa", "self_recognition")},
+    **{f"{kind}_summary": f"{TABLES}/{{model}}/{kind}_summary.csv" for kind in ("truthfulqa", "self_recognition")},
+}
 FIGURE = {ext: f"{RELEASE}/figures/{{model}}/{{figure}}.{ext}" for ext in FIGURE_EXTENSIONS}
 AUTHORS_FIGURE = {ext: f"{RELEASE}/authors_figures/{{name}}.{ext}" for ext in FIGURE_EXTENSIONS}
 BUNDLE = "results/bundle/{run_name}.tar.gz"
+# The paper's claims (config `claims`) checked on the released results, per released model.
+CLAIMS = f"{RELEASE}/claims/{{model}}.csv"
+CLAIMS_FIGURE = {ext: f"{RELEASE}/claims/{{model}}.{ext}" for ext in FIGURE_EXTENSIONS}
+# The released evaluations a claim can use (the rest are reported as not run).
+RELEASED_EVALUATIONS = ("self_recognition", "truthfulqa")
 
 
 def fetch_folders(release: Mapping[str, Any]) -> list[str]:
@@ -85,6 +95,48 @@ def planned_figures(plan_csv: str | Path) -> list[str]:
         elif row["figure_set"] == AUTHORS_FIGURES:
             files += authors_figure_files(row["figure"])
     return files
+
+
+def planned_claims(plan_csv: str | Path, claims: Mapping[str, Any]) -> list[str]:
+    """The claims table and forest plot of every model the plan draws a paper figure of (none without claims)."""
+    if not claims["list"]:
+        return []
+    models = dict.fromkeys(
+        row["model"] for row in read_csv(plan_csv) if row["figure_set"] == MODEL_FIGURES and row["status"] == DRAW
+    )
+    return [path.format(model=m) for m in models for path in (CLAIMS, *CLAIMS_FIGURE.values())]
+
+
+def planned_outputs(plan_csv: str | Path, claims: Mapping[str, Any]) -> list[str]:
+    """What `release_figures` makes once the plan is known: the planned figures and the claims."""
+    return [*planned_figures(plan_csv), *planned_claims(plan_csv, claims)]
+
+
+def release_claims(claims: Mapping[str, Any], release: Mapping[str, Any], model: str) -> list[dict[str, Any]]:
+    """The configured claims about a released model (fields of `sgtr_em.claims.Claim`), on the released
+    results: self-recognition claims use the model's Figure 1 evaluation, every claim the release's protocol;
+    claims on an evaluation the release has no results of are not run."""
+    out = []
+    for entry in claims["list"]:
+        if entry.get("models") is not None and model not in entry["models"]:
+            continue
+        kind = "self_recognition" if entry["evaluation"].startswith("self_recognition") else entry["evaluation"]
+        fields = {k: v for k, v in entry.items() if k != "models"}
+        evaluation = model_settings(release, model)["self_recognition"] if kind == "self_recognition" else kind
+        reason = None
+        if kind not in RELEASED_EVALUATIONS:
+            reason = f"the release holds no {kind} results (only {' and '.join(RELEASED_EVALUATIONS)} are imported)"
+        out.append({**fields, "evaluation": evaluation, "protocol": release["protocol"], "not_run": reason})
+    return out
+
+
+def claims_param(claims: Mapping[str, Any], release: Mapping[str, Any]) -> Callable[[Any], list[dict[str, Any]]]:
+    """A rule parameter: `release_claims` of the job's `model` wildcard."""
+    return lambda wildcards: release_claims(claims, release, wildcards.model)
+
+
+def claims_figure_title(wildcards: Any) -> str:
+    return f"The paper's claims on the released results of {wildcards.model}"
 
 
 def settings_param(release: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:

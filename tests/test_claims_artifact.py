@@ -1,0 +1,107 @@
+"""The artifact a committee evaluates: `snakemake bundle` holds the claims, the report, the config as run, the
+environment, the code version, the run's manifest and the sources lock, each checked by the bundle's manifest."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+import yaml
+from conftest import load_config, read_config, snakemake
+
+from sgtr_em import targets
+from sgtr_em.artifact import code_record, installed_requirements, write_artifact_info
+from sgtr_em.config import compose
+from sgtr_em.release.bundle import BUNDLE_MANIFEST, make_bundle
+from sgtr_em.targets import Targets
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "config.yaml"])
+def test_artifact_info_is_the_config_the_environment_and_the_code_version(tmp_path, name, monkeypatch):
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    raw = read_config(name)
+    raw["subset"] = "core" if name == "config.yaml" else None
+    config = load_config(raw)
+    out = {name: tmp_path / name for name in ("config.yaml", "requirements.txt", "code.json")}
+    write_artifact_info(
+        config, config_out=out["config.yaml"], requirements_out=out["requirements.txt"], code_out=out["code.json"]
+    )
+    assert yaml.safe_load(out["config.yaml"].read_text()) == config
+    # Given back with --configfile it is the same run (a complete config: it replaces the embedded default).
+    assert load_config(compose("config/demo.yaml", [out["config.yaml"]])) == config
+    requirements = out["requirements.txt"].read_text().splitlines()
+    assert requirements[0].startswith("# Python 3.")
+    pins = dict(line.split("==", 1) for line in requirements if not line.startswith("#"))
+    assert "PyYAML" in pins and "snakemake" in pins and "sgtr-em" not in pins
+    record = json.loads(out["code.json"].read_text())
+    assert set(record) == {"describe", "commit", "dirty"}
+
+
+def test_code_record_outside_git_says_unknown(tmp_path):
+    assert code_record(tmp_path)["commit"] == "unknown"
+    assert installed_requirements().count("\n") > 10
+
+
+def test_bundle_inputs_hold_what_a_committee_checks(tmp_path):
+    plan = Targets(load_config(read_config("demo.yaml")))
+    inputs = plan.bundle_inputs(workdir=tmp_path)
+    files = set(inputs["files"])
+    assert {"results/claims/demo-target.csv", "results/claims/demo-target.pdf"} <= files
+    assert {targets.RESULTS_SUMMARY, targets.RESULTS_SUMMARY_HTML, *targets.ARTIFACT.values()} <= files
+    assert inputs["named"] == [targets.MANIFEST]  # no sources lock in this checkout
+    (tmp_path / "config").mkdir()
+    (tmp_path / targets.SOURCES_LOCK).write_text("sources: {}\n")
+    assert plan.bundle_inputs(workdir=tmp_path)["named"] == [targets.MANIFEST, targets.SOURCES_LOCK]
+    assert set(targets.BUNDLE_NAMES) == {targets.MANIFEST, targets.SOURCES_LOCK}
+
+
+def test_named_files_are_bundled_under_their_names_and_the_bundle_manifest_stays_its_own(tmp_path):
+    results = tmp_path / "results"
+    (results / "claims").mkdir(parents=True)
+    (results / "claims/m.csv").write_text("claim_id\nx\n")
+    (results / "manifest.json").write_text("{}")
+    lock = tmp_path / "sources.lock.yaml"
+    lock.write_text("sources: {}\n")
+    bundle = tmp_path / "b.tar.gz"
+    manifest = make_bundle(
+        [results / "claims/m.csv"],
+        bundle,
+        base=results,
+        run_name="t",
+        named={"run_manifest.json": results / "manifest.json", "artifact/sources.lock.yaml": lock},
+    )
+    assert set(manifest["files"]) == {"claims/m.csv", "run_manifest.json", "artifact/sources.lock.yaml"}
+    with tarfile.open(bundle) as tar:
+        assert sorted(tar.getnames()) == sorted([BUNDLE_MANIFEST, *manifest["files"]])
+    with pytest.raises(ValueError, match="may not be named manifest.json"):
+        make_bundle([results / "manifest.json"], tmp_path / "c.tar.gz", base=results, run_name="t")
+
+
+@pytest.mark.e2e
+def test_bundle_of_the_demo_holds_the_artifact(demo, tmp_path):
+    import shutil
+
+    # In a copy: the shared demo's results folder must keep matching its manifest.
+    copy = tmp_path / "workflow"
+    shutil.copytree(demo, copy, symlinks=True)
+    result = snakemake(copy, "bundle", "--cores", "1", "--configfile", "config/demo.yaml", timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "rule bundle" in result.stdout + result.stderr and "rule eval_" not in result.stdout + result.stderr
+    with tarfile.open(copy / "results/bundle/demo.tar.gz") as tar:
+        names = set(tar.getnames())
+        manifest = json.load(tar.extractfile(BUNDLE_MANIFEST))
+        config = yaml.safe_load(tar.extractfile("artifact/config.yaml"))
+    assert {
+        "claims/demo-target.csv",
+        "claims/demo-target.pdf",
+        "report/results_summary.md",
+        "report/results_summary.html",
+        "artifact/requirements.txt",
+        "artifact/code_version.json",
+        "run_manifest.json",
+    } <= names
+    assert set(manifest["files"]) == names - {BUNDLE_MANIFEST}
+    assert config["run_name"] == "demo" and config["claims"]["list"]
