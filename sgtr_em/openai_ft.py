@@ -34,6 +34,7 @@ and never the API key.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import re
 import sys
@@ -275,19 +276,30 @@ class _Job:
                 return str(existing.id)
         return None
 
+    def upload_lock_path(self, sha256: str) -> Path:
+        """A lock per training-file content, shared by the workflow's fine-tuning jobs (beside the request
+        cache, else beside the stages' state folders): two stages that need the same file at the same time
+        upload it once."""
+        folder = Path(self.settings.cache_dir) if self.settings.cache_dir else self.state_dir.parent
+        return folder / "upload-locks" / f"{sha256}.lock"
+
     def find_or_upload(self, path: Path, sha256: str) -> str:
         name = f"sgtr-em-{sha256}.jsonl"
-        found = self.find_upload(name)
-        if found is not None:
-            log.info("reusing upload %s (%s)", found, name)
-            return found
+        lock_path = self.upload_lock_path(sha256)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            found = self.find_upload(name)
+            if found is not None:
+                log.info("reusing upload %s (%s)", found, name)
+                return found
 
-        def upload() -> str:
-            uploaded = self.client.files.create(file=(name, path.read_bytes()), purpose="fine-tune")
-            log.info("uploaded %s as %s (%d bytes)", path, uploaded.id, path.stat().st_size)
-            return str(uploaded.id)
+            def upload() -> str:
+                uploaded = self.client.files.create(file=(name, path.read_bytes()), purpose="fine-tune")
+                log.info("uploaded %s as %s (%d bytes)", path, uploaded.id, path.stat().st_size)
+                return str(uploaded.id)
 
-        return self.create_once("upload", upload, lambda: self.find_upload(name))
+            return self.create_once("upload", upload, lambda: self.find_upload(name))
 
     # -- the job ---------------------------------------------------------------------------------------
 

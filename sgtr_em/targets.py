@@ -694,8 +694,15 @@ class Targets:
 
     def all_targets(self) -> list[str]:
         """The default target: every table and figure of the grid (and its variants in the other protocols),
-        the results summary and the manifest."""
-        return [*self.all_tables(), *self.all_figures(), *self.figure_variants(), RESULTS_SUMMARY, MANIFEST]
+        the claims, the results summary and the manifest."""
+        return [
+            *self.all_tables(),
+            *self.all_figures(),
+            *self.figure_variants(),
+            *self.all_claims(),
+            RESULTS_SUMMARY,
+            MANIFEST,
+        ]
 
     def figure_variants(self) -> list[str]:
         """Each figure that draws an evaluation's protocol once more per other protocol the evaluation computes

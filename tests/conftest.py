@@ -107,7 +107,8 @@ def demo(tmp_path_factory) -> Path:
 
     workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
     started = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
+    # About 8 minutes on an idle 2-core machine; the bound leaves room for a busy one.
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml", timeout=3600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     print(f"demo workflow: {time.monotonic() - started:.0f} s")
     return workdir

@@ -154,6 +154,33 @@ def test_upload_whose_reply_is_lost_is_found_not_repeated(fake, tmp_path):
     assert len(fake.files) == 1
 
 
+def test_two_stages_needing_one_file_at_once_upload_it_once(fake, tmp_path):
+    """Two stages starting together on the same training data (e.g. EM alone and EM after Self++) upload it
+    once: the second waits for the first's upload and reuses it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake.faults.append(Fault("/v1/files", method="POST", sleep=1.0))  # a slow upload widens the window
+    train = write_chats(tmp_path / "train.jsonl")
+    settings = api(tmp_path)
+
+    def stage(name: str) -> dict:
+        return fine_tune(
+            base_model=MODEL,
+            train_file=train,
+            out_dir=tmp_path / name / "out",
+            state_dir=tmp_path / name / "state",
+            seed=0,
+            suffix=f"{name}-s0",
+            settings=settings,
+            ft=ft(),
+            who=f"train {name}",
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        records = list(pool.map(stage, ["em-unpop", "sgtr+em-unpop"]))
+    assert len(fake.files) == 1 and len({r["job_id"] for r in records}) == 2
+
+
 def test_dropped_connections_and_5xx_on_polling_are_retried(fake, tmp_path):
     fake.faults += [
         Fault(f"{JOBS}/", method="GET", drop=True),

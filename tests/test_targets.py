@@ -35,8 +35,13 @@ def test_default_target_is_every_table_figure_the_summary_and_the_manifest(demo)
         for name in ("self_recognition-demo-other", "truthfulqa", *OPTIONAL_EVALS)
         for suffix in ("", "_summary")
     }
-    figures = {path for path in wanted if path.startswith("results/figures/")}
+    figures = set(demo.all_figures())
     assert len(figures) == 2 * len(targets.FIGURES)  # the demo has every figure, the ablation included
+    # Figures of an evaluation with a second protocol are drawn again in it (the demo's primary is logprob).
+    variants = set(demo.figure_variants())
+    assert "results/figures/demo-target/reference/fig1_self_recognition.png" in variants
+    assert not any("fig5_identity" in path or "fig6_mmlu" in path for path in variants)
+    assert figures | variants | set(demo.all_claims()) <= set(wanted)
     assert wanted[-2:] == [targets.RESULTS_SUMMARY, targets.MANIFEST]
 
 
