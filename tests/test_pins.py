@@ -479,3 +479,18 @@ def test_a_killed_snakemake_needs_unlock_then_resumes_its_training_from_a_demo_c
     assert not work.exists()
     leftovers = [p for p in (workdir / "results").rglob(".*") if p.name.endswith((".tmp", ".partial"))]
     assert leftovers == []
+
+
+def test_a_missing_local_file_anywhere_in_the_config_stops_the_config_check():
+    """Comparator and released summary files are checked like the datasets' (a dry run would pass otherwise)."""
+    for where in ("comparators", "models"):
+        raw = read_config("demo.yaml")
+        spec = {"cnn": {"source": {"path": "data/test/gone.jsonl"}, "id_field": "id", "text_field": "summary"}}
+        if where == "comparators":
+            raw["comparators"]["static"] = {"summaries": spec}
+            key = r"comparators\.static\.summaries\.cnn\.source\.path"
+        else:
+            raw["models"]["demo-target"]["summaries"] = spec
+            key = r"models\.demo-target\.summaries\.cnn\.source\.path"
+        with pytest.raises(ConfigError, match=rf"{key}: no such file or folder 'data/test/gone\.jsonl'"):
+            load_config(raw)
