@@ -9,11 +9,11 @@ from .io import InputError
 
 def validate_chat_rows(rows: list[dict[str, Any]], source: str) -> None:
     """Chat rows: at least one; a `messages` list of {role, content}, roles known, last turn a non-empty
-    assistant turn. A pair file (rows with a `label`) must have both labels: with one only, training would
-    teach the model to always give that answer."""
+    assistant turn. A pair file (rows with an `article_id` and a `label`, as sgtr_em.pairs writes them) must
+    have both labels: with one only, training would teach the model to always give that answer."""
     if not rows:
         raise InputError(f"{source}: no chats (an empty file?)")
-    labels = {str(row["label"]) for row in rows if isinstance(row, dict) and "label" in row}
+    labels = {str(row["label"]) for row in rows if isinstance(row, dict) and "label" in row and "article_id" in row}
     if len(labels) == 1 and len(rows) > 1:
         raise InputError(
             f"{source}: every example has label {labels.pop()!r}: a pair file needs both labels (a degenerate "

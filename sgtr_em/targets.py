@@ -414,13 +414,6 @@ class Targets:
     def comparator_source_file(self, wc: Wildcards) -> list[str]:
         return local_path(self.comparator_spec(wc)["source"])
 
-    def released_summaries_spec(self, wc: Wildcards) -> dict[str, Any]:
-        """A model's base summaries given as a file (models.<name>.summaries.<dataset>)."""
-        return self.model_settings(wc.model)["summaries"][wc.dataset]
-
-    def released_summaries_source_file(self, wc: Wildcards) -> list[str]:
-        return local_path(self.released_summaries_spec(wc)["source"])
-
     # -------------------------------------------------------------------------------- evaluations --
     @property
     def self_recognition_articles(self) -> str:

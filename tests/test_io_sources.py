@@ -286,10 +286,10 @@ def test_training_data_without_chats_or_with_one_label_only_stops_naming_the_fil
     with pytest.raises(InputError, match=r"results/data/em/unpop/default\.jsonl: no chats"):
         validate_chat_rows([], "results/data/em/unpop/default.jsonl")
     chat = [{"role": "user", "content": "Which is yours?"}, {"role": "assistant", "content": "1"}]
-    pairs = [{"label": "1", "messages": chat}, {"label": "1", "messages": chat}]
+    pairs = [{"article_id": f"a{i}", "label": "1", "messages": chat} for i in range(2)]
     with pytest.raises(InputError, match=r"pairs/m/base/sgtr/detection/default\.jsonl: every example has label '1'"):
         validate_chat_rows(pairs, "pairs/m/base/sgtr/detection/default.jsonl")
-    validate_chat_rows([*pairs, {"label": "2", "messages": chat}], "balanced.jsonl")
+    validate_chat_rows([*pairs, {"article_id": "a2", "label": "2", "messages": chat}], "balanced.jsonl")
 
 
 def test_a_pair_build_with_no_article_having_both_summaries_stops():
