@@ -421,3 +421,11 @@ def test_an_interrupted_folder_build_is_removed_by_the_next(tmp_path):
     with atomic_dir(target) as staging:
         (staging / "x").write_text("2")
     assert [p.name for p in tmp_path.iterdir()] == ["seed0"]
+
+
+def test_a_url_that_cannot_be_fetched_names_it_and_caches_nothing(http_server, tmp_path):
+    _, base = http_server
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=rf"cannot download {re.escape(base)}/gone\.jsonl: HTTP Error 404"):
+        load_source({"url": f"{base}/gone.jsonl", "sha256": "a" * 64}, cache)
+    assert list(cache.iterdir()) == []
