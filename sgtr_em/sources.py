@@ -225,7 +225,10 @@ def download_path(source: dict[str, Any], cache_dir: str | Path) -> Path:
         stem = f"git-{source['git_blob']}"
     else:
         stem = f"url-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
-    suffix = "" if source.get("archive") else "." + _format_of(url, source.get("format"))
+    try:
+        suffix = "" if source.get("archive") else "." + _format_of(url, source.get("format"))
+    except SourceError:  # not a table (e.g. the release archive): no suffix needed
+        suffix = ""
     return Path(cache_dir) / f"{stem}{suffix}"
 
 

@@ -494,3 +494,14 @@ def test_a_missing_local_file_anywhere_in_the_config_stops_the_config_check():
             key = r"models\.demo-target\.summaries\.cnn\.source\.path"
         with pytest.raises(ConfigError, match=rf"{key}: no such file or folder 'data/test/gone\.jsonl'"):
             load_config(raw)
+
+
+def test_lock_pins_an_archive_that_is_no_table(http_server, tmp_path):
+    """The release archive (a .tar.gz) is locked like any url."""
+    root, base = http_server
+    (root / "repo.tar.gz").write_bytes(b"\x1f\x8b not really an archive")
+    config = {"release": {"source": {"url": f"{base}/repo.tar.gz"}}}
+    lock_sources(config, tmp_path / "lock.yaml", tmp_path / "downloads")
+    digest = hashlib.sha256((root / "repo.tar.gz").read_bytes()).hexdigest()
+    assert read_lock(tmp_path / "lock.yaml")[("url", f"{base}/repo.tar.gz")]["sha256"] == digest
+    assert (tmp_path / "downloads" / digest).exists()
