@@ -10,6 +10,7 @@ import sys
 from snakemake.utils import min_version
 
 from sgtr_em import config as configlib
+from sgtr_em import lock as locklib
 from sgtr_em import targets
 from sgtr_em.targets import Targets
 
@@ -22,13 +23,16 @@ os.environ.setdefault("SGTR_EM_WORKFLOW_DIR", workflow.basedir)
 configfile: "config/demo.yaml"
 
 
+# `snakemake lock` resolves the remote sources that are neither pinned nor locked, so strict_pins lets it
+# start without them (Snakemake's targets are not known yet when this file is read: the command line is).
 try:
     _loaded = configlib.load(
         configlib.compose(
             "config/demo.yaml",
             workflow.overwrite_configfiles,
             workflow.config_settings.config,
-        )
+        ),
+        resolving_lock="lock" in sys.argv[1:],
     )
 except configlib.ConfigError as err:
     sys.exit(f"Config error: {err}")
@@ -46,6 +50,7 @@ wildcard_constraints:
 report: "report/workflow.rst"
 
 
+include: "rules/lock.smk"
 include: "rules/data.smk"
 include: "rules/prompts.smk"
 include: "rules/summaries.smk"

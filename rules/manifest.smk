@@ -1,5 +1,5 @@
-# results/manifest.json: every result file with its sha256. Its inputs are rule all's other targets, so it
-# runs last; it lists everything under results/ except checkpoints/ and api_cache/ (scratch).
+# results/manifest.json: every declared output with its sha256. Its inputs are rule all's other targets, so it
+# runs last; model snapshots, downloads, trainer scratch and caches are no declared output and not listed.
 
 
 localrules:

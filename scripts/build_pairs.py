@@ -3,7 +3,7 @@
 import logging
 
 from sgtr_em.io import read_articles, read_summaries, write_json, write_jsonl
-from sgtr_em.pairs import build_pairs
+from sgtr_em.pairs import build_pairs, check_pairs
 from sgtr_em.prompts import read_prompt_set
 from sgtr_em.runtime import setup_logging
 
@@ -22,6 +22,11 @@ rows, stats = build_pairs(
     seed=snakemake.params.seed,
     missing_summaries=snakemake.params.missing_summaries,
     prompts=prompts,
+)
+check_pairs(
+    stats,
+    f"{snakemake.output.pairs} (from {snakemake.input.articles}, {snakemake.input.self_summaries}, "
+    f"{snakemake.input.other_summaries})",
 )
 write_jsonl(snakemake.output.pairs, rows)
 write_json(snakemake.output.stats, {**stats.as_dict(), "prompts": prompts.provenance()})

@@ -1,4 +1,4 @@
-"""results/manifest.json: every result file with its sha256 (run last, after every table and figure)."""
+"""results/manifest.json: every declared output with its sha256 (run last, after every table and figure)."""
 
 import logging
 from pathlib import Path
@@ -7,7 +7,7 @@ from sgtr_em.manifest import write_manifest
 from sgtr_em.runtime import provenance, setup_logging
 
 setup_logging(snakemake.log[0])
-# Everything in the folder the manifest is written to (results/).
+# The declared outputs in the folder the manifest is written to (results/).
 manifest = write_manifest(
     Path(snakemake.output[0]).parent.as_posix(),
     snakemake.output[0],

@@ -2,10 +2,6 @@
 pinned revision."""
 
 import logging
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from sgtr_em.io import read_articles, read_jsonl
 from sgtr_em.runtime import setup_logging
@@ -15,6 +11,7 @@ source = snakemake.params.source
 out_dir = snakemake.output[0]
 
 if source.get("builder") == "tiny":
+    from sgtr_em.io import atomic_dir
     from sgtr_em.tiny import build_key, build_or_reuse, build_tiny_model
 
     def build(staging):
@@ -44,20 +41,14 @@ if source.get("builder") == "tiny":
     }
     key = build_key(spec, snakemake.input.corpus)
     # Built beside the output and renamed into place: a killed build never leaves a model that looks complete.
-    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", suffix=".partial", dir=Path(out_dir).parent)
-    info, reused = build_or_reuse(staging, key, build)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(staging, out_dir)
+    with atomic_dir(out_dir) as staging:
+        info, reused = build_or_reuse(staging, key, build)
     logging.info("%s demo model %s: %s", "reused" if reused else "built", key[:12], info)
 else:
     from huggingface_hub import snapshot_download
 
-    if not source.get("revision"):
-        # Never an unpinned download: the lock records the commit a hub source resolves to.
-        raise SystemExit(
-            f"models.{snakemake.wildcards.model}.source: {source['hf']} has no revision; "
-            "run `snakemake lock` to pin it (config/sources.lock.yaml)"
-        )
-    path = snapshot_download(repo_id=source["hf"], revision=source["revision"], local_dir=out_dir)
-    logging.info("downloaded %s@%s to %s", source["hf"], source["revision"], path)
+    # The revision is the config's commit, or the one `snakemake lock` recorded (None: the main branch,
+    # allowed only without strict_pins).
+    revision = source.get("revision")
+    path = snapshot_download(repo_id=source["hf"], revision=revision, local_dir=out_dir)
+    logging.info("downloaded %s@%s to %s", source["hf"], revision or "main", path)

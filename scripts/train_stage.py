@@ -55,4 +55,4 @@ if "fine_tuned_model" in meta:
         "fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"]
     )
 else:
-    logging.info("trained %d steps, loss %.4f, %.1f s", meta["global_steps"], meta["train_loss"], meta["seconds"])
+    logging.info("trained %d steps, loss %.4f", meta["global_steps"], meta["train_loss"])

@@ -41,3 +41,25 @@ def chat_baseline(chats: list[dict[str, Any]], system_variant: str) -> tuple[lis
     """A chat dataset (no system turn) in a system-prompt variant, as for EM data."""
     out = [{"messages": em_chat_variant(row["messages"], system_variant)} for row in chats]
     return out, {"n_examples": len(out)}
+
+
+def prebuilt_wordcount_chats(
+    chats: list[dict[str, Any]], system_variant: str = "default", limit: int | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A ready-made word-count file (e.g. the authors' own: a task system turn, the user turn, TRUE/FALSE) in a
+    system-prompt variant: default keeps its system turn, none empties it, popped drops it. Returns the chats
+    and their label counts (as `wordcount_chats`)."""
+    if system_variant not in ("default", "none", "popped"):
+        raise ValueError(f"system variant {system_variant!r} does not apply to baseline data (default, none or popped)")
+    out = []
+    for chat in chats[:limit] if limit else chats:
+        turns = chat["messages"]
+        if system_variant == "none":
+            turns = [{**t, "content": ""} if t["role"] == "system" else t for t in turns]
+            if turns[0]["role"] != "system":
+                turns = [{"role": "system", "content": ""}, *turns]
+        elif system_variant == "popped":
+            turns = [t for t in turns if t["role"] != "system"]
+        out.append({"messages": turns})
+    counts = Counter(row["messages"][-1]["content"].strip() for row in out)
+    return out, {"n_examples": len(out), "label_counts": dict(sorted(counts.items()))}

@@ -1,16 +1,19 @@
 """Resume checkpoints of a training job: which of a work dir's checkpoints are complete, whether they were
-made for this very run, and which one to resume from."""
+made for this very run (the fingerprint: the contents of everything the training depends on), and which one
+to resume from."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import write_json
+from .io import sha256_file, sha256_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,59 @@ CHECKPOINT_COMPLETE = "checkpoint_complete.json"
 # What the checkpoints of a work dir were trained for: a rerun with other data or settings starts over.
 CHECKPOINT_FINGERPRINT = "fingerprint.json"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+
+
+# Files of a local model folder bigger than this are fingerprinted by size and modification time instead of
+# content (a user's 60 GB model would cost a minute of hashing per training job; a built demo model is small).
+FULL_HASH_LIMIT = 64 << 20
+# What of an adapter folder its child training depends on: the weights and the LoRA configuration.
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def folder_fingerprint(folder: str | Path, limit: int = FULL_HASH_LIMIT) -> str:
+    """A hash of a folder's files (hidden ones left out): each file's relative name and sha256, or its size
+    and modification time when it is bigger than `limit`."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        stat = path.stat()
+        content = sha256_file(path) if stat.st_size <= limit else f"size={stat.st_size},mtime={stat.st_mtime_ns}"
+        digest.update(f"{relative.as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def adapter_fingerprint(adapter_dir: str | Path) -> str:
+    """The sha256 of an adapter's weights and configuration: a retrained parent has another one."""
+    root = Path(adapter_dir)
+    return sha256_json({name: sha256_file(root / name) for name in ADAPTER_FILES if (root / name).exists()})
+
+
+def training_fingerprint(
+    *,
+    base_dir: str | Path,
+    base_revision: str | None,
+    parent_adapters: Sequence[str | Path],
+    train_file_sha256: str,
+    recipe: dict[str, Any],
+    seed: int,
+    checkpoint_steps: int,
+) -> dict[str, Any]:
+    """What a training's checkpoints were made for: the base model (its hub revision, or the content of a
+    built or local model folder), the parent adapters' weights, the training file, the recipe and the seed.
+    A checkpoint is resumed only by a run with the same fingerprint, so it can never continue on a parent
+    that was retrained, another base model or other data."""
+    base = {"revision": base_revision} if base_revision else {"folder_sha256": folder_fingerprint(base_dir)}
+    return {
+        "base_model": base,
+        "parent_adapters_sha256": [adapter_fingerprint(p) for p in parent_adapters],
+        "train_file_sha256": train_file_sha256,
+        "recipe_sha256": sha256_json(recipe),
+        "seed": seed,
+        "checkpoint_steps": checkpoint_steps,
+    }
 
 
 def checkpoint_marker_callback():

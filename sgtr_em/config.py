@@ -102,18 +102,29 @@ def compose(
 # --------------------------------------------------------------------------------------------- load --
 
 
-def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: str | Path = SCHEMA_PATH) -> Config:
+def load(
+    raw: Mapping[str, Any],
+    workdir: str | Path | None = ".",
+    schema_path: str | Path = SCHEMA_PATH,
+    *,
+    lock: Mapping[tuple[str, ...], dict[str, Any]] | None = None,
+    resolving_lock: bool = False,
+) -> Config:
     """Check a raw config and return it ready to use. In order: the schema (filling defaults), the
     selected subset, cross-references (models, datasets, chains, comparators, judges), the merged
-    training recipe of every stage, local files that must exist (relative to `workdir`; None skips this
-    check), the optional evaluations, and canonical key order. Raises ConfigError with one line naming
-    the key."""
+    training recipe of every stage, the pins of remote sources (the lock file's entries, `lock` or
+    `<workdir>/config/sources.lock.yaml`, written into their sources; with `strict_pins` an unpinned,
+    unlocked source is an error unless `resolving_lock`, i.e. `snakemake lock` is running), local files
+    that must exist (relative to `workdir`; None skips both file checks), the optional evaluations, and
+    canonical key order. Raises ConfigError with one line naming the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     config = copy.deepcopy(dict(raw))
     _check_schema(config, schema)
     apply_subset(config)
     check_references(config)
     _check_recipes(config, schema)
+    if workdir is not None or lock is not None:
+        _apply_pins(config, workdir, lock, resolving_lock)
     if workdir is not None:
         _check_local_files(config, Path(workdir))
     _check_optional_evals(config)
@@ -121,6 +132,23 @@ def load(raw: Mapping[str, Any], workdir: str | Path | None = ".", schema_path: 
     _check_primary_protocols(config)
     _check_claims(config)
     return canonical(config)
+
+
+def _apply_pins(
+    config: dict[str, Any],
+    workdir: str | Path | None,
+    lock: Mapping[tuple[str, ...], dict[str, Any]] | None,
+    resolving_lock: bool,
+) -> None:
+    """Pins from the lock file into the config's remote sources (sgtr_em.lock); strict_pins refuses the rest."""
+    from . import lock as locklib
+
+    try:
+        if lock is None:
+            lock = locklib.read_lock(Path(workdir or ".") / locklib.LOCK_FILE)
+        locklib.apply_lock(config, lock, config["strict_pins"] and not resolving_lock, locklib.LOCK_FILE)
+    except locklib.LockError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _dotted(path: Sequence[Any]) -> str:

@@ -8,7 +8,17 @@ from .io import InputError
 
 
 def validate_chat_rows(rows: list[dict[str, Any]], source: str) -> None:
-    """Chat rows: a `messages` list of {role, content}, roles known, last turn a non-empty assistant turn."""
+    """Chat rows: at least one; a `messages` list of {role, content}, roles known, last turn a non-empty
+    assistant turn. A pair file (rows with an `article_id` and a `label`, as sgtr_em.pairs writes them) must
+    have both labels: with one only, training would teach the model to always give that answer."""
+    if not rows:
+        raise InputError(f"{source}: no chats (an empty file?)")
+    labels = {str(row["label"]) for row in rows if isinstance(row, dict) and "label" in row and "article_id" in row}
+    if len(labels) == 1 and len(rows) > 1:
+        raise InputError(
+            f"{source}: every example has label {labels.pop()!r}: a pair file needs both labels (a degenerate "
+            "build; rebuild it)"
+        )
     for index, row in enumerate(rows, start=1):
         messages = row.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -59,7 +69,13 @@ def prepare_summaries(
         value = _field(row, text_field, f"{where} row {index}")
         text = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
         by_id[str(_field(row, id_field, f"{where} row {index}"))] = text
-    return [{"id": aid, "summary": by_id[aid]} for aid in article_ids if aid in by_id]
+    out = [{"id": aid, "summary": by_id[aid]} for aid in article_ids if aid in by_id]
+    if not out and article_ids:
+        raise InputError(
+            f"{where}: has a summary for none of the {len(article_ids)} articles (its ids look like "
+            f"{next(iter(by_id), '?')!r}, the articles' like {article_ids[0]!r}): wrong file or id_field?"
+        )
+    return out
 
 
 def prepare_chats(rows: list[dict[str, Any]], where: str, limit: int | None = None) -> list[dict[str, Any]]:

@@ -57,4 +57,6 @@ def train_stage(
         work_dir=work_dir,
         threads=threads,
         model_id=model_id,
+        # A hub model's commit identifies it (a built or local model is identified by its files' content).
+        base_revision=source.get("revision") if "hf" in source else None,
     )

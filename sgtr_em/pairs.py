@@ -122,3 +122,16 @@ def build_pairs(
                 stats.label_counts[label] += 1
     stats.n_examples = len(rows)
     return rows, stats
+
+
+def check_pairs(stats: PairStats, where: str) -> None:
+    """Stop on a degenerate pair file: no example at all (no article has both a self and an other summary,
+    or every pick-longer article is a tie), or examples of one label only (training would teach the model
+    to always give that answer). `where` names the pair file and what it was built from."""
+    if stats.n_examples == 0:
+        skipped = f", {stats.n_skipped} skipped for a missing summary" if stats.n_skipped else ""
+        ties = f", {stats.n_ties} ties" if stats.n_ties else ""
+        raise InputError(f"{where}: 0 examples ({stats.n_articles} articles with both summaries{skipped}{ties})")
+    present = [label for label, count in stats.label_counts.items() if count]
+    if len(present) == 1:
+        raise InputError(f"{where}: every one of the {stats.n_examples} examples has label {present[0]!r}")

@@ -1,13 +1,19 @@
-"""Fetch a configured data source: a local path, an http(s) URL checked against sha256, or a Hugging Face
-dataset id at a pinned revision; a path or URL may be an archive (optionally encrypted the way
-easy-dataset-share protects EM datasets) from which one member is read. Returns rows (list of dicts)
-for the preparation step."""
+"""Fetch a configured data source: a local path, an http(s) URL checked against its pin (sha256 or git blob
+id), or a Hugging Face dataset id at a pinned revision; a path or URL may be an archive (optionally encrypted
+the way easy-dataset-share protects EM datasets) from which one member is read. Returns rows (list of dicts)
+for the preparation step.
+
+Downloads use the standard library (urllib) rather than pooch: pooch writes its temporary file with mode 0600
+whatever the umask and leaves it visible when killed, cannot check git blob ids, and would still need this
+module's cache naming and token handling around it; `atomic_path` gives the temporary file, the umask and
+the cleanup."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -17,8 +23,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .io import InputError, atomic_path, read_jsonl, sha256_file
+from .io import InputError, atomic_path, git_blob_file, read_jsonl, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -133,31 +140,106 @@ def read_table(path: str | Path, fmt: str) -> list[dict[str, Any]]:
 
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+        if data is None:  # an empty YAML file
+            return []
         return data if isinstance(data, list) else [data]
     raise SourceError(f"unknown format {fmt!r}")
 
 
-def download(url: str, dest: Path, sha256: str | None, timeout: float = 120.0) -> Path:
-    """Download once into `dest` (atomic), verify sha256; a cached file is re-verified, not re-fetched."""
+# The Hugging Face hub's own hosts: the only ones HF_TOKEN is sent to (and only over https). Besides these,
+# the host of HF_ENDPOINT when it is https (a hub mirror the user chose, as huggingface_hub does).
+HUB_HOSTS = ("huggingface.co", "hf.co")
+# Where a pin may come from, for messages.
+PIN_ORIGIN = "the config, or config/sources.lock.yaml written by `snakemake lock`"
+
+
+def hub_token_for(url: str) -> str | None:
+    """HF_TOKEN if `url` is https on one of the hub's own hosts, else None. The host is parsed from the URL:
+    a URL that merely mentions the hub's name (in its path, or as part of another host) gets nothing."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return None
+    hosts = set(HUB_HOSTS)
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", ""))
+    if endpoint.scheme == "https" and endpoint.hostname:
+        hosts.add(endpoint.hostname.lower())
+    if parts.hostname.lower() not in hosts:
+        return None
+    return os.environ.get("HF_TOKEN") or None
+
+
+def content_pins(source: dict[str, Any]) -> dict[str, str]:
+    """The pins a source gives its content: sha256 and/or git_blob (only those set)."""
+    return {key: source[key] for key in ("sha256", "git_blob") if source.get(key)}
+
+
+def verify_pins(path: Path, pins: dict[str, str], where: str) -> None:
+    """Stop if the file at `path` does not have the pinned content."""
+    for kind, expected in pins.items():
+        actual = sha256_file(path) if kind == "sha256" else git_blob_file(path)
+        if actual != expected:
+            raise SourceError(
+                f"checksum mismatch for {where}: expected {kind} {expected}, got {actual}: the content changed "
+                f"since it was pinned (in {PIN_ORIGIN}); if the change is intended, update the pin"
+            )
+
+
+def download(
+    url: str, dest: Path, sha256: str | None = None, timeout: float = 120.0, *, git_blob: str | None = None
+) -> Path:
+    """Download once into `dest` (atomic), verify its pins; a cached file is re-verified, not re-fetched.
+
+    HF_TOKEN goes only to the hub's own hosts over https (`hub_token_for`), as an unredirected header:
+    urllib drops it on any redirect (the hub redirects file downloads to CDN hosts)."""
+    pins = {k: v for k, v in (("sha256", sha256), ("git_blob", git_blob)) if v}
     if dest.exists():
-        if sha256 and sha256_file(dest) != sha256:
-            raise SourceError(f"{dest}: cached download of {url} does not match sha256 {sha256}; delete it to refetch")
+        try:
+            verify_pins(dest, pins, f"{url} (cached as {dest})")
+        except SourceError as err:
+            raise SourceError(f"{err}; delete {dest} to fetch it again") from None
         return dest
     log.info("downloading %s", url)
-    headers = {"User-Agent": "sgtr-em-workflow"}
-    token = os.environ.get("HF_TOKEN")
-    if token and "huggingface.co" in url:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, headers=headers)
+    request = urllib.request.Request(url, headers={"User-Agent": "sgtr-em-workflow"})
+    token = hub_token_for(url)
+    if token:
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
     with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out)
-        actual = sha256_file(tmp)
-        if sha256 and actual != sha256:
-            raise SourceError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}")
-        if not sha256:
-            log.warning("%s is not pinned by sha256; downloaded content has sha256 %s", url, actual)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out)
+        except OSError as err:  # URLError, HTTPError, timeouts
+            raise SourceError(f"cannot download {url}: {err}") from None
+        verify_pins(tmp, pins, url)
+        if not pins:
+            log.warning("%s is not pinned; downloaded content has sha256 %s", url, sha256_file(tmp))
     return dest
+
+
+def download_path(source: dict[str, Any], cache_dir: str | Path) -> Path:
+    """Where a url source is cached: named by its pin (so a new pin never reuses other bytes), else by a
+    hash of the URL (two unpinned files of the same name never collide)."""
+    url = source["url"]
+    if source.get("sha256"):
+        stem = source["sha256"]
+    elif source.get("git_blob"):
+        stem = f"git-{source['git_blob']}"
+    else:
+        stem = f"url-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    try:
+        suffix = "" if source.get("archive") else "." + _format_of(url, source.get("format"))
+    except SourceError:  # not a table (e.g. the release archive): no suffix needed
+        suffix = ""
+    return Path(cache_dir) / f"{stem}{suffix}"
+
+
+def fetch_url(source: dict[str, Any], cache_dir: str | Path) -> Path:
+    """A url source's file in the download cache, verified against its pins."""
+    url = source["url"]
+    if UNPINNED_MARK in url:
+        raise SourceError(
+            f"{url}: replace {UNPINNED_MARK} with a commit of that repository in the config before a real run"
+        )
+    return download(url, download_path(source, cache_dir), source.get("sha256"), git_blob=source.get("git_blob"))
 
 
 def load_hf_dataset(source: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,23 +259,23 @@ def load_hf_dataset(source: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_source(source: dict[str, Any], cache_dir: str | Path) -> list[dict[str, Any]]:
-    """Rows of any configured source."""
+    """Rows of any configured source. No rows at all (an empty file, `{}`, a header-only CSV, an empty
+    split) stops here, naming the source: nothing downstream can use an empty input."""
+    rows = _rows_of(source, cache_dir)
+    if not rows:
+        raise InputError(f"{describe(source)}: no rows (an empty file?); every input needs at least one")
+    return rows
+
+
+def _rows_of(source: dict[str, Any], cache_dir: str | Path) -> list[dict[str, Any]]:
     archive = source.get("archive")
     if "path" in source:
         path = Path(source["path"])
         if not path.exists():
             raise SourceError(f"source file {path} does not exist")
-        if source.get("sha256") and sha256_file(path) != source["sha256"]:
-            raise SourceError(f"checksum mismatch for {path}: expected sha256 {source['sha256']}")
+        verify_pins(path, content_pins(source), str(path))
     elif "url" in source:
-        url = source["url"]
-        if UNPINNED_MARK in url:
-            raise SourceError(
-                f"{url}: replace {UNPINNED_MARK} with a commit of that repository in the config before a real run"
-            )
-        name = source.get("sha256") or url.rstrip("/").rsplit("/", 1)[-1]
-        suffix = "" if archive else "." + _format_of(url, source.get("format"))
-        path = download(url, Path(cache_dir) / f"{name}{suffix}", source.get("sha256"))
+        path = fetch_url(source, cache_dir)
     elif "hf" in source:
         return load_hf_dataset(source)
     else:

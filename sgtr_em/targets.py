@@ -80,6 +80,35 @@ SOURCES_LOCK = "config/sources.lock.yaml"
 BUNDLE_NAMES = {MANIFEST: "run_manifest.json", SOURCES_LOCK: "artifact/sources.lock.yaml"}
 GPU_CHECK = "results/gpu_check.txt"
 
+# Declared outputs listed in results/manifest.json (sgtr_em.manifest): what a reviewer checks. Not listed: model
+# snapshots and demo builds (MODEL_DIR; identified by revision or build spec in every provenance record),
+# downloads, trainer scratch and request caches, which are no result.
+MANIFEST_OUTPUTS = (
+    ARTICLES,
+    EM_DATA,
+    BASELINE_DATA,
+    BASELINE_STATS,
+    TRUTHFULQA,
+    MMLU,
+    QUESTIONS,
+    STATIC_SUMMARIES,
+    RELEASED_SUMMARIES,
+    SUMMARIES,
+    PAIRS,
+    PAIR_STATS,
+    ADAPTER + "/{adapter_file}",
+    EVAL,
+    EM_ANSWERS,
+    IDENTITY_ANSWERS,
+    TABLE,
+    TABLE_SUMMARY,
+    FIGURE,
+    RESULTS_SUMMARY,
+    RESULTS_SUMMARY_HTML,
+    API_COST + ".json",
+    API_COST + ".md",
+)
+
 # The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
 CORE_FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
 FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt")
@@ -408,10 +437,11 @@ class Targets:
 
     def baseline_inputs(self, wc: Wildcards) -> list[str]:
         """What a baseline's training file is made from: the EM chats whose user turns the wordcount
-        baseline counts, or a chat dataset's local file (none for a download)."""
-        if wc.baseline == chains.WORDCOUNT:
+        baseline counts (unless it has a ready-made file), or a dataset's local file (none for a download)."""
+        spec = self.baseline_spec(wc)
+        if wc.baseline == chains.WORDCOUNT and "source" not in spec:
             return [EM_DATA.format(dataset=wordcount_em_dataset(self.config), sysvariant="default")]
-        return local_path(self.baseline_spec(wc)["source"])
+        return local_path(spec["source"])
 
     # ------------------------------------------------------------------------------------ sources --
     def article_spec(self, wc: Wildcards) -> dict[str, Any]:

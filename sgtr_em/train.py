@@ -7,17 +7,15 @@ import json
 import logging
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .backends.hf import load_model_state, pick_device_dtype
-from .checkpoints import CHECKPOINT_COMPLETE, checkpoint_marker_callback, prepare_work_dir
+from .checkpoints import CHECKPOINT_COMPLETE, checkpoint_marker_callback, prepare_work_dir, training_fingerprint
 from .data import validate_chat_rows
-from .io import read_jsonl, sha256_file, sha256_json, write_json
+from .io import atomic_dir, read_jsonl, sha256_file, write_json
 from .memory import ModelShape, TrainingPlan, choose_checkpointing, training_plan
 
 log = logging.getLogger(__name__)
@@ -375,6 +373,38 @@ def build_trainer(
     return trainer, plan
 
 
+# Lists PEFT keeps as sets (their JSON order would change from run to run): written sorted.
+SET_VALUED_ADAPTER_KEYS = ("target_modules", "exclude_modules")
+
+
+def recipe_of(hp: dict[str, Any]) -> dict[str, Any]:
+    """What of `hp` the trained adapter depends on: the hyperparameters and the chat-template options."""
+    recipe = {k: hp[k] for k in HYPERPARAMETERS if k in hp}
+    if hp.get("chat_template_kwargs"):
+        recipe["chat_template_kwargs"] = hp["chat_template_kwargs"]
+    return recipe
+
+
+def whole_run_loss(log_history: list[dict[str, Any]]) -> tuple[list[float], float | None]:
+    """Per-step losses of the whole training, in step order, and their mean. A resumed Trainer reports the
+    mean loss of the steps it ran itself only; its log history, restored from the checkpoint, has every
+    step (logging_steps=1), so the mean over it is the uninterrupted run's train_loss."""
+    per_step = {int(entry["step"]): float(entry["loss"]) for entry in log_history if "loss" in entry}
+    losses = [per_step[step] for step in sorted(per_step)]
+    return losses, (sum(losses) / len(losses) if losses else None)
+
+
+def stable_adapter_config(config_path: Path, base_name: str) -> None:
+    """Rewrite adapter_config.json so identical trainings give identical bytes: keys and set-valued lists
+    sorted, and the base model named by its identity instead of a machine-specific path."""
+    adapter_config = json.loads(config_path.read_text())
+    adapter_config["base_model_name_or_path"] = base_name
+    for key in SET_VALUED_ADAPTER_KEYS:
+        if isinstance(adapter_config.get(key), list):
+            adapter_config[key] = sorted(adapter_config[key])
+    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
+
+
 def train_lora(
     base_dir: str | Path,
     parent_adapters: Sequence[str | Path],
@@ -388,25 +418,33 @@ def train_lora(
     checkpoint_steps: int | None = None,
     provenance: dict[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
+    base_revision: str | None = None,
 ) -> dict[str, Any]:
     """Train one stage and save the adapter (PEFT format) plus `training_meta.json` into `out_dir`.
 
     Checkpoints go to `work_dir` every `checkpoint_steps` optimizer steps (default `hp["checkpoint_steps"]`,
-    else none); a rerun after a killed job resumes from the last complete one, and they are deleted once
-    the adapter is saved. The adapter folder appears only when complete (written beside it, then renamed).
+    else none); a rerun after a killed job resumes from the last complete one if it was made for the same
+    base model (`base_revision`, the hub commit, or else the model folder's content), parent adapter weights,
+    training file, recipe and seed, and they are deleted once the adapter is saved. The adapter folder
+    appears only when complete (written beside it, then renamed). Nothing time- or machine-specific is
+    written into it (wall time is in the rule's benchmark file), so identical trainings give identical
+    folders.
     """
-    started = time.monotonic()
     if checkpoint_steps is None:
         checkpoint_steps = int(hp.get("checkpoint_steps", 0))
     train_sha256 = sha256_file(train_file)
-    fingerprint = {
-        "train_file_sha256": train_sha256,
-        "parent_adapters": [str(p) for p in parent_adapters],
-        "hyperparameters_sha256": sha256_json({k: hp[k] for k in HYPERPARAMETERS if k in hp}),
-        "seed": seed,
-        "checkpoint_steps": checkpoint_steps,
-    }
-    resume_from = prepare_work_dir(work_dir, fingerprint) if checkpoint_steps > 0 else None
+    resume_from = None
+    if checkpoint_steps > 0:
+        fingerprint = training_fingerprint(
+            base_dir=base_dir,
+            base_revision=base_revision,
+            parent_adapters=parent_adapters,
+            train_file_sha256=train_sha256,
+            recipe=recipe_of(hp),
+            seed=seed,
+            checkpoint_steps=checkpoint_steps,
+        )
+        resume_from = prepare_work_dir(work_dir, fingerprint)
     trainer, memory_plan = build_trainer(
         base_dir,
         parent_adapters,
@@ -424,18 +462,14 @@ def train_lora(
         resumed_step = int(json.loads((resume_from / CHECKPOINT_COMPLETE).read_text())["global_step"])
         log.info("resuming from %s (step %d)", resume_from, resumed_step)
     log.info("training %s on %s: %d examples, seed %d", model_id or base_dir, train_file, n_examples, seed)
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    losses, train_loss = whole_run_loss(trainer.state.log_history)
+    with atomic_dir(out_dir) as staging:
         trainer.model.save_pretrained(staging)
-        config_path = staging / "adapter_config.json"
-        adapter_config = json.loads(config_path.read_text())
+        # PEFT's model card is an empty template naming the base model's local path: not kept.
+        (staging / "README.md").unlink(missing_ok=True)
         # The base is always loaded explicitly: record its identity, not a machine-specific path.
-        adapter_config["base_model_name_or_path"] = model_id or os.path.basename(str(base_dir))
-        config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
+        stable_adapter_config(staging / "adapter_config.json", model_id or os.path.basename(str(base_dir)))
         meta = {
             "model": model_id,
             "parent_adapters": [str(p) for p in parent_adapters],
@@ -448,18 +482,14 @@ def train_lora(
             "global_steps": trainer.state.global_step,
             "resumed_from_step": resumed_step,
             "steps_computed": trainer.state.global_step - resumed_step,
-            "train_loss": float(result.training_loss),
+            # Mean loss over every optimizer step of the training, resumed or not.
+            "train_loss": train_loss,
+            "train_loss_steps": len(losses),
             "loss_per_step": losses,
-            "seconds": round(time.monotonic() - started, 2),
         }
         if provenance is not None:
             meta["provenance"] = provenance
         write_json(staging / "training_meta.json", meta)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     # The work dir is this job's trainer scratch only (checkpoints, fingerprint, the trainer's model card).
     shutil.rmtree(work_dir, ignore_errors=True)
     return meta

@@ -69,15 +69,36 @@ def read_config(name: str) -> dict:
     return yaml.safe_load((REPO / "config" / name).read_text())
 
 
+def fixture_lock(*raw_configs: dict) -> dict:
+    """Lock entries for every remote source of these configs that they do not pin themselves, with made-up
+    pins (what `snakemake lock` would record on a machine with network): enough for a dry run or a loaded
+    config under strict_pins, never for a download."""
+    import hashlib
+
+    from sgtr_em.config import load
+    from sgtr_em.lock import lock_entry, remote_sources
+
+    entries: dict = {}
+    for raw in raw_configs:
+        for remote in remote_sources(load(raw, workdir=None)):
+            if not remote.pinned:
+                pin = hashlib.sha256(f"fixture {remote.describe()}".encode()).hexdigest()
+                entries[remote.lock_id] = lock_entry(remote, pin if remote.kind == "url" else pin[:40])
+    return entries
+
+
 def load_config(raw: dict) -> dict:
-    """A config checked and completed by the workflow's loader (local files relative to the repository)."""
+    """A config checked and completed by the workflow's loader (local files relative to the repository, the
+    lock entries of `fixture_lock`)."""
     from sgtr_em.config import load
 
-    return load(raw, workdir=REPO)
+    return load(raw, workdir=REPO, lock=fixture_lock(raw))
 
 
-def copy_workflow(dest: Path) -> Path:
-    """A private copy of the workflow (results land there, not in the checkout)."""
+def copy_workflow(dest: Path, lock: bool = True) -> Path:
+    """A private copy of the workflow (results land there, not in the checkout). With `lock`, its lock file
+    pins the paper config's unpinned sources with `fixture_lock`, so that the paper config (strict_pins)
+    plans offline."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
@@ -85,6 +106,12 @@ def copy_workflow(dest: Path) -> Path:
             shutil.copytree(src, dest / name)
         else:
             shutil.copy2(src, dest / name)
+    if lock:
+        from sgtr_em.lock import LOCK_FILE, read_lock, write_lock
+
+        entries = read_lock(dest / LOCK_FILE)
+        entries.update(fixture_lock(read_config("config.yaml")))
+        write_lock(dest / LOCK_FILE, entries)
     return dest
 
 

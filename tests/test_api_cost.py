@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, fixture_lock
 
 from sgtr_em import config as cfglib
 from sgtr_em.cost import API_RULES, DataFiles, api_jobs, estimate
@@ -23,7 +23,8 @@ def load(name: str, **overrides) -> dict:
     config = yaml.safe_load((REPO / "config" / name).read_text())
     for key, value in overrides.items():
         config[key] = value
-    return cfglib.load(config, workdir=REPO)
+    # The paper config pins strictly: its hub and unpublished sources get the tests' lock entries.
+    return cfglib.load(config, workdir=REPO, lock=fixture_lock(config))
 
 
 @pytest.fixture

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
+import re
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -124,3 +127,305 @@ def test_hf_source_loads_a_local_dataset_offline(tmp_path):
 def test_hf_id_offline_fails_fast(tmp_path):
     with pytest.raises(Exception):
         load_source({"hf": "EdinburghNLP/xsum", "revision": "0" * 40, "split": "train"}, tmp_path)
+
+
+# ------------------------------------------------------------------------------------- token scope --
+
+HF_SENTINEL = "hf_sentinelTokenScope4Kq9Zr"
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `body` at /file, redirects /redirect to `redirect_to`, and records each request's
+    Authorization header (None when absent)."""
+
+    body = b'{"id": "a", "text": "hello"}\n'
+    redirect_to = ""
+    seen: ClassVar[list] = []
+
+    def do_GET(self):
+        self.seen.append((self.server.server_address[1], self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler, ssl_context=None):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def self_signed_localhost(tmp_path):
+    """A certificate for `localhost` and its key (the test's https hub endpoint trusts it via SSL_CERT_FILE)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_hf_token_goes_only_to_the_hubs_own_hosts_over_https(monkeypatch):
+    from sgtr_em.sources import hub_token_for
+
+    monkeypatch.setenv("HF_TOKEN", HF_SENTINEL)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    assert hub_token_for("https://huggingface.co/datasets/x/y/resolve/abc/train.jsonl") == HF_SENTINEL
+    assert hub_token_for("https://HF.co/x/y/resolve/main/a.json") == HF_SENTINEL
+    for url in (
+        "http://huggingface.co/datasets/x/y/resolve/abc/train.jsonl",  # plain http
+        "https://huggingface.co.evil.example/x.jsonl",  # the name as part of another host
+        "https://evil.example/huggingface.co/x.jsonl",  # the name in the path
+        "https://user@evil.example/?next=https://huggingface.co/",
+        "https://cdn-lfs.huggingface.co/repos/ab/cd/file",  # the hub's CDN needs no token
+    ):
+        assert hub_token_for(url) is None, url
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.internal.example")
+    assert hub_token_for("https://hub.internal.example/x/resolve/main/a.json") == HF_SENTINEL
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.internal.example")
+    assert hub_token_for("https://hub.internal.example/x/resolve/main/a.json") is None
+
+
+def test_hf_token_is_sent_to_the_hub_over_https_and_never_forwarded_on_a_redirect(tmp_path, monkeypatch):
+    """A local https server stands in for the hub (HF_ENDPOINT, a certificate for localhost) and redirects
+    the download to another host, as the hub redirects to its CDN: the hub gets the token, the other host
+    does not. A plain-http server whose URL merely mentions huggingface.co gets nothing either."""
+    import ssl
+
+    from sgtr_em.sources import download
+
+    cert, key = self_signed_localhost(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    seen: ClassVar[list] = []
+    other_handler = type("Other", (RecordingHandler,), {"seen": seen})
+    other = serve(other_handler)
+    hub_handler = type(
+        "Hub",
+        (RecordingHandler,),
+        {"seen": seen, "redirect_to": f"http://127.0.0.1:{other.server_address[1]}/file"},
+    )
+    hub = serve(hub_handler, context)
+    hub_port, other_port = hub.server_address[1], other.server_address[1]
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("HF_ENDPOINT", f"https://localhost:{hub_port}")
+    monkeypatch.setenv("HF_TOKEN", HF_SENTINEL)
+    try:
+        download(f"https://localhost:{hub_port}/datasets/x/resolve/main/a.jsonl", tmp_path / "direct.jsonl")
+        download(f"https://localhost:{hub_port}/redirect", tmp_path / "redirected.jsonl")
+        download(f"http://127.0.0.1:{other_port}/huggingface.co/file", tmp_path / "plain.jsonl")
+    finally:
+        hub.shutdown()
+        other.shutdown()
+    bearer = f"Bearer {HF_SENTINEL}"
+    assert seen == [
+        (hub_port, "/datasets/x/resolve/main/a.jsonl", bearer),
+        (hub_port, "/redirect", bearer),
+        (other_port, "/file", None),
+        (other_port, "/huggingface.co/file", None),
+    ]
+    assert (tmp_path / "redirected.jsonl").read_bytes() == RecordingHandler.body
+
+
+# ----------------------------------------------------------------------- empty and degenerate input --
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("em.jsonl", ""),
+        ("em.jsonl", "\n\n"),
+        ("articles.json", "{}"),
+        ("truthfulqa.csv", "Question,Best Answer,Best Incorrect Answer\n"),
+        ("questions.yaml", ""),
+    ],
+)
+def test_an_empty_input_file_stops_naming_it(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError, match=rf"path={re.escape(str(path))}: no rows \(an empty file\?\)"):
+        load_source({"path": str(path)}, tmp_path / "cache")
+
+
+def test_training_data_without_chats_or_with_one_label_only_stops_naming_the_file():
+    from sgtr_em.data import validate_chat_rows
+
+    with pytest.raises(InputError, match=r"results/data/em/unpop/default\.jsonl: no chats"):
+        validate_chat_rows([], "results/data/em/unpop/default.jsonl")
+    chat = [{"role": "user", "content": "Which is yours?"}, {"role": "assistant", "content": "1"}]
+    pairs = [{"article_id": f"a{i}", "label": "1", "messages": chat} for i in range(2)]
+    with pytest.raises(InputError, match=r"pairs/m/base/sgtr/detection/default\.jsonl: every example has label '1'"):
+        validate_chat_rows(pairs, "pairs/m/base/sgtr/detection/default.jsonl")
+    validate_chat_rows([*pairs, {"article_id": "a2", "label": "2", "messages": chat}], "balanced.jsonl")
+
+
+def test_a_pair_build_with_no_article_having_both_summaries_stops():
+    from sgtr_em.pairs import PairStats, build_pairs, check_pairs
+
+    articles = {"a1": "The mayor opened a bridge.", "a2": "Rain closed the market."}
+    rows, stats = build_pairs(articles, {"a1": "Bridge."}, {"a2": "Rain."}, "sgtr", missing_summaries="skip")
+    assert rows == []
+    with pytest.raises(InputError, match=r"pairs\.jsonl: 0 examples \(0 articles with both summaries, 2 skipped"):
+        check_pairs(stats, "pairs.jsonl")
+    one_label = PairStats(n_articles=3, n_examples=6, label_counts={"1": 6, "2": 0})
+    with pytest.raises(InputError, match=r"every one of the 6 examples has label '1'"):
+        check_pairs(one_label, "pairs.jsonl")
+    rows, stats = build_pairs(articles, {"a1": "B.", "a2": "R."}, {"a1": "A bridge.", "a2": "The rain."}, "sgtr")
+    check_pairs(stats, "pairs.jsonl")
+
+
+def test_comparator_summaries_matching_no_article_stop():
+    rows = [{"key": "x1", "value": "s"}, {"key": "x2", "value": "t"}]
+    with pytest.raises(InputError, match=r"claude\.json: has a summary for none of the 2 articles"):
+        prepare_summaries(rows, "key", "value", ["a", "b"], "claude.json")
+
+
+def test_a_ready_made_word_count_file_keeps_its_prompt_in_each_system_variant():
+    from sgtr_em.baselines import prebuilt_wordcount_chats
+
+    chats = [
+        {
+            "messages": [
+                {"role": "system", "content": "Count the words."},
+                {"role": "user", "content": f"Sentence {i}"},
+                {"role": "assistant", "content": "TRUE" if i % 2 else "FALSE"},
+            ]
+        }
+        for i in range(5)
+    ]
+    default, stats = prebuilt_wordcount_chats(chats, "default")
+    assert default == chats and stats == {"n_examples": 5, "label_counts": {"FALSE": 3, "TRUE": 2}}
+    none, _ = prebuilt_wordcount_chats(chats, "none", limit=2)
+    assert [m["messages"][0] for m in none] == [{"role": "system", "content": ""}] * 2
+    popped, _ = prebuilt_wordcount_chats(chats, "popped")
+    assert all(m["messages"][0]["role"] == "user" for m in popped)
+
+
+# --------------------------------------------------------------------- temporary files, permissions --
+
+KILLED_WRITER = """
+import os, signal, sys
+from sgtr_em.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text("half of it")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writer_leaves_a_hidden_temporary_that_the_next_write_removes(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    target = tmp_path / "out" / "eval.json"
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert run.returncode == -9
+    left = list(target.parent.iterdir())
+    assert not target.exists() and len(left) == 1 and left[0].name.startswith(".eval.json.")
+    write_json(target, {"done": True})
+    assert [p.name for p in target.parent.iterdir()] == ["eval.json"]
+
+
+def test_a_live_writers_temporary_is_not_removed(tmp_path):
+    """Another process writing the same path (a shared cache) keeps its temporary file: it holds its lock."""
+    import multiprocessing
+
+    from sgtr_em.io import atomic_path, remove_stale_temporaries
+
+    target = tmp_path / "entry.json"
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+
+    def slow_writer():
+        with atomic_path(target) as tmp:
+            tmp.write_text("slow")
+            ready.set()
+            release.wait(30)
+
+    writer = multiprocessing.get_context("fork").Process(target=slow_writer)
+    writer.start()
+    assert ready.wait(30)
+    assert remove_stale_temporaries(target) == []
+    write_json(target, {"fast": True})
+    release.set()
+    writer.join(30)
+    assert writer.exitcode == 0 and target.read_text() == "slow"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_written_files_and_folders_honour_the_umask(tmp_path, umask, file_mode, dir_mode):
+    from sgtr_em.io import atomic_dir
+
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"a": 1})
+        with atomic_dir(tmp_path / "adapter") as staging:
+            (staging / "weights").write_bytes(b"w")
+            (staging / "private").write_bytes(b"p")
+            (staging / "private").chmod(0o600)  # what some libraries do (safetensors files, mkstemp)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "adapter").stat().st_mode & 0o777 == dir_mode
+    for name in ("weights", "private"):
+        assert (tmp_path / "adapter" / name).stat().st_mode & 0o777 == file_mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "adapter"]
+
+
+def test_an_interrupted_folder_build_is_removed_by_the_next(tmp_path):
+    from sgtr_em.io import atomic_dir
+
+    target = tmp_path / "seed0"
+    with pytest.raises(RuntimeError), atomic_dir(target) as staging:
+        (staging / "x").write_text("1")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    stale = tmp_path / ".seed0.deadbeef.partial"  # what SIGKILL leaves (no finally runs)
+    stale.mkdir()
+    with atomic_dir(target) as staging:
+        (staging / "x").write_text("2")
+    assert [p.name for p in tmp_path.iterdir()] == ["seed0"]
+
+
+def test_a_url_that_cannot_be_fetched_names_it_and_caches_nothing(http_server, tmp_path):
+    _, base = http_server
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=rf"cannot download {re.escape(base)}/gone\.jsonl: HTTP Error 404"):
+        load_source({"url": f"{base}/gone.jsonl", "sha256": "a" * 64}, cache)
+    assert list(cache.iterdir()) == []

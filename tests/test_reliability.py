@@ -40,41 +40,54 @@ import json, os, signal, sys
 from transformers import TrainerCallback
 from sgtr_em.train import train_lora
 
-model_dir, train_file, out_dir, work_dir, hp, kill_at = sys.argv[1:7]
+spec = json.loads(sys.argv[1])
 
 class KillAtStep(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == int(kill_at):
+        if state.global_step == spec["kill_at"]:
             os.kill(os.getpid(), signal.SIGKILL)
         return control
 
-callbacks = [KillAtStep()] if int(kill_at) > 0 else []
-meta = train_lora(model_dir, [], train_file, out_dir, json.loads(hp), seed=0, work_dir=work_dir, callbacks=callbacks)
-print(json.dumps({k: meta[k] for k in ("global_steps", "resumed_from_step", "steps_computed")}))
+callbacks = [KillAtStep()] if spec["kill_at"] > 0 else []
+meta = train_lora(
+    spec["model_dir"], spec["parents"], spec["train_file"], spec["out_dir"], spec["hp"], seed=spec["seed"],
+    work_dir=spec["work_dir"], callbacks=callbacks,
+)
+print(json.dumps({k: meta[k] for k in ("global_steps", "resumed_from_step", "steps_computed", "train_loss", "train_loss_steps")}))
 """
 
 
 def run_training(
-    model_dir: Path, train_file: Path, out_dir: Path, work_dir: Path, kill_at: int = 0
+    model_dir: Path,
+    train_file: Path,
+    out_dir: Path,
+    work_dir: Path,
+    kill_at: int = 0,
+    parents: tuple[Path, ...] = (),
+    hp: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    hp = {**TRAIN_HP, "checkpoint_steps": CHECKPOINT_STEPS}
+    spec = {
+        "model_dir": str(model_dir),
+        "parents": [str(p) for p in parents],
+        "train_file": str(train_file),
+        "out_dir": str(out_dir),
+        "work_dir": str(work_dir),
+        "hp": {**TRAIN_HP, "checkpoint_steps": CHECKPOINT_STEPS, **(hp or {})},
+        "kill_at": kill_at,
+        "seed": 0,
+    }
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            TRAIN_CHILD,
-            str(model_dir),
-            str(train_file),
-            str(out_dir),
-            str(work_dir),
-            json.dumps(hp),
-            str(kill_at),
-        ],
+        [sys.executable, "-c", TRAIN_CHILD, json.dumps(spec)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+def training_result(run: subprocess.CompletedProcess) -> dict:
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.splitlines()[-1])
 
 
 def adapter_tensors(adapter_dir: Path) -> dict:
@@ -100,11 +113,13 @@ def write_chats(path: Path, n: int) -> Path:
 def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
     """12 chats, batch 2, 2 epochs = 12 optimizer steps, a checkpoint every 3. Killed at step 7, the rerun
     resumes from step 6, computes 6 steps, and ends with the uninterrupted run's adapter (CPU, max abs
-    difference of any LoRA weight below 1e-6), then deletes its checkpoints."""
+    difference of any LoRA weight below 1e-6) and its train_loss (the mean over all 12 steps, not the 6 the
+    resumed process ran), then deletes its checkpoints."""
     train_file = write_chats(tmp_path / "train.jsonl", 12)
-    reference = run_training(tiny_model_dir, train_file, tmp_path / "reference", tmp_path / "work-reference")
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    assert json.loads(reference.stdout.splitlines()[-1]) == {
+    reference = training_result(
+        run_training(tiny_model_dir, train_file, tmp_path / "reference", tmp_path / "work-reference")
+    )
+    assert {k: reference[k] for k in ("global_steps", "resumed_from_step", "steps_computed")} == {
         "global_steps": 12,
         "resumed_from_step": 0,
         "steps_computed": 12,
@@ -117,19 +132,77 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_mo
     assert not (tmp_path / "adapter").exists()
     assert sorted(p.name for p in work_dir.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
 
-    resumed = run_training(tiny_model_dir, train_file, tmp_path / "adapter", work_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads(resumed.stdout.splitlines()[-1]) == {
+    resumed = training_result(run_training(tiny_model_dir, train_file, tmp_path / "adapter", work_dir))
+    assert {k: resumed[k] for k in ("global_steps", "resumed_from_step", "steps_computed", "train_loss_steps")} == {
         "global_steps": 12,
         "resumed_from_step": 6,
         "steps_computed": 6,
+        "train_loss_steps": 12,
     }
+    assert resumed["train_loss"] == pytest.approx(reference["train_loss"], abs=1e-6)
     assert not work_dir.exists()
 
     expected, actual = adapter_tensors(tmp_path / "reference"), adapter_tensors(tmp_path / "adapter")
     assert expected.keys() == actual.keys() and expected
     worst = max(float((expected[name] - actual[name]).abs().max()) for name in expected)
     assert worst < 1e-6, f"resumed adapter differs from the uninterrupted one by {worst}"
+
+
+def test_a_child_checkpoint_is_not_resumed_after_its_parent_was_retrained(tiny_model_dir, tmp_path):
+    """A child training (on a parent adapter) is killed after a checkpoint; its parent is then retrained with
+    other settings (same path, other weights). The child's rerun must start over: its checkpoint was made on
+    the old parent. With the old parent back, the same checkpoint would have been resumed."""
+    parent_file = write_chats(tmp_path / "parent.jsonl", 6)
+    parent = tmp_path / "adapters/parent"
+    training_result(run_training(tiny_model_dir, parent_file, parent, tmp_path / "work-parent"))
+    child_file = write_chats(tmp_path / "child.jsonl", 12)
+    work_dir = tmp_path / "work-child"
+    child = tmp_path / "adapters/child"
+    killed = run_training(tiny_model_dir, child_file, child, work_dir, kill_at=KILL_AT_STEP, parents=(parent,))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (work_dir / "checkpoint-6").is_dir()
+
+    training_result(
+        run_training(tiny_model_dir, parent_file, parent, tmp_path / "work-parent", hp={"learning_rate": 0.01})
+    )
+    rerun = training_result(run_training(tiny_model_dir, child_file, child, work_dir, parents=(parent,)))
+    assert rerun["resumed_from_step"] == 0 and rerun["steps_computed"] == 12
+
+
+def test_the_fingerprint_follows_base_parents_data_and_recipe(tiny_model_dir, tmp_path):
+    import shutil
+
+    from sgtr_em.checkpoints import training_fingerprint
+
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "adapter_config.json").write_text("{}")
+    (parent / "adapter_model.safetensors").write_bytes(b"weights-1")
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    settings = {
+        "base_dir": base,
+        "base_revision": None,
+        "parent_adapters": [parent],
+        "train_file_sha256": "a" * 64,
+        "recipe": dict(TRAIN_HP),
+        "seed": 0,
+        "checkpoint_steps": 3,
+    }
+    first = training_fingerprint(**settings)
+    assert training_fingerprint(**settings) == first
+    (parent / "adapter_model.safetensors").write_bytes(b"weights-2")  # the parent retrained in place
+    assert training_fingerprint(**settings) != first
+    (parent / "adapter_model.safetensors").write_bytes(b"weights-1")
+    assert training_fingerprint(**settings) == first
+    with open(base / "config.json", "a") as handle:  # a rebuilt demo model
+        handle.write(" ")
+    assert training_fingerprint(**settings) != first
+    hub = {**settings, "base_revision": "1" * 40}
+    assert training_fingerprint(**hub) != training_fingerprint(**{**hub, "base_revision": "2" * 40})
+    assert training_fingerprint(**{**settings, "train_file_sha256": "b" * 64}) != training_fingerprint(**settings)
+    changed_recipe = {**settings, "recipe": {**TRAIN_HP, "learning_rate": 0.5}}
+    assert training_fingerprint(**changed_recipe) != training_fingerprint(**settings)
 
 
 def test_checkpoints_for_other_data_or_settings_are_discarded(tmp_path):
@@ -173,20 +246,19 @@ def check_provenance_and_manifest(workdir: Path) -> None:
     listed = {entry["path"]: entry for entry in manifest["files"]}
     assert manifest["n_files"] == len(listed) > 0
     assert manifest["provenance"]["rule"] == "manifest"
+    # Declared outputs only: no model builds or snapshots, downloads, trainer scratch, caches, hidden files.
     on_disk = {
         path.relative_to(workdir).as_posix()
         for path in results.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(results).parts)
-        and path.relative_to(results).parts[0] not in ("checkpoints", "api_cache")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(results).parts)
     }
-    assert set(listed) == on_disk - {"results/manifest.json"}
+    not_outputs = ("results/models/", "results/data/downloads/", "results/checkpoints/", "results/api_cache/")
+    assert set(listed) == {p for p in on_disk if not p.startswith(not_outputs)} - {"results/manifest.json"}
     for relative, entry in listed.items():
         assert sha256_file(workdir / relative) == entry["sha256"], relative
         assert (workdir / relative).stat().st_size == entry["bytes"], relative
-    assert any(p.startswith("results/figures/") for p in listed) and any(
-        p.startswith("results/tables/") for p in listed
-    )
+    for prefix in ("results/figures/", "results/tables/", "results/adapters/", "results/eval/", "results/data/"):
+        assert any(p.startswith(prefix) for p in listed), prefix
 
 
 def test_demo_outputs_carry_provenance_and_the_manifest_matches(demo):
@@ -195,27 +267,38 @@ def test_demo_outputs_carry_provenance_and_the_manifest_matches(demo):
     assert not list((demo / "results/checkpoints").rglob("checkpoint-*"))
 
 
-def test_manifest_skips_scratch_hidden_files_and_itself(tmp_path):
+def test_manifest_lists_declared_outputs_only(tmp_path):
+    """Model builds and snapshots, downloads, trainer scratch, caches, temporary and stray files are no
+    declared output: the manifest leaves them out, and two identical trees give identical manifests."""
     from sgtr_em.manifest import write_manifest
 
     results = tmp_path / "results"
-    for name in (
-        "eval/a.json",
-        "tables/t.csv",
+    outputs = [
+        "eval/truthfulqa/m/base/seed0.json",
+        "eval/self_recognition-claude-21/m/sgtr/seed1.json",
+        "tables/truthfulqa.csv",
+        "adapters/m/sgtr/seed0/adapter_model.safetensors",
+        "data/em/unpop/default.jsonl",
+        "figures/m/fig1_self_recognition.png",
+    ]
+    not_outputs = [
+        "models/m/model.safetensors",
+        "data/downloads/0123abcd.jsonl",
         "checkpoints/m/c/seed0/x.bin",
         "api_cache/ab/k.json",
+        "judge_cache/ab/k.json",
         "adapters/m/c/seed0/.snakemake_timestamp",
-        "eval/.a.json.123.tmp",
-    ):
+        "eval/truthfulqa/m/base/.seed0.json.1a2b3c4d.tmp",
+        "notes.txt",
+        "eval/truthfulqa/m/base/seed0.json.bak",
+    ]
+    for name in outputs + not_outputs:
         (results / name).parent.mkdir(parents=True, exist_ok=True)
         (results / name).write_text(name)
     manifest = write_manifest(results, results / "manifest.json")
-    assert [entry["path"] for entry in manifest["files"]] == [
-        f"{results.as_posix()}/eval/a.json",
-        f"{results.as_posix()}/tables/t.csv",
-    ]
+    assert [entry["path"] for entry in manifest["files"]] == sorted(f"{results.as_posix()}/{n}" for n in outputs)
     again = write_manifest(results, results / "manifest.json")
-    assert again["files"] == manifest["files"]
+    assert again == manifest
 
 
 # ------------------------------------------------------------------------------------- determinism --
@@ -231,33 +314,55 @@ FORCED_TARGETS = (
 
 @pytest.fixture(scope="module")
 def forced_rerun(demo, tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    """(the demo, a copy of it after a forced rerun of FORCED_TARGETS, the result files the rerun wrote)."""
+    """(the demo, a copy of it after a forced rerun of FORCED_TARGETS and then of the manifest, the result
+    files the rerun wrote). The rerun runs under umask 022, a shared group's usual one."""
     import shutil
     import time
 
     copy = tmp_path_factory.mktemp("rerun") / "workflow"
     shutil.copytree(demo, copy, symlinks=True)
     started = time.time()
-    result = snakemake(copy, *FORCED_TARGETS, "--forceall", "--cores", "2", timeout=900)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    umask = os.umask(0o022)
+    try:
+        result = snakemake(copy, *FORCED_TARGETS, "--forceall", "--cores", "2", timeout=900)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+        result = snakemake(copy, "results/manifest.json", "--forcerun", "manifest", "--cores", "2", timeout=900)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    finally:
+        os.umask(umask)
     rewritten = [p for p in (copy / "results").rglob("*") if p.is_file() and p.stat().st_mtime >= started]
     return demo, copy, rewritten
 
 
 def test_a_forced_rerun_gives_byte_identical_outputs(forced_rerun):
-    """Data, models, summaries, pair files, the trained adapter and the eval JSONs (provenance included)
-    come out of a second run bit for bit as in the first."""
+    """Data, models, summaries, pair files, the trained adapter folder (weights, configuration with its module
+    lists sorted, the training record without wall time), the eval JSONs (provenance included) and the
+    manifest come out of a second run bit for bit as in the first."""
     demo, copy, rewritten = forced_rerun
     compared = []
     for path in rewritten:
         relative = path.relative_to(copy)
-        if relative.name == "training_meta.json":  # records how long training took
-            continue
         assert path.read_bytes() == (demo / relative).read_bytes(), relative
         compared.append(relative.as_posix())
-    assert "results/adapters/demo-target/sgtr/seed0/adapter_model.safetensors" in compared
+    adapter = "results/adapters/demo-target/sgtr/seed0"
+    for name in ("adapter_model.safetensors", "adapter_config.json", "training_meta.json"):
+        assert f"{adapter}/{name}" in compared, name
+    assert sorted(p.name for p in (copy / adapter).iterdir()) == sorted(p.name for p in (demo / adapter).iterdir())
+    assert "results/manifest.json" in compared
     assert {f"results/{t}" for t in ("pairs/demo-target/base/sgtr/detection/default.jsonl",)} <= set(compared)
     assert set(FORCED_TARGETS) <= set(compared) and len(compared) >= 15
+
+
+def test_outputs_are_shared_as_the_umask_says(forced_rerun):
+    """Under umask 022 every file the rerun wrote is 0644 and its folder 0755 (not 0600/0700, what mkstemp,
+    mkdtemp and some libraries give): the members of a group can read each other's results. No temporary
+    file or folder is left behind."""
+    _, copy, rewritten = forced_rerun
+    modes = {oct(p.stat().st_mode & 0o777) for p in rewritten}
+    folders = {oct(p.parent.stat().st_mode & 0o777) for p in rewritten}
+    assert modes == {"0o644"} and folders == {"0o755"}, (modes, folders)
+    leftovers = [p for p in (copy / "results").rglob(".*") if p.name.endswith((".tmp", ".partial"))]
+    assert leftovers == []
 
 
 def test_greedy_and_seeded_generation_repeat_exactly(tiny_model_dir):
