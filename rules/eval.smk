@@ -15,12 +15,12 @@ for optional in T.state_eval_groups():
             unpack(T.state_eval_inputs(optional)),
         output:
             **T.state_eval_outputs(optional),
-        wildcard_constraints:
-            **T.state_eval_constraints(optional),
         log:
             targets.STATE_EVAL_LOG,
         benchmark:
             targets.STATE_EVAL_BENCHMARK
+        wildcard_constraints:
+            **T.state_eval_constraints(optional),
         conda:
             "../envs/torch.yaml"
         threads: T.model_threads

@@ -597,7 +597,7 @@ class Targets:
         def params(wc: Wildcards) -> dict[str, dict[str, Any]]:
             out: dict[str, dict[str, Any]] = {}
             for step in steps:
-                key, other = table_kind(step)
+                key, _ = table_kind(step)
                 if step == SUMMARIES_STEP:
                     dataset = str(self.fresh_summaries_dataset())
                     out[step] = {
