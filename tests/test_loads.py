@@ -17,56 +17,14 @@ from conftest import copy_workflow, load_config, read_config, snakemake
 
 from sgtr_em import targets
 from sgtr_em.bench import MODEL_LIBRARIES, TABLE_SCRIPTS
+from sgtr_em.dag import PlannedJob, loaded_state, planned_jobs, state_loads
 from sgtr_em.targets import Targets
 
 MAX_LOADS_PER_STATE = 2
 
 
-def planned_jobs(text: str) -> list[dict[str, object]]:
-    """Each job of `snakemake -n` output: its rule, inputs and wildcards."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        head = re.match(r"\s*(?:local)?rule (\w+):", block)
-        if not head:
-            continue
-        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
-        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        jobs.append(
-            {
-                "rule": head.group(1),
-                "inputs": set(inputs.group(1).split(", ")) if inputs else set(),
-                "wildcards": dict(w.split("=", 1) for w in wildcards.group(1).split(", ")) if wildcards else {},
-            }
-        )
-    return jobs
-
-
-def state_loads(config: dict, jobs: list[dict[str, object]]) -> Counter:
-    """Jobs that load each evaluated state of the grid's local models: their inputs hold the model's
-    directory and exactly that state's adapters (for `base`, none, and the state's seed as a wildcard).
-
-    Training jobs are not counted: each trains a new state on top of its parent, so it loads the parent
-    once per child stage, which no evaluation design can share."""
-    t = Targets(config)
-    loads: Counter = Counter()
-    states = [(m, c, s) for m, c, s in t.grid_states() if not t.is_api_model(m)]
-    for job in jobs:
-        if job["rule"] == "train_stage":
-            continue
-        inputs = job["inputs"]
-        for model, chain, seed in states:
-            if t.model_path(model) not in inputs:
-                continue
-            adapters = {a for a in inputs if a.startswith(f"results/adapters/{model}/")}
-            if adapters == set(t.state_adapters(model, chain, seed)) and (
-                adapters or job["wildcards"].get("seed") == str(seed)
-            ):
-                loads[(model, chain, seed)] += 1
-    return loads
-
-
 @pytest.fixture(scope="module")
-def paper_dag(tmp_path_factory) -> list[dict[str, object]]:
+def paper_dag(tmp_path_factory) -> list[PlannedJob]:
     workdir = copy_workflow(tmp_path_factory.mktemp("paper") / "workflow")
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -84,7 +42,7 @@ def test_each_evaluated_state_of_the_paper_grid_is_loaded_at_most_twice(paper_da
     most = max(loads.values())
     print(f"{len(local_states)} evaluated states; loads per state: {sorted(Counter(loads.values()).items())}")
     assert most <= MAX_LOADS_PER_STATE, [s for s, n in loads.items() if n == most][:5]
-    loaders = Counter(job["rule"] for job in paper_dag if any(state_loads(config, [job]).values()))
+    loaders = Counter(job.rule for job in paper_dag if loaded_state(t, job))
     assert set(loaders) <= {"generate_summaries", *(t.state_eval_rule(o) for o in t.state_eval_groups())}
 
 
@@ -93,14 +51,15 @@ def test_the_count_sees_each_job_that_loads_a_state():
     a training on top of the state, a judge and a table do not."""
     config = load_config(read_config("demo.yaml"))
     state = ["results/models/demo-target", "results/adapters/demo-target/sgtr/seed0"]
+    base = frozenset({"results/models/demo-target"})
     jobs = [
-        {"rule": "eval_state", "inputs": {*state, "results/data/truthfulqa.jsonl"}, "wildcards": {"seed": "0"}},
-        {"rule": "eval_truthfulqa", "inputs": set(state), "wildcards": {"seed": "0"}},
-        {"rule": "train_stage", "inputs": set(state), "wildcards": {"seed": "0"}},
-        {"rule": "eval_state", "inputs": {"results/models/demo-target"}, "wildcards": {"seed": "1"}},
-        {"rule": "generate_summaries", "inputs": {"results/models/demo-target"}, "wildcards": {"seed": "1"}},
-        {"rule": "eval_identity", "inputs": {"results/models/demo-other"}, "wildcards": {"seed": "1"}},
-        {"rule": "tidy_table", "inputs": {"results/eval/truthfulqa/demo-target/sgtr/seed0.json"}, "wildcards": {}},
+        PlannedJob("eval_state", frozenset({*state, "results/data/truthfulqa.jsonl"}), {"seed": "0"}),
+        PlannedJob("eval_truthfulqa", frozenset(state), {"seed": "0"}),
+        PlannedJob("train_stage", frozenset(state), {"seed": "0"}),
+        PlannedJob("eval_state", base, {"seed": "1"}),
+        PlannedJob("generate_summaries", base, {"seed": "1"}),
+        PlannedJob("eval_identity", frozenset({"results/models/demo-other"}), {"seed": "1"}),
+        PlannedJob("tidy_table", frozenset({"results/eval/truthfulqa/demo-target/sgtr/seed0.json"})),
     ]
     assert state_loads(config, jobs) == {("demo-target", "sgtr", 0): 2, ("demo-target", "base", 1): 2}
 
