@@ -184,7 +184,7 @@ def compare_scoring(model_dir: Path, conversations: list, options: list[str]) ->
 
     n = len(conversations)
     batched = HFChatModel(model_dir, batch_size=32)
-    single = HFChatModel(model_dir, batch_size=1)
+    single = HFChatModel(model_dir, batch_size=1, shrink_batches=False)  # model.generate, one prompt at a time
     tokens = (
         sum(len(batched.tokenizer(batched.render(c), add_special_tokens=False)["input_ids"]) for c in conversations) / n
     )
