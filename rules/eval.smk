@@ -1,86 +1,40 @@
-# Evaluations of a model state: self-recognition against a comparator, TruthfulQA misalignment, and
-# (when enabled) free-form EM questions scored by a judge, identity self-reports and MMLU accuracy.
+# Evaluations of a model state. One job per evaluated state (rules eval_state*) loads the state once and
+# writes every evaluation of it: its fresh summaries (eval.self_recognition.self_source: own), self-recognition
+# against each comparator, TruthfulQA misalignment and, where its chain is listed, the sampled EM and identity
+# answers and MMLU accuracy; each at the evaluation's own path, with its own settings in its provenance.
+# States differ in what they write, so there is one rule per set of optional evaluations (its chains in
+# wildcard_constraints). The judges score the sampled answers in jobs of their own.
 
 
-rule eval_self_recognition:
-    input:
-        model=T.model_dir,
-        adapters=T.adapters,
-        articles=T.self_recognition_articles,
-        self_summaries=T.self_recognition_self_summaries,
-        other_summaries=T.self_recognition_other_summaries,
-        prompts=targets.PROMPTS,
-    output:
-        targets.EVAL_SELF_RECOGNITION,
-    log:
-        "logs/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.log",
-    benchmark:
-        "benchmarks/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: T.model_threads
-    resources:
-        **T.model_job_resources(),
-    params:
-        framing=T.framing,
-        identity_system_prompt=T.identity_system_prompt,
-        settings=T.eval_settings("self_recognition", leave_out=("sampling",)),
-        sampling=T.eval_sampling("self_recognition"),
-        backend=T.backend,
-        run_name=config["run_name"],
-    script:
-        "../scripts/eval_self_recognition.py"
+for optional in T.state_eval_groups():
 
+    rule:
+        name:
+            T.state_eval_rule(optional)
+        input:
+            unpack(T.state_eval_inputs(optional)),
+        output:
+            **T.state_eval_outputs(optional),
+        log:
+            targets.STATE_EVAL_LOG,
+        benchmark:
+            targets.STATE_EVAL_BENCHMARK
+        wildcard_constraints:
+            **T.state_eval_constraints(optional),
+        conda:
+            "../envs/torch.yaml"
+        threads: T.model_threads
+        resources:
+            **T.model_job_resources(),
+        params:
+            steps=T.state_eval_params(optional),
+            backend=T.backend,
+            run_name=config["run_name"],
+        script:
+            "../scripts/eval_state.py"
 
-rule eval_truthfulqa:
-    input:
-        model=T.model_dir,
-        adapters=T.adapters,
-        questions=targets.TRUTHFULQA,
-    output:
-        targets.EVAL_TRUTHFULQA,
-    log:
-        "logs/eval/truthfulqa/{model}/{chain}/seed{seed}.log",
-    benchmark:
-        "benchmarks/eval/truthfulqa/{model}/{chain}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: T.model_threads
-    resources:
-        **T.model_job_resources(),
-    params:
-        settings=T.eval_settings("truthfulqa", leave_out=("sampling",)),
-        sampling=T.eval_sampling("truthfulqa"),
-        backend=T.backend,
-        run_name=config["run_name"],
-    script:
-        "../scripts/eval_truthfulqa.py"
-
-
-rule sample_em_answers:
-    input:
-        model=T.model_dir,
-        adapters=T.adapters,
-        questions=targets.QUESTIONS.format(question_set="em_questions"),
-    output:
-        targets.EM_ANSWERS,
-    log:
-        "logs/em_answers/{model}/{chain}/seed{seed}.log",
-    benchmark:
-        "benchmarks/em_answers/{model}/{chain}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: T.model_threads
-    resources:
-        **T.model_job_resources(),
-    params:
-        samples_per_question=config["eval"]["em_questions"]["samples_per_question"],
-        sampling=T.eval_sampling("em_questions"),
-        paraphrases=config["eval"]["em_questions"]["paraphrases"],
-        backend=T.backend,
-        run_name=config["run_name"],
-    script:
-        "../scripts/sample_em_answers.py"
+    # A grid state's fresh summaries come from its evaluation job (generate_summaries makes the others).
+    workflow.ruleorder(T.state_eval_rule(optional), "generate_summaries")
 
 
 # Judging is its own job: with an API judge it runs where the network is (a local rule, on the submit
@@ -103,7 +57,7 @@ rule eval_em_questions:
     resources:
         **T.judge_job_resources("em_questions"),
     params:
-        # The sampling settings belong to sample_em_answers: changing them reruns it, and so this.
+        # The sampling settings belong to the state's evaluation job: changing them reruns it, and so this.
         settings=T.eval_settings(
             "em_questions",
             leave_out=("chains", "samples_per_question", "sampling", "paraphrases"),
@@ -112,31 +66,6 @@ rule eval_em_questions:
         run_name=config["run_name"],
     script:
         "../scripts/eval_em_questions.py"
-
-
-rule sample_identity_answers:
-    input:
-        model=T.model_dir,
-        adapters=T.adapters,
-        questions=targets.QUESTIONS.format(question_set="identity_questions"),
-    output:
-        targets.IDENTITY_ANSWERS,
-    log:
-        "logs/identity_answers/{model}/{chain}/seed{seed}.log",
-    benchmark:
-        "benchmarks/identity_answers/{model}/{chain}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: T.model_threads
-    resources:
-        **T.model_job_resources(),
-    params:
-        samples_per_question=config["eval"]["identity"]["samples_per_question"],
-        sampling=T.eval_sampling("identity"),
-        backend=T.backend,
-        run_name=config["run_name"],
-    script:
-        "../scripts/sample_identity_answers.py"
 
 
 # As for the EM questions, classifying the answers is its own job, so an API judge is never called from
@@ -164,27 +93,3 @@ rule eval_identity:
         run_name=config["run_name"],
     script:
         "../scripts/eval_identity.py"
-
-
-rule eval_mmlu:
-    input:
-        model=T.model_dir,
-        adapters=T.adapters,
-        questions=targets.MMLU,
-    output:
-        targets.EVAL_MMLU,
-    log:
-        "logs/eval/mmlu/{model}/{chain}/seed{seed}.log",
-    benchmark:
-        "benchmarks/eval/mmlu/{model}/{chain}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: T.model_threads
-    resources:
-        **T.model_job_resources(),
-    params:
-        settings=T.eval_settings("mmlu", leave_out=("chains", "batch_size")),
-        backend=T.mmlu_backend,
-        run_name=config["run_name"],
-    script:
-        "../scripts/eval_mmlu.py"

@@ -7,6 +7,7 @@ Importing this module imports no torch: `snakemake -n` stays fast.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,12 @@ EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 # Sampled answers awaiting their judge (not evaluation results themselves).
 EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
 IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
+# The job that loads an evaluated state once and writes each of its evaluations (rules eval_state*), and the
+# name of its step that writes the state's fresh summaries.
+STATE_EVAL_RULE = "eval_state"
+STATE_EVAL_LOG = "logs/eval/state/{model}/{chain}/seed{seed}.log"
+STATE_EVAL_BENCHMARK = "benchmarks/eval/state/{model}/{chain}/seed{seed}.tsv"
+SUMMARIES_STEP = "summaries"
 TABLE = "results/tables/{table}.csv"
 TABLE_SUMMARY = "results/tables/{table}_summary.csv"
 FIGURE = "results/figures/{model}/{figure}.{ext}"
@@ -526,6 +533,151 @@ class Targets:
 
     def table_inputs(self, wc: Wildcards) -> list[str]:
         return self.evaluation_files(wc.table)
+
+    # ------------------------------------------------------------------- one job per evaluated state --
+    # Each evaluated state is loaded once, by one job that writes every per-evaluation output of the state
+    # (the judges run in their own jobs). Optional evaluations apply to their listed chains only, so states
+    # differ in what they write: one rule per distinct set of optional evaluations.
+    def optional_evals_of(self, chain: str) -> tuple[str, ...]:
+        """The enabled optional evaluations that evaluate a chain (every chain when `chains` is empty)."""
+        return tuple(
+            key
+            for key in self.enabled_optional_evals()
+            if not self.config["eval"][key]["chains"] or chain in self.config["eval"][key]["chains"]
+        )
+
+    def state_eval_groups(self) -> dict[tuple[str, ...], list[str]]:
+        """The grid's chains grouped by the optional evaluations their states run (one rule per group)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for chain in dict.fromkeys(c for _, c, _ in self.grid_states()):
+            groups.setdefault(self.optional_evals_of(chain), []).append(chain)
+        return groups
+
+    @staticmethod
+    def state_eval_rule(optional: tuple[str, ...]) -> str:
+        """Name of the rule that evaluates states running `optional`: `eval_state`, `eval_state_mmlu`..."""
+        return "_".join([STATE_EVAL_RULE, *optional])
+
+    def state_eval_constraints(self, optional: tuple[str, ...]) -> dict[str, str]:
+        """Wildcard constraints of a state rule: its group's chains, and the grid's models and seeds (so that
+        it never claims summaries of a state outside the grid, such as a comparator's)."""
+        config = self.config
+
+        def alternation(values: list[Any]) -> str:
+            return "|".join(re.escape(str(v)) for v in dict.fromkeys(values))
+
+        return {
+            "model": alternation(config["grid"]["models"]),
+            "chain": alternation(self.state_eval_groups()[optional]),
+            "seed": alternation([s for m in config["grid"]["models"] for s in model_seeds(config, m)]),
+        }
+
+    def fresh_summaries_dataset(self) -> str | None:
+        """The dataset a state summarises in its evaluation job: the self-recognition dataset when each
+        state is evaluated on its own fresh summaries (`self_source: own`), else none."""
+        settings = self.config["eval"]["self_recognition"]
+        return settings["dataset"] if settings["self_source"] == "own" else None
+
+    def state_eval_steps(self, optional: tuple[str, ...]) -> list[str]:
+        """What a state job does, in order: its fresh summaries (when used), self-recognition per
+        comparator, TruthfulQA, then its optional evaluations (sampled answers for the judged ones)."""
+        summaries = [SUMMARIES_STEP] if self.fresh_summaries_dataset() else []
+        return [*summaries, *self.core_evaluations(), *optional]
+
+    def state_eval_outputs(self, optional: tuple[str, ...]) -> dict[str, str]:
+        """Each step's output, at the path the evaluation has always had (sampled answers for the judged
+        evaluations, which their judging jobs read)."""
+        out = {}
+        for step in self.state_eval_steps(optional):
+            if step == SUMMARIES_STEP:
+                path = SUMMARIES.replace("{dataset}", str(self.fresh_summaries_dataset()))
+            elif step == "em_questions":
+                path = EM_ANSWERS
+            elif step == "identity":
+                path = IDENTITY_ANSWERS
+            else:
+                _, other = table_kind(step)
+                template = EVAL.replace("{evaluation}", step)
+                path = template if other is None else EVAL_SELF_RECOGNITION.replace("{other}", other)
+            out[step] = path
+        return out
+
+    def state_eval_inputs(self, optional: tuple[str, ...]) -> InputFunction:
+        """A state job's inputs by role: the model and its adapters, the prompts, the self-recognition
+        articles and summaries (the base model's 'self' summaries unless the job makes its own, and one
+        'other' per comparator: `other_summaries-<comparator>`) and each evaluation's questions (named by their
+        dataset key)."""
+        settings = self.config["eval"]["self_recognition"]
+        # named by their dataset key (datasets.<key>)
+        question_files = {
+            "truthfulqa": TRUTHFULQA,
+            "em_questions": QUESTIONS.format(question_set="em_questions"),
+            "identity_questions": QUESTIONS.format(question_set="identity_questions"),
+            "mmlu": MMLU,
+        }
+
+        def inputs(wc: Wildcards) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "model": self.model_dir(wc),
+                "adapters": self.adapters(wc),
+                "prompts": PROMPTS,
+                "articles": self.self_recognition_articles,
+            }
+            if not self.fresh_summaries_dataset():
+                out["self_summaries"] = self.base_summaries(wc.model, settings["dataset"])
+            for other in settings["comparators"]:
+                out[f"other_summaries-{other}"] = self.comparator_summaries(other, settings["dataset"])
+            for dataset in ("truthfulqa", *(OPTIONAL_EVALS[key][0] for key in optional)):
+                out[dataset] = question_files[dataset]
+            return out
+
+        return inputs
+
+    def state_eval_params(self, optional: tuple[str, ...]) -> InputFunction:
+        """Each step's own settings (params of the job, recorded in that step's output): a change to any
+        of them reruns the state's job, never a training."""
+        steps = self.state_eval_steps(optional)
+        eval_config = self.config["eval"]
+
+        def params(wc: Wildcards) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for step in steps:
+                key, _ = table_kind(step)
+                if step == SUMMARIES_STEP:
+                    dataset = str(self.fresh_summaries_dataset())
+                    out[step] = {
+                        "dataset": dataset,
+                        "style": self.config["datasets"]["articles"][dataset]["style"],
+                        "sampling": self.summary_sampling(wc),
+                    }
+                elif key == SELF_RECOGNITION:
+                    out[step] = {
+                        **self.eval_settings(SELF_RECOGNITION, leave_out=("sampling",)),
+                        "sampling": self.eval_sampling(SELF_RECOGNITION)(wc),
+                        "framing": self.framing(wc),
+                        "identity_system_prompt": self.identity_system_prompt(wc),
+                    }
+                elif key == "truthfulqa":
+                    out[step] = {
+                        **self.eval_settings("truthfulqa", leave_out=("sampling",)),
+                        "sampling": self.eval_sampling("truthfulqa")(wc),
+                    }
+                elif key in ("em_questions", "identity"):
+                    # What the sampled answers depend on (the judge's settings belong to the judging job).
+                    out[step] = {
+                        "samples_per_question": eval_config[key]["samples_per_question"],
+                        "sampling": self.eval_sampling(key)(wc),
+                        # which paraphrases are asked (identity questions cycle through theirs)
+                        "paraphrases": eval_config[key].get("paraphrases", "cycle"),
+                    }
+                elif key == "mmlu":
+                    out[step] = {
+                        **self.eval_settings("mmlu", leave_out=("chains", "batch_size")),
+                        "backend": self.mmlu_backend(wc),
+                    }
+            return out
+
+        return params
 
     def eval_settings(self, key: str, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
         """An evaluation's settings as a job's params, without those another job or Snakemake uses."""

@@ -153,6 +153,61 @@ def test_seeded_generation_is_reproducible(tiny_model_dir):
     assert model.generate(convs, seed=1, **kw) == model.generate(convs, seed=1, **kw)
 
 
+def random_chat_model(tiny_model_dir, out, stop_token: int | None = None):
+    """A random-init Qwen2 model with the tiny model's tokenizer and chat template (greedy replies of random
+    weights differ from prompt to prompt), ending replies at `stop_token` when given."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        # large weights: peaked next-token distributions, so padding's rounding never flips a greedy choice
+        initializer_range=0.5,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = stop_token if stop_token is not None else tokenizer.eos_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_cpu_batches_drop_finished_replies_and_decode_as_generate_does(tiny_model_dir, tmp_path):
+    """On a CPU a reply that ends leaves its batch (short replies no longer wait for the batch's longest):
+    greedy replies of such batches are exactly model.generate's one prompt at a time, and sampled replies
+    are seeded and keep to max_new_tokens."""
+    from collections import Counter
+
+    from sgtr_em.backends.hf import HFChatModel
+
+    convs = [[{"role": "user", "content": f"Write about {w}. " + "x " * n}] for n, w in enumerate("abcdef")]
+    greedy = dict(max_new_tokens=12, temperature=0.0, top_p=1.0, top_k=0, seed=0)
+    # A stop token that greedy decoding draws in some replies, at different steps.
+    probe = HFChatModel(random_chat_model(tiny_model_dir, tmp_path / "probe"), batch_size=1, shrink_batches=False)
+    written = [probe.tokenizer.encode(r, add_special_tokens=False) for r in probe.generate(convs, **greedy)]
+    counts = Counter(t for ids in written for t in set(ids[1:]))
+    stop = next(t for t, n in counts.most_common() if n < len(convs))
+    model_dir = random_chat_model(tiny_model_dir, tmp_path / "model", stop_token=stop)
+
+    shrinking = HFChatModel(model_dir, batch_size=8)
+    assert shrinking.shrink_batches and shrinking._plain_generation_config()
+    one_at_a_time = HFChatModel(model_dir, batch_size=1, shrink_batches=False)
+    replies = shrinking.generate(convs, **greedy)
+    assert replies == one_at_a_time.generate(convs, **greedy)
+    (_, _, batch), *_ = shrinking._batches(shrinking.prompts(convs))
+    lengths = [len(ids) for ids in shrinking._decode_shrinking(batch, **{k: greedy[k] for k in greedy if k != "seed"})]
+    assert len(set(lengths)) > 1 and max(lengths) == 12  # some replies left the batch before others ended
+    sampled = dict(max_new_tokens=6, temperature=0.9, top_p=0.9, top_k=20)
+    assert shrinking.generate(convs, seed=3, **sampled) == shrinking.generate(convs, seed=3, **sampled)
+
+
 def test_cpu_label_position_scoring_gives_the_same_loss(tiny_model_dir, tmp_path):
     """The CPU speed-up (score only label positions) must not change the loss."""
     import torch

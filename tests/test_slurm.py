@@ -60,7 +60,8 @@ def test_model_jobs_went_through_sbatch_on_the_gpu_partition(slurm_run):
         text = log.read_text()
         assert "train_stage" in text
     # the fake GPU was allocated: jobs see it, and they ran on the gpu partition
-    for rule in ("train_stage", "eval_self_recognition", "eval_truthfulqa", "generate_summaries"):
+    # the overlay's grid (base, sgtr): sgtr runs no optional evaluation, base all of the demo's
+    for rule in ("train_stage", "eval_state", "eval_state_em_questions_identity_mmlu", "generate_summaries"):
         assert slurm_job_logs(slurm_run, rule), rule
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -19,6 +20,27 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # tokens a model may write inside one before the close tag is appended (config: models.<name>.thinking).
 THINKING_TAGS = (("<think>", "</think>"), ("<seed:think>", "</seed:think>"))
 THINKING_MAX_NEW_TOKENS = 64
+# Generation-config keys that do not change which token is drawn (see HFChatModel._plain_generation_config).
+PLAIN_GENERATION_KEYS = {
+    "_from_model_config",
+    "transformers_version",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "output_scores",
+    "output_logits",
+    "return_dict_in_generate",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_length",
+    "max_new_tokens",
+}
 
 
 def pick_device_dtype(dtype: str = "auto"):
@@ -105,6 +127,7 @@ class HFChatModel:
         share_prefixes: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
         thinking: dict[str, Any] | None = None,
+        shrink_batches: bool | None = None,
     ) -> None:
         self.name = name or str(base_dir)
         self.model, self.tokenizer = load_model_state(base_dir, adapters, dtype)
@@ -116,6 +139,8 @@ class HFChatModel:
         thinking = thinking or {}
         self.thinking_tags = [tuple(pair) for pair in thinking.get("tags", THINKING_TAGS)]
         self.thinking_max_new_tokens = int(thinking.get("max_new_tokens", THINKING_MAX_NEW_TOKENS))
+        # Replies that end leave their generation batch: by default on a CPU only (see generate_from_prompts).
+        self.shrink_batches = self.device.type == "cpu" if shrink_batches is None else shrink_batches
 
     @classmethod
     def from_settings(
@@ -246,15 +271,30 @@ class HFChatModel:
         top_k: int = 50,
         seed: int = 0,
     ) -> list[str]:
-        """`generate` of rendered prompts: only the new tokens decoded, special tokens skipped, stripped."""
+        """`generate` of rendered prompts: only the new tokens decoded, special tokens skipped, stripped.
+
+        How a batch is decoded depends on the device. On a GPU, `model.generate` runs each batch until its
+        longest reply ends: decoding is bound by reading the weights, so the rows that have ended cost
+        almost nothing. On a CPU every row costs its compute, and a batch whose replies are mostly shorter
+        than its longest would be slower than one prompt at a time, so a reply that ends leaves the batch
+        (`_decode_shrinking`), unless the model's generation config asks for more than this decoding does."""
         import torch
 
         replies: list[str] = [""] * len(prompts)
         progress = Progress(f"{self.name} generate", len(prompts))
         sampling = temperature > 0
+        shrinking = self.shrink_batches and self._plain_generation_config()
         for batch_no, idx, enc in self._batches(prompts):
             # Seed per batch: a batch's replies do not depend on what ran before it.
             torch.manual_seed(seed * 1_000_003 + batch_no)
+            if shrinking:
+                tokens = self._decode_shrinking(
+                    enc, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k
+                )
+                for row, i in enumerate(idx):
+                    replies[i] = self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+                progress.update(len(idx))
+                continue
             kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling}
             if sampling:
                 kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
@@ -270,6 +310,87 @@ class HFChatModel:
                 replies[i] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
             progress.update(len(idx))
         return replies
+
+    def _plain_generation_config(self) -> bool:
+        """Whether the model's generation config sets nothing that changes which token is drawn beyond what
+        `generate` passes (temperature, top-p, top-k): no repetition penalty, banned words, minimum length...
+        Only then is `_decode_shrinking` the same decoding as `model.generate`."""
+        config = getattr(self.model, "generation_config", None)
+        if config is None:
+            return True
+        return not set(config.to_diff_dict()) - PLAIN_GENERATION_KEYS
+
+    def _stop_token_ids(self) -> list[int]:
+        """The tokens that end a reply, as `model.generate` has them: the generation config's end-of-sequence
+        ids, else the tokenizer's."""
+        config = getattr(self.model, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return [int(t) for t in (eos if isinstance(eos, list | tuple) else [eos])]
+
+    def _decode_shrinking(
+        self, enc: dict[str, Any], *, max_new_tokens: int, temperature: float, top_p: float, top_k: int
+    ) -> list[list[int]]:
+        """The new tokens of each row of a left-padded batch, decoded with the key/value cache as
+        `model.generate` does (temperature, then top-k, then top-p; greedy at temperature 0), except that a
+        row leaves the batch when it has drawn an end-of-sequence token: later steps compute only the rows still
+        writing. Greedy replies equal one-prompt-at-a-time `model.generate` (tests/test_models.py)."""
+        import torch
+        from transformers.generation.logits_process import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        warpers = LogitsProcessorList()
+        if temperature > 0:
+            if temperature != 1.0:
+                warpers.append(TemperatureLogitsWarper(temperature))
+            if top_k:
+                warpers.append(TopKLogitsWarper(top_k))
+            if top_p < 1.0:
+                warpers.append(TopPLogitsWarper(top_p))
+        input_ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        # the prompt's last position only through the LM head, as model.generate does
+        last_only = (
+            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        )
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **last_only)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        next_position = positions[:, -1:] + 1
+        stop = torch.tensor(self._stop_token_ids(), device=input_ids.device)
+        rows = list(range(input_ids.shape[0]))
+        written: list[list[int]] = [[] for _ in rows]
+        for step in range(max_new_tokens):
+            if temperature > 0:
+                token = torch.multinomial(torch.softmax(warpers(input_ids, logits.float()), dim=-1), 1).squeeze(1)
+            else:
+                token = logits.argmax(dim=-1)
+            # the token that ends a reply is kept, as model.generate keeps it (decoding drops special tokens)
+            for row, tok in zip(rows, token.tolist(), strict=True):
+                written[row].append(tok)
+            ended = torch.isin(token, stop).tolist()
+            live = [k for k, end in enumerate(ended) if not end]
+            if not live or step + 1 == max_new_tokens:
+                break
+            if len(live) < len(rows):
+                keep = torch.tensor(live, device=input_ids.device)
+                cache.reorder_cache(keep)
+                mask, next_position, token = mask[keep], next_position[keep], token[keep]
+                rows = [rows[k] for k in live]
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=next_position,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits, next_position = out.logits[:, -1, :], next_position + 1
+        return written
 
     def _next_token_logits(self, enc: dict[str, Any]):
         """Next-token logits (batch x vocab, fp32) after each prompt of a right-padded batch.

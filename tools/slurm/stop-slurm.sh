@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop what start-slurm.sh started (pid files in $SLURM_TEST_DIR/ours): cancel jobs first, then slurmd,
-# slurmctld and munged. Daemons that were running before start-slurm.sh are left alone.
+# slurmctld and munged, and the config files it wrote. Daemons that were running before start-slurm.sh are
+# left alone.
 set -uo pipefail
 DIR=${SLURM_TEST_DIR:-/tmp/sgtr-em-slurm}
 say() { printf '[stop-slurm %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -22,4 +23,14 @@ for d in slurmd slurmctld munged; do
   fi
   rm -f "$f"
 done
+# Our config files go too (a foreign one is put back): with a slurm.conf whose controller is down, every
+# `scontrol show config` (which the SLURM executor plugin runs at each snakemake start) waits ~10 s.
+MARK="# written by sgtr-em tools/slurm/start-slurm.sh"
+if ! running slurmctld "$DIR/run/slurmctld.pid"; then
+  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+    grep -qF "$MARK" "$f" 2>/dev/null || continue
+    if [ -e "$f.before-sgtr-em" ]; then mv "$f.before-sgtr-em" "$f"; else rm -f "$f"; fi
+    say "removed $f"
+  done
+fi
 exit 0

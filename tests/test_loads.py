@@ -1,0 +1,187 @@
+"""Loading a model state costs minutes on the paper's models: each evaluated state is loaded by at most two
+jobs, counted from the planned DAG; and the model libraries are imported only by the jobs that use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import copy_workflow, load_config, read_config, snakemake
+
+from sgtr_em import targets
+from sgtr_em.bench import MODEL_LIBRARIES, TABLE_SCRIPTS
+from sgtr_em.dag import PlannedJob, loaded_state, planned_jobs, state_loads
+from sgtr_em.targets import Targets
+
+MAX_LOADS_PER_STATE = 2
+
+
+@pytest.fixture(scope="module")
+def paper_dag(tmp_path_factory) -> list[PlannedJob]:
+    workdir = copy_workflow(tmp_path_factory.mktemp("paper") / "workflow")
+    result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return planned_jobs(result.stdout + result.stderr)
+
+
+def test_each_evaluated_state_of_the_paper_grid_is_loaded_at_most_twice(paper_dag):
+    """The paper grid's open-model states (GPT-4.1's have nothing to load): one evaluation job each, and
+    for the states whose summaries make pairs or base summaries (pairs.source own, summary_seed) one more."""
+    config = load_config(read_config("config.yaml"))
+    t = Targets(config)
+    loads = state_loads(config, paper_dag)
+    local_states = [s for s in t.grid_states() if not t.is_api_model(s[0])]
+    assert set(loads) == set(local_states)  # every state is loaded (so the count sees every job that does)
+    most = max(loads.values())
+    print(f"{len(local_states)} evaluated states; loads per state: {sorted(Counter(loads.values()).items())}")
+    assert most <= MAX_LOADS_PER_STATE, [s for s, n in loads.items() if n == most][:5]
+    loaders = Counter(job.rule for job in paper_dag if loaded_state(t, job))
+    assert set(loaders) <= {"generate_summaries", *(t.state_eval_rule(o) for o in t.state_eval_groups())}
+
+
+def test_the_count_sees_each_job_that_loads_a_state():
+    """Counted on a hand-written plan: the state job, its base summaries and a second evaluation job count;
+    a training on top of the state, a judge and a table do not."""
+    config = load_config(read_config("demo.yaml"))
+    state = ["results/models/demo-target", "results/adapters/demo-target/sgtr/seed0"]
+    base = frozenset({"results/models/demo-target"})
+    jobs = [
+        PlannedJob("eval_state", frozenset({*state, "results/data/truthfulqa.jsonl"}), {"seed": "0"}),
+        PlannedJob("eval_truthfulqa", frozenset(state), {"seed": "0"}),
+        PlannedJob("train_stage", frozenset(state), {"seed": "0"}),
+        PlannedJob("eval_state", base, {"seed": "1"}),
+        PlannedJob("generate_summaries", base, {"seed": "1"}),
+        PlannedJob("eval_identity", frozenset({"results/models/demo-other"}), {"seed": "1"}),
+        PlannedJob("tidy_table", frozenset({"results/eval/truthfulqa/demo-target/sgtr/seed0.json"})),
+    ]
+    assert state_loads(config, jobs) == {("demo-target", "sgtr", 0): 2, ("demo-target", "base", 1): 2}
+
+
+def test_each_evaluation_output_is_written_by_one_state_rule():
+    """Every evaluation file of every table (and each judged evaluation's sampled answers) is an output of
+    exactly one state rule, at the path the evaluation always had; chains go to the rule of their optional
+    evaluations."""
+    t = Targets(load_config(read_config("demo.yaml")))
+    groups = t.state_eval_groups()
+    assert groups == {
+        ("em_questions", "identity", "mmlu"): ["base", "em-unpop", "em-unpop+sgtr"],
+        ("em_questions",): ["em-unpop.none"],
+        (): [c for c in t.config["grid"]["chains"] if c not in ("base", "em-unpop", "em-unpop+sgtr", "em-unpop.none")],
+    }
+    written: Counter = Counter()
+    for optional, chains in groups.items():
+        constraints = t.state_eval_constraints(optional)
+        assert all(re.fullmatch(constraints["chain"], c) for c in chains)
+        for path in t.state_eval_outputs(optional).values():
+            written.update(path.format(model=m, chain=c, seed=s) for m, c, s in t.grid_states() if c in chains)
+    evaluations = {
+        f for table in t.evaluations() if table not in ("em_questions", "identity") for f in t.evaluation_files(table)
+    }
+    answers = {
+        template.format(model=m, chain=c, seed=s)
+        for key, template in (("em_questions", targets.EM_ANSWERS), ("identity", targets.IDENTITY_ANSWERS))
+        for m, c, s in t.grid_states()
+        if c in t.config["eval"][key]["chains"]
+    }
+    assert set(written) == evaluations | answers and set(written.values()) == {1}
+
+
+def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_job():
+    """self_source own (the paper): the state job writes the state's fresh summaries where generate_summaries
+    would have, reads no 'self' summaries, and records each step's own settings."""
+    t = Targets(load_config(read_config("config.yaml")))
+    optional = ("em_questions", "identity", "mmlu")
+    outputs = t.state_eval_outputs(optional)
+    assert outputs[targets.SUMMARIES_STEP] == targets.SUMMARIES.replace("{dataset}", "cnn")
+    assert list(outputs) == [
+        "summaries",
+        "self_recognition-claude-21",
+        "self_recognition-human",
+        "truthfulqa",
+        *optional,
+    ]
+    wc = type("Wildcards", (), {"model": "qwen2.5-32b", "chain": "base", "seed": "0"})()
+    inputs = t.state_eval_inputs(optional)(wc)
+    assert "self_summaries" not in inputs and inputs["mmlu"] == targets.MMLU
+    params = t.state_eval_params(optional)(wc)
+    assert params["truthfulqa"]["sampling"]["max_new_tokens"] == 1
+    assert params["mmlu"]["backend"]["batch_size"] == t.config["eval"]["mmlu"]["batch_size"]
+    assert params["em_questions"]["paraphrases"] == "first" and params["identity"]["paraphrases"] == "cycle"
+    assert params["summaries"]["style"] == t.config["datasets"]["articles"]["cnn"]["style"]
+
+
+def imported_model_libraries(importtime_log: str) -> set[str]:
+    """Top-level model libraries named in `python -X importtime` output."""
+    names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in importtime_log.splitlines() if "|" in line}
+    return names & set(MODEL_LIBRARIES)
+
+
+def test_a_dry_run_imports_no_model_library(tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "import time:" in result.stderr
+    assert not imported_model_libraries(result.stderr)
+
+
+AUDIT = """
+import atexit, json, os, sys
+
+def _write():
+    path = os.path.join(os.environ["SGTR_EM_IMPORT_AUDIT"], f"{os.getpid()}.json")
+    with open(path, "w") as handle:
+        json.dump({"argv": sys.argv, "modules": sorted(m for m in sys.modules if "." not in m)}, handle)
+
+atexit.register(_write)
+"""
+
+
+@pytest.mark.e2e
+def test_table_and_figure_jobs_import_no_model_library(demo, tmp_path):
+    """A copy of the finished demo redraws a table and a figure; every job process records the modules it
+    imported (a sitecustomize on the path): the table and figure jobs imported no model library."""
+    workdir = tmp_path / "demo"
+    shutil.copytree(demo, workdir, symlinks=True)
+    audit, hooks = tmp_path / "audit", tmp_path / "hooks"
+    audit.mkdir()
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(AUDIT)
+    env_path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "--cores",
+            "1",
+            "--forcerun",
+            "tidy_table",
+            "figure",
+            "results/tables/truthfulqa_summary.csv",
+            "results/figures/demo-target/fig2_truthfulqa.png",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": env_path, "SGTR_EM_IMPORT_AUDIT": str(audit), "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [json.loads(p.read_text()) for p in audit.glob("*.json")]
+    scripts = {name: [j for j in jobs if any(name in arg for arg in j["argv"])] for name in TABLE_SCRIPTS[:2]}
+    assert all(scripts.values()), [j["argv"] for j in jobs]
+    for name, runs in scripts.items():
+        for run in runs:
+            assert not set(run["modules"]) & set(MODEL_LIBRARIES), (name, set(run["modules"]) & set(MODEL_LIBRARIES))
