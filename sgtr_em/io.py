@@ -97,14 +97,23 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
 def _create_locked_temporary(target: Path) -> tuple[Path, int]:
     """A new, empty, locked temporary sibling of `target`. Created with mode 0666 so that the process umask
     decides its permissions (mkstemp would make it 0600 whatever the umask). Locked right after creation;
-    if a cleaner removed it in between (it could take the lock first), another name is tried."""
+    if a cleaner took the lock first (it is about to remove the file) or removed it already, another name is
+    tried. On a file system without locks the file is used unlocked."""
+    import fcntl
+
     while True:
         tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{TEMP_FILE_SUFFIX}"
         try:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
         except FileExistsError:
             continue
-        _lock_nowait(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        except OSError:
+            pass
         try:
             if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
                 return tmp, fd
