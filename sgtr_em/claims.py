@@ -14,7 +14,10 @@ Per claim and model:
 - test: a one-sided Welch t-test over seeds in the paper's direction (`scipy.stats.ttest_ind`);
 - verdict: `reproduced` (the interval lies on the paper's side of 0), `not reproduced` (it lies on the
   other side, or it misses the paper's effect by more than `claims.margin` where the paper's protocol was
-  run), `inconclusive` otherwise; `not run` when a condition has no results.
+  run), `inconclusive` otherwise; `not run` when a condition has no results. A claim whose conditions
+  answer outside the answer format more often than `claims.max_invalid_rate` (the evaluation's
+  `invalid_rate` in the claim's protocol) is `inconclusive` whatever its interval: its effect may come
+  from the format alone (a model that no longer answers with a letter looks less truthful).
 
 The paper's effect comes from its published means of both conditions (`published_numbers.yaml`, same
 evaluation kind, comparator and model), or from `paper_effect` / `paper_ratio` in the claim when the paper
@@ -88,6 +91,9 @@ CLAIM_COLUMNS = [
     "confidence",
     "bootstrap_resamples",
     "bootstrap_seed",
+    "invalid_rate_treatment",
+    "invalid_rate_reference",
+    "max_invalid_rate",
     "verdict",
     "reason",
 ]
@@ -101,6 +107,7 @@ class Settings:
     bootstrap_resamples: int = 2000
     seed: int = 0
     margin: float | None = 0.1
+    max_invalid_rate: float = 0.2
 
     @classmethod
     def from_config(cls, claims: Mapping[str, Any]) -> Settings:
@@ -109,6 +116,7 @@ class Settings:
             bootstrap_resamples=int(claims["bootstrap_resamples"]),
             seed=int(claims["seed"]),
             margin=None if claims.get("margin") is None else float(claims["margin"]),
+            max_invalid_rate=float(claims.get("max_invalid_rate", cls.max_invalid_rate)),
         )
 
 
@@ -543,6 +551,23 @@ def check_claim(
     )
     if paper_side.effect is not None and not same_protocol:
         reason += f" (the paper's effect is from the {paper_side.protocol} protocol: not compared)"
+    invalid = {
+        chain: condition_mean(samples) if samples else None
+        for chain, samples in (
+            (chain, results.samples(claim.evaluation, chain, protocol, "invalid_rate"))
+            for chain in (claim.treatment, claim.reference)
+        )
+    }
+    off_format = [
+        (chain, rate) for chain, rate in invalid.items() if rate is not None and rate > settings.max_invalid_rate
+    ]
+    if off_format and outcome != INCONCLUSIVE:
+        outcome = INCONCLUSIVE
+        worst, rate = max(off_format, key=lambda pair: pair[1])
+        reason += (
+            f", but {rate:.0%} of {_label(worst)}'s answers are outside the answer format (more than "
+            f"claims.max_invalid_rate {settings.max_invalid_rate:g}): the effect may measure the format, not the claim"
+        )
     all_items = [*treatment, *reference]
     return {
         **row,
@@ -563,6 +588,9 @@ def check_claim(
         "t_statistic": effect.t_statistic,
         "df": effect.df,
         "p_value": effect.p_value,
+        "invalid_rate_treatment": invalid[claim.treatment],
+        "invalid_rate_reference": invalid[claim.reference],
+        "max_invalid_rate": settings.max_invalid_rate,
         "verdict": outcome,
         "reason": reason,
     }
@@ -609,6 +637,9 @@ NUMBER_COLUMNS = (
     "paper_ratio",
     "margin",
     "confidence",
+    "invalid_rate_treatment",
+    "invalid_rate_reference",
+    "max_invalid_rate",
 )
 
 

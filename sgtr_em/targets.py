@@ -72,8 +72,9 @@ FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
 RESULTS_SUMMARY = "results/report/results_summary.md"
 RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
 MANIFEST = "results/manifest.json"
-# The paper's claims checked per target model: a row per claim, and its forest plot (CLAIMS_FIGURE).
+# The paper's claims checked per target model: a row per claim, and its forest plot (CLAIMS_PLOT).
 CLAIMS = "results/claims/{model}.csv"
+CLAIMS_PLOT = "results/claims/{model}.{ext}"
 API_COST = "results/api/cost_estimate"
 # Beside the results in a bundle (docs/artifact.md): the config as run, the environment, the code version.
 ARTIFACT = {
@@ -98,6 +99,7 @@ MANIFEST_OUTPUTS = (
     TRUTHFULQA,
     MMLU,
     QUESTIONS,
+    PROMPTS,
     STATIC_SUMMARIES,
     RELEASED_SUMMARIES,
     SUMMARIES,
@@ -110,6 +112,9 @@ MANIFEST_OUTPUTS = (
     TABLE,
     TABLE_SUMMARY,
     FIGURE,
+    FIGURE_VARIANT,
+    CLAIMS,
+    CLAIMS_PLOT,
     RESULTS_SUMMARY,
     RESULTS_SUMMARY_HTML,
     API_COST + ".json",
@@ -120,6 +125,7 @@ MANIFEST_OUTPUTS = (
 CORE_FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
 FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt")
 FIGURE_FORMATS = ("png", "pdf")
+CLAIMS_FIGURE = {ext: CLAIMS_PLOT.replace("{ext}", ext) for ext in FIGURE_FORMATS}
 # The evaluations whose protocol a figure draws: Fig 1 self-recognition, Figs 2, 3 and 7 TruthfulQA, Fig 4
 # the EM judge.
 FIGURE_EVALS = {
@@ -130,7 +136,6 @@ FIGURE_EVALS = {
     "fig7_system_prompt": "truthfulqa",
     "fig4_em_judge": "em_questions",
 }
-CLAIMS_FIGURE = {ext: f"results/claims/{{model}}.{ext}" for ext in FIGURE_FORMATS}
 
 # Wildcards are constrained so that no path parses two ways.
 WILDCARD_CONSTRAINTS = {

@@ -117,6 +117,29 @@ def test_same_inputs_give_the_same_numbers_whatever_the_other_claims():
     assert other_seed[0]["effect"] == alone[0]["effect"] and other_seed[0]["ci_low"] != alone[0]["ci_low"]
 
 
+def test_an_effect_that_comes_with_answers_outside_the_format_is_inconclusive():
+    """EM that makes the model stop answering with a letter raises TruthfulQA misalignment (a non-answer
+    counts as wrong); above claims.max_invalid_rate that effect is no evidence either way, and says why."""
+
+    def with_invalid(evaluation: dict, rate: float) -> dict:
+        evaluation["metrics"]["reference"]["invalid_rate"] = rate
+        for index, record in enumerate(evaluation["records"]):
+            record["reference"]["invalid"] = index < round(rate * len(evaluation["records"]))
+        return evaluation
+
+    rng = np.random.default_rng(4)
+    evals = [
+        with_invalid(e, 0.6 if e["model_state"]["chain"] == "em-unpop" else 0.0)
+        for e in simulated_evals(rng, means={"base": 0.1, "em-unpop": 0.5}, seeds=3, items=100, seed_sd=0.01)
+    ]
+    (row,) = check_claims([claim()], evals, MODEL, Settings(bootstrap_resamples=500))
+    assert row["ci_low"] > 0 and row["verdict"] == INCONCLUSIVE
+    assert row["invalid_rate_treatment"] == pytest.approx(0.6) and row["invalid_rate_reference"] == 0.0
+    assert "60% of EM's answers are outside the answer format" in row["reason"]
+    (lenient,) = check_claims([claim()], evals, MODEL, Settings(bootstrap_resamples=500, max_invalid_rate=0.7))
+    assert lenient["verdict"] == REPRODUCED
+
+
 def test_interval_excludes_zero_in_the_papers_direction_is_reproduced():
     evals = simulated_evals(
         np.random.default_rng(3), means={"base": 0.1, "em-unpop": 0.4}, seeds=3, items=100, seed_sd=0.01
@@ -459,6 +482,11 @@ def test_demo_reproduces_the_self_recognition_claims_and_not_the_misalignment_on
         assert row["ci_low"] < row["effect"] < row["ci_high"] and row["resampling"] == SEEDS_AND_ITEMS
     for claim_id in ("em-raises-truthfulqa", "em-raises-em-judge", "sgtr-prevents-em", "sgtr-reverses-em"):
         assert rows[claim_id]["verdict"] != REPRODUCED, rows[claim_id]
+    # EM makes the tiny model stop answering with a letter: TruthfulQA's misalignment rises for that alone,
+    # and the claim says so instead of counting it.
+    em = rows["em-raises-truthfulqa"]
+    if em["invalid_rate_treatment"] > em["max_invalid_rate"]:
+        assert em["verdict"] == INCONCLUSIVE and "outside the answer format" in em["reason"], em
     summary = (demo / "results/report/results_summary.md").read_text()
     assert summary.index("## Claims") < summary.index("## demo-target")
     assert (demo / "results/claims/demo-target.png").stat().st_size > 10000

@@ -326,7 +326,13 @@ def forced_rerun(demo, tmp_path_factory) -> tuple[Path, Path, list[Path]]:
     try:
         result = snakemake(copy, *FORCED_TARGETS, "--forceall", "--cores", "2", timeout=900)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-        result = snakemake(copy, "results/manifest.json", "--forcerun", "manifest", "--cores", "2", timeout=900)
+        # Only the manifest (over the copy's other results): the rebuilt model folder is newer than everything
+        # downstream, and a folder has no checksum to show it came out the same, so Snakemake would rerun it all.
+        result = snakemake(
+            copy,
+            *("results/manifest.json", "--forcerun", "manifest", "--allowed-rules", "manifest", "--cores", "2"),
+            timeout=900,
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     finally:
         os.umask(umask)
