@@ -699,5 +699,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[li
     confidence = next((r["confidence"] for r in rows if r.get("confidence")), 0.95)
     header = [*SUMMARY_HEADER]
     header[2] = f"Ours: effect [{confidence:.0%} CI]"
-    body = [[row["claim"], comparison_cell(row), ours_cell(row), paper_cell(row), row["verdict"]] for row in rows]
+    body = [[row["claim"], comparison_cell(row), ours_cell(row), paper_cell(row), verdict_cell(row)] for row in rows]
     return header, body
+
+
+def verdict_cell(row: Mapping[str, Any]) -> str:
+    """The verdict, with the share of answers outside the answer format where that decided it."""
+    limit = row.get("max_invalid_rate")
+    rates = [r for r in (row.get("invalid_rate_treatment"), row.get("invalid_rate_reference")) if r is not None]
+    if limit is None or not rates or max(rates) <= limit:
+        return str(row["verdict"])
+    return f"{row['verdict']} ({max(rates):.0%} of answers outside the answer format)"

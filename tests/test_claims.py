@@ -136,6 +136,7 @@ def test_an_effect_that_comes_with_answers_outside_the_format_is_inconclusive():
     assert row["ci_low"] > 0 and row["verdict"] == INCONCLUSIVE
     assert row["invalid_rate_treatment"] == pytest.approx(0.6) and row["invalid_rate_reference"] == 0.0
     assert "60% of EM's answers are outside the answer format" in row["reason"]
+    assert claimslib.summary_table([row])[1][0][-1] == "inconclusive (60% of answers outside the answer format)"
     (lenient,) = check_claims([claim()], evals, MODEL, Settings(bootstrap_resamples=500, max_invalid_rate=0.7))
     assert lenient["verdict"] == REPRODUCED
 
