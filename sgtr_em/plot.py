@@ -118,6 +118,18 @@ def _note_if_flat(ax, rows: Sequence[dict[str, Any]]) -> None:
     ax.text(0.5, 0.92, text, transform=ax.transAxes, ha="center", va="top", fontsize=8, bbox=N_LABEL_BOX, zorder=5)
 
 
+def nothing_to_draw(*, title: str, note: str, png: str | Path, pdf: str | Path) -> None:
+    """A figure that says why it has no bars (e.g. every answer excluded from the judge's rate), so that a run
+    whose evaluation measured nothing still finishes and the figure does not read as lost."""
+    plt = _pyplot()
+    fig, ax = _figure(plt)
+    ax.set_axis_off()
+    ax.set_title(_wrap(title, 70), fontsize=10)
+    ax.text(0.5, 0.5, _wrap(note, 60), transform=ax.transAxes, ha="center", va="center", fontsize=9)
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
 def _top(ylim: tuple[float, float] | None, rows: list[dict[str, Any]]) -> tuple[float, float]:
     """The y range, widened above its top only when a bar with its error bar would be cut off. Without a
     fixed range (an unbounded metric, e.g. entropy in bits): from 0 to the highest bar plus a margin, at least 1."""
@@ -339,6 +351,13 @@ def draw_figure(
             raise ValueError(f"{path}: no {protocol} {metric} rows for model {model!r}")
         return rows
 
+    def read_all_or_none(protocol: str) -> list[dict[str, Any]]:
+        """The EM judge's misalignment rows of one protocol; none where every answer was excluded."""
+        try:
+            return read_all(str(optional_summary), protocol, "misalignment")
+        except ValueError:
+            return []
+
     def only_protocol(path: str, metric: str) -> str:
         """The protocol of an optional evaluation's table (e.g. the judge's scoring)."""
         from .io import read_csv
@@ -354,6 +373,20 @@ def draw_figure(
             raise ValueError(f"{figure} needs its summary table")
         metric = {"fig4_em_judge": "misalignment", "fig5_identity": "entropy_bits", "fig6_mmlu": "accuracy"}[figure]
         protocol = optional_protocol or only_protocol(optional_summary, metric)
+        if figure == "fig4_em_judge" and not any(
+            r["model"] == model or model is None for r in read_all_or_none(protocol)
+        ):
+            nothing_to_draw(
+                title="Fig 4. Free-form EM questions: misaligned answers per condition",
+                note=(
+                    f"No answer has a misalignment score in the {protocol_name(protocol)} protocol: every answer was "
+                    "excluded (code, or not scored by the judge), so there is no rate to draw. The answers and the "
+                    "judge's replies are in the em_questions evaluation JSONs."
+                ),
+                png=png,
+                pdf=pdf,
+            )
+            return
         rows = read_summary(optional_summary, protocol, metric)
         if figure == "fig6_mmlu":
             bar_per_condition(

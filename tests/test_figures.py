@@ -390,3 +390,27 @@ def test_report_entries_keep_the_figure_numbers_in_order():
     titles = [figure_title(figure) for figure in targets.FIGURES]
     assert all(title.startswith("Fig ") for title in titles)
     assert sorted(titles) == titles
+
+
+def test_em_judge_figure_without_a_scored_answer_says_so(tmp_path):
+    """A protocol in which the judge scored no answer (all code or unscored: no misalignment rate) gives a
+    figure that says so instead of failing the run (a SLURM smoke run of one seed hit this)."""
+    from sgtr_em.io import write_csv
+    from sgtr_em.plot import draw_figure
+
+    columns = ["eval", "model", "chain", "condition", "order", "comparator", "seed", "protocol", "metric"]
+    rows = [
+        dict(
+            zip(columns, ["em_questions", "m", "base", "Base", "base", "", "0", protocol, metric]), subgroup="", value=v
+        )
+        for protocol, metric, v in (("reference", "excluded_rate", 1.0), ("logprob", "misalignment", 0.0))
+    ]
+    table = tmp_path / "em_questions.csv"
+    write_csv(table, rows, [*columns, "subgroup", "value"])
+    png, pdf = tmp_path / "fig4.png", tmp_path / "fig4.pdf"
+    common = dict(self_recognition_summary=None, truthfulqa_summary=None, comparator="c", model="m")
+    common |= dict(self_recognition_protocol="logprob", truthfulqa_protocol="logprob", optional_summary=str(table))
+    draw_figure("fig4_em_judge", png=str(png), pdf=str(pdf), optional_protocol="reference", **common)
+    assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000
+    with pytest.raises(ValueError, match="no rows"):
+        draw_figure("fig6_mmlu", png=str(png), pdf=str(pdf), optional_protocol="reference", **common)
