@@ -401,7 +401,9 @@ def test_em_judge_figure_without_a_scored_answer_says_so(tmp_path):
     columns = ["eval", "model", "chain", "condition", "order", "comparator", "seed", "protocol", "metric"]
     rows = [
         dict(
-            zip(columns, ["em_questions", "m", "base", "Base", "base", "", "0", protocol, metric]), subgroup="", value=v
+            zip(columns, ["em_questions", "m", "base", "Base", "base", "", "0", protocol, metric], strict=True),
+            subgroup="",
+            value=v,
         )
         for protocol, metric, v in (("reference", "excluded_rate", 1.0), ("logprob", "misalignment", 0.0))
     ]
