@@ -1,5 +1,5 @@
-# results/manifest.json: every declared output with its sha256. Its inputs are rule all's other targets, so it
-# runs last; model snapshots, downloads, trainer scratch and caches are no declared output and not listed.
+# results/manifest.json: every declared output with its sha256. Its inputs are rule all's other targets (figure variants
+# included), so it runs last; model snapshots, downloads, trainer scratch and caches are no declared output and not listed.
 
 
 localrules:
@@ -8,10 +8,7 @@ localrules:
 
 rule manifest:
     input:
-        T.all_tables(),
-        T.all_figures(),
-        T.all_claims(),
-        targets.RESULTS_SUMMARY,
+        T.manifest_inputs(),
     output:
         targets.MANIFEST,
     log:

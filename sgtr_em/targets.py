@@ -891,6 +891,10 @@ class Targets:
             MANIFEST,
         ]
 
+    def manifest_inputs(self) -> list[str]:
+        """What the manifest waits for: every other default target, so it lists each of them."""
+        return [path for path in self.all_targets() if path != MANIFEST]
+
     def figure_variants(self) -> list[str]:
         """Each figure that draws an evaluation's protocol once more per other protocol the evaluation computes
         (the primary protocol is the figure itself)."""

@@ -161,3 +161,15 @@ def test_table_names_parse_one_way():
     table = re.compile(f"(?:{targets.WILDCARD_CONSTRAINTS['table']})$")
     assert table.match("self_recognition-claude-21") and table.match("mmlu")
     assert not table.match("selfrec-claude-21")
+
+
+def test_the_manifest_waits_for_every_other_default_target():
+    """The manifest lists what the run made, so it must run after all of it: the figure variants, claims and
+    results summary too (a variant drawn after the manifest was missing from it)."""
+    from conftest import load_config, read_config
+
+    from sgtr_em.targets import MANIFEST, Targets
+
+    targets = Targets(load_config(read_config("demo.yaml")))
+    assert set(targets.manifest_inputs()) == set(targets.all_targets()) - {MANIFEST}
+    assert set(targets.figure_variants()) <= set(targets.manifest_inputs()) and targets.figure_variants()
