@@ -5,8 +5,11 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,21 +41,33 @@ def _starts_snakemake(item: pytest.Item) -> bool:
     return False
 
 
-def pytest_collection_modifyitems(config, items):
-    """Tiers: every test that starts Snakemake is marked `workflow`, every test that needs a whole workflow
-    run (E2E_FIXTURES) `e2e`, like the few slow ones marked by hand (`make test-fast` leaves out `e2e` and
-    `slurm`).
+# Set at collection: whether any selected test needs the demo (it then starts in the background at once).
+DEMO_NEEDED = pytest.StashKey[bool]()
 
-    SLURM tests run last. They install SLURM and stop it when done; from then on every `snakemake` start
-    pays ~9 s because the SLURM executor plugin, imported by every run, asks the stopped controller for
-    its config (`scontrol show config`, 10 s timeout) whenever `sinfo` is installed. Running them last
-    keeps that cost out of the other tests (and out of the paper-DAG build time they measure)."""
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers and order. Every test that starts Snakemake is marked `workflow`, every test that needs a whole
+    workflow run (E2E_FIXTURES) `e2e`, like the few slow ones marked by hand (`make test-fast` leaves out
+    `e2e` and `slurm`).
+
+    Order: first the modules none of whose tests need the shared demo, which run while the demo runs in the
+    background (`_demo_in_background`); then the modules that use it; SLURM tests last. They install SLURM
+    and stop it when done; from then on every `snakemake` start pays ~9 s because the SLURM executor plugin,
+    imported by every run, asks the stopped controller for its config (`scontrol show config`, 10 s
+    timeout) whenever `sinfo` is installed. Running them last keeps that cost out of the other tests (and
+    out of the paper-DAG build time they measure). Whole modules move, so no module fixture is built twice."""
     for item in items:
         if _starts_snakemake(item):
             item.add_marker(pytest.mark.workflow)
         if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    demo_modules = {_module(item) for item in items if "demo" in getattr(item, "fixturenames", ())}
+    config.stash[DEMO_NEEDED] = bool(demo_modules)
+    items.sort(key=lambda item: (item.get_closest_marker("slurm") is not None, _module(item) in demo_modules))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -127,18 +142,57 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.Comp
     )
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory) -> Path:
-    """The embedded demo, run once per session in a private copy of the workflow."""
-    import time
+@dataclass
+class BackgroundRun:
+    """A workflow run started in the background: its private workflow copy, process and output log."""
 
+    workdir: Path
+    process: subprocess.Popen
+    log: Path
+    started: float
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _demo_in_background(request, tmp_path_factory, _hf_home):
+    """The embedded demo, started as the session starts when a selected test needs it, in a private copy of
+    the workflow. The tests that do not need it (ordered first) run meanwhile: many of them wait on
+    subprocesses, sockets and timers more than they compute, and the demo fills the idle cores."""
+    if not request.config.stash.get(DEMO_NEEDED, False):
+        yield None
+        return
     workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
-    started = time.monotonic()
-    # About 8 minutes on an idle 2-core machine; the bound leaves room for a busy one.
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml", timeout=3600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    print(f"demo workflow: {time.monotonic() - started:.0f} s")
-    return workdir
+    log = tmp_path_factory.mktemp("demo-log") / "snakemake.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--configfile", "config/demo.yaml"],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            start_new_session=True,  # stopped with its jobs if the session ends first
+        )
+    run = BackgroundRun(workdir, process, log, time.monotonic())
+    try:
+        yield run
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=120)
+
+
+@pytest.fixture(scope="session")
+def demo(_demo_in_background: BackgroundRun) -> Path:
+    """The embedded demo's finished run (see `_demo_in_background`)."""
+    run = _demo_in_background
+    # About 8 minutes on an idle 2-core machine, longer beside the other tests; the bound leaves room.
+    try:
+        returncode = run.process.wait(timeout=max(60.0, 3600 - (time.monotonic() - run.started)))
+    except subprocess.TimeoutExpired:
+        os.killpg(run.process.pid, signal.SIGTERM)
+        pytest.fail(f"the demo did not finish within an hour: {run.log.read_text()[-3000:]}")
+    assert returncode == 0, run.log.read_text()[-6000:]
+    print(f"demo workflow: {time.monotonic() - run.started:.0f} s (finished or waited for)")
+    return run.workdir
 
 
 @pytest.fixture(scope="session")
