@@ -22,7 +22,10 @@ pytestmark = [
 ]
 
 CONFIGS = ("--configfile", "config/demo.yaml", "config/demo-slurm.yaml")
-SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "2")
+# The plugin checks job states `init` seconds after a submission, then backs off by 10 s per round in which no
+# job finished (init, 2 init + 10, ...): with 5, a job of a few seconds is seen done at the first check and a
+# demo training at the second (20 s); with 2 the second check comes at 14 s and the third at 36 s.
+SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "5")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,9 @@ def slurm_run(cluster, demo, tmp_path_factory):
     shutil.copytree(demo / "results", workdir / "results")
     for path in REMADE_ON_THE_CLUSTER:
         (shutil.rmtree if (workdir / path).is_dir() else os.remove)(workdir / path)
-    result = snakemake(workdir, *SLURM, *CONFIGS, timeout=1200)
+    # As targets beside `all`: a missing file whose dependents are up to date is not rebuilt otherwise; rebuilt,
+    # it reruns every job that reads it.
+    result = snakemake(workdir, *REMADE_ON_THE_CLUSTER, "all", *SLURM, *CONFIGS, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
 
