@@ -22,10 +22,7 @@ pytestmark = [
 ]
 
 CONFIGS = ("--configfile", "config/demo.yaml", "config/demo-slurm.yaml")
-# The plugin checks job states `init` seconds after a submission, then backs off by 10 s per round in which no
-# job finished (init, 2 init + 10, ...): with 5, a job of a few seconds is seen done at the first check and a
-# demo training at the second (20 s); with 2 the second check comes at 14 s and the third at 36 s.
-SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "5")
+SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "2")
 
 
 @pytest.fixture(scope="module")
