@@ -1,5 +1,6 @@
-# results/manifest.json: every declared output with its sha256. Its inputs are rule all's other targets (figure variants
-# included), so it runs last; model snapshots, downloads, trainer scratch and caches are no declared output and not listed.
+# results/manifest.json: every declared output with its sha256. Its inputs are rule all's other targets
+# (figure variants included), so it runs last; model snapshots, downloads, trainer scratch and caches are no
+# declared output and not listed.
 
 
 localrules:

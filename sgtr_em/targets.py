@@ -882,18 +882,17 @@ class Targets:
     def all_targets(self) -> list[str]:
         """The default target: every table and figure of the grid (and its variants in the other protocols),
         the claims, the results summary and the manifest."""
+        return [*self.manifest_inputs(), MANIFEST]
+
+    def manifest_inputs(self) -> list[str]:
+        """What the manifest waits for: every other default target, so it lists each of them."""
         return [
             *self.all_tables(),
             *self.all_figures(),
             *self.figure_variants(),
             *self.all_claims(),
             RESULTS_SUMMARY,
-            MANIFEST,
         ]
-
-    def manifest_inputs(self) -> list[str]:
-        """What the manifest waits for: every other default target, so it lists each of them."""
-        return [path for path in self.all_targets() if path != MANIFEST]
 
     def figure_variants(self) -> list[str]:
         """Each figure that draws an evaluation's protocol once more per other protocol the evaluation computes

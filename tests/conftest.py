@@ -130,15 +130,22 @@ def copy_workflow(dest: Path, lock: bool = True) -> Path:
     return dest
 
 
+# The venv's snakemake, and the environment every workflow run a test starts gets.
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def workflow_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
+
+
 def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "snakemake"
     return subprocess.run(
-        [str(exe), *args],
+        [SNAKEMAKE, *args],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env=workflow_env(),
     )
 
 
@@ -164,11 +171,11 @@ def _demo_in_background(request, tmp_path_factory, _hf_home):
     log = tmp_path_factory.mktemp("demo-log") / "snakemake.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--configfile", "config/demo.yaml"],
+            [SNAKEMAKE, "--cores", "2", "--configfile", "config/demo.yaml"],
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env=workflow_env(),
             start_new_session=True,  # stopped with its jobs if the session ends first
         )
     run = BackgroundRun(workdir, process, log, time.monotonic())

@@ -10,10 +10,9 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import copy_workflow, load_config, read_config, snakemake
+from conftest import SNAKEMAKE, copy_workflow, load_config, read_config, snakemake, workflow_env
 
 from sgtr_em import targets
 from sgtr_em.bench import MODEL_LIBRARIES, TABLE_SCRIPTS
@@ -131,7 +130,7 @@ def test_a_dry_run_imports_no_model_library(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env=workflow_env(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "import time:" in result.stderr
@@ -163,7 +162,7 @@ def test_table_and_figure_jobs_import_no_model_library(demo, tmp_path):
     env_path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [
-            str(Path(sys.executable).parent / "snakemake"),
+            SNAKEMAKE,
             "--cores",
             "1",
             "--forcerun",
@@ -176,7 +175,7 @@ def test_table_and_figure_jobs_import_no_model_library(demo, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": env_path, "SGTR_EM_IMPORT_AUDIT": str(audit), "HF_HUB_OFFLINE": "1"},
+        env=workflow_env(PYTHONPATH=env_path, SGTR_EM_IMPORT_AUDIT=str(audit)),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [json.loads(p.read_text()) for p in audit.glob("*.json")]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake
 from fake_openai import FakeOpenAI, Fault
 
 from sgtr_em import config as cfglib
@@ -301,9 +301,8 @@ def test_a_run_killed_while_polling_resumes_its_job(served, api_demo):
     target = "results/adapters/api-target/sgtr-flip/seed0"
     state = api_demo / "results/checkpoints/api-target/sgtr-flip/seed0/openai_job.json"
     served.hold_jobs = True
-    exe = Path(sys.executable).parent / "snakemake"
     run = subprocess.Popen(
-        [str(exe), target, "--cores", "1", "--configfile", config],
+        [SNAKEMAKE, target, "--cores", "1", "--configfile", config],
         cwd=api_demo,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,13 +8,12 @@ import hashlib
 import http.server
 import re
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, fixture_lock, load_config, read_config, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, fixture_lock, load_config, read_config, snakemake, workflow_env
 
 from sgtr_em.config import ConfigError, load
 from sgtr_em.io import git_blob_file
@@ -449,11 +448,15 @@ def test_a_killed_snakemake_needs_unlock_then_resumes_its_training_from_a_demo_c
     (workdir / "config/small.yaml").write_text(yaml.safe_dump(small))
     adapter = "results/adapters/demo-target/sgtr/seed0"
     work = workdir / "results/checkpoints/demo-target/sgtr/seed0"
-    args = [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", adapter]
+    args = [SNAKEMAKE, "--cores", "2", adapter]
     args += ["--configfile", "config/demo.yaml", "config/small.yaml"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = subprocess.Popen(
-        args, cwd=workdir, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        args,
+        cwd=workdir,
+        env=workflow_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 600
     try:

@@ -7,12 +7,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, workflow_env
 
 pytestmark = [
     pytest.mark.slurm,
@@ -123,12 +122,12 @@ def test_cancelled_gpu_job_is_rerun_to_completion(slurm_run):
     process = subprocess.Popen(
         # the adapter as target: a missing intermediate whose dependents are up to date is not rebuilt otherwise
         # (targets go before --configfile, which takes several values)
-        [str(Path(sys.executable).parent / "snakemake"), "results/adapters/demo-target/sgtr/seed0", *SLURM, *CONFIGS],
+        [SNAKEMAKE, "results/adapters/demo-target/sgtr/seed0", *SLURM, *CONFIGS],
         cwd=slurm_run,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env=workflow_env(),
     )
     try:
         cancelled = wait_for_running_job("train_stage")
