@@ -167,7 +167,7 @@ def check_shared_prefix(model_dir: Path, kind: str) -> Check:
     from .backends.hf import HFChatModel, shared_prefix_groups
     from .bench import pair_conversations
 
-    model = HFChatModel(model_dir, batch_size=8, max_padding=1.0)
+    model = HFChatModel(model_dir, batch_size=8)
     conversations = pair_conversations(8, 120)
     token_ids = [model.tokenizer(model.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
     grouped = sum(len(members) for _, members in shared_prefix_groups(token_ids) if len(members) > 1)
@@ -187,7 +187,7 @@ def check_option_path(model_dir: Path, kind: str) -> Check:
     from .backends.hf import HFChatModel
     from .prompts import truthfulqa_messages
 
-    model = HFChatModel(model_dir, batch_size=8, max_padding=1.0, share_prefixes=False)
+    model = HFChatModel(model_dir, batch_size=8, share_prefixes=False)
     conversations = [
         truthfulqa_messages(f"Question {k}: what happens if " + "you do this " * (3 * k + 1) + "?", "Nothing.", "Harm.")
         for k in range(8)
@@ -207,7 +207,7 @@ def check_generation(model_dir: Path) -> Check:
     from .backends.hf import HFChatModel
     from .prompts import summary_messages
 
-    model = HFChatModel(model_dir, batch_size=4, max_padding=1.0)
+    model = HFChatModel(model_dir, batch_size=4)
     conversations = [summary_messages("Article text. " + "word " * (20 + 9 * k), "sentence") for k in range(8)]
 
     def sample(seed: int) -> list[str]:

@@ -254,16 +254,82 @@ def choose_checkpointing(plan: TrainingPlan) -> TrainingPlan:
 
 
 def inference_bytes(shape: ModelShape, *, batch: int, sequence_length: int, dtype_bytes: int = 2) -> float:
-    """Peak memory of generating or scoring a batch: weights, the key/value cache of every token, and one
-    layer's transient activations during the prefill (the MLP's three intermediate-width tensors dominate)."""
-    tokens = batch * sequence_length
-    transient = tokens * dtype_bytes * (3 * shape.intermediate_size + 2 * shape.hidden_size + shape.query_width)
-    return (
-        shape.parameters() * dtype_bytes
-        + shape.kv_cache_bytes_per_token(dtype_bytes) * tokens
-        + transient
-        + RESERVED_BYTES
-    )
+    """Peak memory of generating a batch on one GPU: weights, reserve and `InferenceMemory.generation`."""
+    activations = InferenceMemory(shape, dtype_bytes).generation(batch, sequence_length, 0)
+    return shape.parameters() * dtype_bytes + RESERVED_BYTES + activations
+
+
+# Of the memory a device has free once the weights are loaded, what inference batches may plan to use: the
+# caching allocator fragments, and cuBLAS and attention kernels take workspace of their own.
+INFERENCE_USABLE_FRACTION = 0.9
+INFERENCE_HEADROOM_BYTES = 1 * GIB
+# Bytes per logit: the scores are fp32, and softmax, the sampling warpers and the option gather each hold a copy.
+LOGIT_BYTES = 4 * 4
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    """What one inference batch adds to a loaded model's memory (weights excluded), on its busiest GPU: the
+    key/value cache it keeps, one decoder layer's transient activations at a time (the MLP's three
+    intermediate-width tensors dominate), the attention mask of a padded batch and the fp32 next-token
+    logits. A model split over `gpus` GPUs holds its layers' caches on their own GPUs."""
+
+    shape: ModelShape
+    dtype_bytes: int = 2
+    gpus: int = 1
+
+    def kv_cache(self, tokens: float) -> float:
+        share = (MULTI_GPU_IMBALANCE if self.gpus > 1 else 1.0) / self.gpus
+        return self.shape.kv_cache_bytes_per_token(self.dtype_bytes) * tokens * share
+
+    def layer_transient(self, tokens: float) -> float:
+        s = self.shape
+        width = 3 * s.intermediate_size + 4 * s.hidden_size + s.query_width + 2 * s.key_value_width
+        return tokens * self.dtype_bytes * width
+
+    def logits(self, rows: int) -> float:
+        return rows * self.shape.vocab_size * LOGIT_BYTES
+
+    def mask(self, rows: int, queries: int, keys: int) -> float:
+        return rows * queries * keys * self.dtype_bytes
+
+    def scoring(self, rows: int, length: int) -> float:
+        """A forward pass without a key/value cache over `rows` right-padded prompts of `length` tokens (no
+        attention mask: causal attention keeps each prompt's last position exact)."""
+        return self.layer_transient(rows * length) + self.logits(rows)
+
+    def generation(self, rows: int, length: int, new_tokens: int) -> float:
+        """Generating `new_tokens` after `rows` left-padded prompts of `length` tokens: the cache of every
+        token, the prefill's transients and its padding mask."""
+        total = length + new_tokens
+        return (
+            self.kv_cache(rows * total)
+            + self.layer_transient(rows * length)
+            + self.mask(rows, length, total)
+            + self.logits(rows)
+        )
+
+    def shared_prefix(self, groups: int, members: int, prefix: int, suffix: int) -> float:
+        """Scoring `members` prompts on top of `groups` shared prefixes: the prefixes' cache, a copy of its
+        group's prefix per member, the members' own tokens with their mask over prefix and suffix."""
+        return (
+            self.kv_cache((groups + members) * prefix + members * suffix)
+            + self.layer_transient(max(groups * prefix, members * suffix))
+            + self.mask(members, suffix, prefix + suffix)
+            + self.logits(members)
+        )
+
+
+def inference_budget(free_bytes: float) -> float:
+    """The bytes inference batches may plan on a GPU with `free_bytes` free after the weights."""
+    return max(0.0, free_bytes * INFERENCE_USABLE_FRACTION - INFERENCE_HEADROOM_BYTES)
+
+
+def planned_free_bytes(shape: ModelShape, gpu_bytes: int, gpus: int = 1, dtype_bytes: int = 2) -> float:
+    """What the busiest of `gpus` GPUs of `gpu_bytes` has free once the weights are loaded (the audit's stand-in
+    for the free memory a job measures after loading)."""
+    share = (MULTI_GPU_IMBALANCE if gpus > 1 else 1.0) / gpus
+    return gpu_bytes - shape.parameters() * dtype_bytes * share - RESERVED_BYTES
 
 
 def saved_activation_bytes(run: Callable[[], Any], parameters: Iterable[Any]) -> int:

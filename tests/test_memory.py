@@ -150,10 +150,12 @@ def test_training_resolves_auto_from_the_longest_sequence():
     assert plan_checkpointing({**hp, "target_modules": ["c_attn"]}, config, 700, H100_BYTES, 1) is None
 
 
-def test_device_map_splits_only_across_several_gpus():
+def test_device_map_splits_only_across_several_gpus_and_loads_one_gpu_straight_onto_it():
     from sgtr_em.backends.hf import device_map
 
-    assert device_map("cpu", 0) is None and device_map("cuda", 1) is None
+    assert device_map("cpu", 0) is None
+    # one GPU: the weights are placed on it as they load, never staged in host memory
+    assert device_map("cuda", 1) == {"": 0}
     assert device_map("cuda", 2) == "auto"
 
 

@@ -97,7 +97,7 @@ def test_batched_scoring_matches_one_at_a_time(tiny_model_dir):
 
 
 def test_neighbouring_prompts_that_share_most_tokens_are_grouped():
-    from sgtr_em.backends.hf import shared_prefix_groups
+    from sgtr_em.batching import shared_prefix_groups
 
     article_a, article_b = list(range(100, 140)), list(range(200, 240))
     preamble = [1, 2, 3]
@@ -134,16 +134,6 @@ def test_shared_prefix_scoring_matches_one_at_a_time(tiny_model_dir, batch_size)
         assert a["1"] == pytest.approx(b["1"], abs=1e-5) and a["2"] == pytest.approx(b["2"], abs=1e-5)
 
 
-def test_batches_are_length_sorted_and_closed_before_padding_grows(tiny_model_dir):
-    from sgtr_em.backends.hf import HFChatModel
-
-    model = HFChatModel(tiny_model_dir, batch_size=3)
-    prompts = ["x " * 50, "x " * 5, "x " * 49, "x " * 51, "x " * 50, "x " * 6]
-    batches = [idx for _, idx, _ in model._batches(prompts)]
-    # the longest first, at most batch_size per batch, and short prompts never padded to long ones
-    assert batches == [[3, 0, 4], [2], [5, 1]]
-
-
 def test_seeded_generation_is_reproducible(tiny_model_dir):
     from sgtr_em.backends.hf import HFChatModel
 
@@ -155,7 +145,8 @@ def test_seeded_generation_is_reproducible(tiny_model_dir):
 
 def random_chat_model(tiny_model_dir, out, stop_token: int | None = None):
     """A random-init Qwen2 model with the tiny model's tokenizer and chat template (greedy replies of random
-    weights differ from prompt to prompt), ending replies at `stop_token` when given."""
+    weights differ from prompt to prompt), ending replies at `stop_token` (as its end-of-sequence token) when
+    given."""
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
@@ -173,7 +164,10 @@ def random_chat_model(tiny_model_dir, out, stop_token: int | None = None):
         initializer_range=0.5,
     )
     model = Qwen2ForCausalLM(config)
-    model.generation_config.eos_token_id = stop_token if stop_token is not None else tokenizer.eos_token_id
+    if stop_token is not None:
+        # replies end at the tokenizer's end-of-sequence token (as the authors' generate calls have it)
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(stop_token)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -197,12 +191,14 @@ def test_cpu_batches_drop_finished_replies_and_decode_as_generate_does(tiny_mode
     model_dir = random_chat_model(tiny_model_dir, tmp_path / "model", stop_token=stop)
 
     shrinking = HFChatModel(model_dir, batch_size=8)
-    assert shrinking.shrink_batches and shrinking._plain_generation_config()
+    assert shrinking.shrink_batches and not shrinking._other_generation_settings()
     one_at_a_time = HFChatModel(model_dir, batch_size=1, shrink_batches=False)
     replies = shrinking.generate(convs, **greedy)
     assert replies == one_at_a_time.generate(convs, **greedy)
-    (_, _, batch), *_ = shrinking._batches(shrinking.prompts(convs))
-    lengths = [len(ids) for ids in shrinking._decode_shrinking(batch, **{k: greedy[k] for k in greedy if k != "seed"})]
+    token_ids = shrinking._token_ids(shrinking.prompts(convs))
+    batch = shrinking._encode(token_ids, max(map(len, token_ids)), "left")
+    settings = {k: greedy[k] for k in greedy if k != "seed"}
+    lengths = [len(ids) for ids in shrinking._decode_shrinking(batch, [0] * len(convs), **settings)]
     assert len(set(lengths)) > 1 and max(lengths) == 12  # some replies left the batch before others ended
     sampled = dict(max_new_tokens=6, temperature=0.9, top_p=0.9, top_k=20)
     assert shrinking.generate(convs, seed=3, **sampled) == shrinking.generate(convs, seed=3, **sampled)
@@ -277,3 +273,121 @@ def test_tiny_model_build_is_reused_only_for_the_same_spec_corpus_and_code(tmp_p
     fourth = tmp_path / "fourth"
     fourth.mkdir()
     assert build_or_reuse(fourth, key, build)[1] is False and len(builds) == 3
+
+
+def _mixed_workload():
+    """Prompts of many lengths, both orderings of article pairs (shared prefixes) and repeated prompts."""
+    from sgtr_em.prompts import pair_messages
+
+    plain = [[{"role": "user", "content": "word " * (3 + 11 * k) + "Answer 1 or 2."}] for k in range(9)]
+    pairs = []
+    for k in range(4):
+        article = " ".join(f"w{(k * 7 + i) % 13}" for i in range(30 + 9 * k))
+        pairs += [pair_messages(article, "x " * (1 + k), "y y", "detection")]
+        pairs += [pair_messages(article, "y y", "x " * (1 + k), "detection")]
+    return [*plain, plain[0], plain[0]], pairs
+
+
+def test_scores_and_replies_do_not_depend_on_batch_size(tiny_model_dir):
+    """Each prompt is computed at its own bucket's shape and samples from its own seeded stream: batch sizes
+    1, 3 and 16 give the same probabilities, bit for bit, and the same replies (repeats of a prompt are
+    separate draws)."""
+    from sgtr_em.backends.hf import HFChatModel
+
+    plain, pairs = _mixed_workload()
+    sampled = dict(max_new_tokens=12, temperature=0.9, top_p=0.9, top_k=40, seed=5)
+    outputs = {}
+    for batch_size in (1, 3, 16):
+        model = HFChatModel(tiny_model_dir, batch_size=batch_size)
+        outputs[batch_size] = (
+            model.option_probs(plain, ["1", "2"]),
+            model.option_probs(pairs, ["1", "2"]),
+            model.generate(plain, **sampled),
+        )
+    assert outputs[1] == outputs[3] == outputs[16]
+    replies = outputs[1][2]
+    assert replies[-1] != replies[-2] or replies[-2] != replies[0]  # three draws of one prompt, not one reply
+
+
+def test_a_memory_budget_makes_batches_smaller_not_results_different(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    plain, pairs = _mixed_workload()
+    unlimited = HFChatModel(tiny_model_dir, batch_size=16)
+    tight = HFChatModel(tiny_model_dir, batch_size=16, memory_budget_gib=2e-4)  # about 200 KB per batch
+    assert tight.memory is not None and tight.budget is not None
+    for what, call in (("score", lambda m: m.option_probs(plain + pairs, ["1", "2"])),):
+        assert call(unlimited) == call(tight), what
+    sampled = dict(max_new_tokens=8, temperature=0.7, top_p=0.9, top_k=50, seed=1)
+    assert unlimited.generate(plain, **sampled) == tight.generate(plain, **sampled)
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_is_split_and_gives_the_same_results(tiny_model_dir, caplog):
+    """An out-of-memory error (raised here whenever a forward pass holds more than two prompts) splits the
+    batch in halves until it fits; nothing else changes."""
+    import torch
+
+    from sgtr_em.backends.hf import HFChatModel
+
+    plain, pairs = _mixed_workload()
+    sampled = dict(max_new_tokens=8, temperature=0.7, top_p=0.9, top_k=50, seed=1)
+    reference = HFChatModel(tiny_model_dir, batch_size=16, shrink_batches=False)
+    expected = (reference.option_probs(plain, ["1", "2"]), reference.option_probs(pairs, ["1", "2"]))
+    expected_replies = reference.generate(plain, **sampled)
+
+    failing = HFChatModel(tiny_model_dir, batch_size=16, shrink_batches=False)
+    decoder = failing.model.get_decoder()
+    forward = decoder.forward
+
+    def small_batches_only(*args, **kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(*args, **kwargs)
+
+    decoder.forward = small_batches_only
+    with caplog.at_level("WARNING"):
+        got = (failing.option_probs(plain, ["1", "2"]), failing.option_probs(pairs, ["1", "2"]))
+        got_replies = failing.generate(plain, **sampled)
+    assert got == expected and got_replies == expected_replies
+    assert "ran out of GPU memory" in caplog.text and "two halves" in caplog.text
+
+
+def test_the_models_own_repetition_penalty_does_not_apply(tiny_model_dir, tmp_path):
+    """Qwen2.5 ships repetition_penalty 1.05 in its generation config; the authors pass 1.0 to every generate
+    call, and so does this backend, recording it with the other decoding settings."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    from sgtr_em.backends.hf import HFChatModel
+
+    penalised = tmp_path / "penalised"
+    shutil.copytree(tiny_model_dir, penalised)
+    config = GenerationConfig.from_pretrained(penalised)
+    config.repetition_penalty = 1.05
+    config.save_pretrained(penalised)
+    convs = [[{"role": "user", "content": f"Say {w} again and again."}] for w in ("rain", "sun", "snow")]
+    sampled = dict(max_new_tokens=16, temperature=0.7, top_p=0.9, top_k=50, seed=2)
+    plain_model, penalised_model = HFChatModel(tiny_model_dir), HFChatModel(penalised)
+    assert penalised_model.model.generation_config.repetition_penalty == 1.05
+    assert plain_model.generate(convs, **sampled) == penalised_model.generate(convs, **sampled)
+    decoding = penalised_model.decoding(max_new_tokens=16, temperature=0.7, top_p=0.9, top_k=50)
+    assert decoding["repetition_penalty"] == 1.0 and decoding["selection"] == "sampled, seeded per prompt"
+    assert decoding["eos_token_id"] == [penalised_model.tokenizer.eos_token_id]
+
+
+def test_scoring_builds_no_key_value_cache(tiny_model_dir):
+    from sgtr_em.backends.hf import HFChatModel
+
+    model = HFChatModel(tiny_model_dir, share_prefixes=False)
+    decoder = model.model.get_decoder()
+    forward, calls = decoder.forward, []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("use_cache"))
+        return forward(*args, **kwargs)
+
+    decoder.forward = recording
+    model.option_probs([[{"role": "user", "content": "q"}]] * 3, ["1", "2"])
+    assert calls == [False]

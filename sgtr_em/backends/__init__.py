@@ -29,6 +29,16 @@ class ChatModel(Protocol):
         ...
 
 
+def decoding_settings(model: object, sampling: dict) -> dict:
+    """Every decoding setting `model.generate(..., **sampling)` applies, after the model's own defaults (the
+    backends' `decoding`); the sampling settings as given for a model that cannot say more."""
+    keys = ("max_new_tokens", "temperature", "top_p", "top_k")
+    decoding = getattr(model, "decoding", None)
+    if decoding is None or not all(k in sampling for k in keys):
+        return dict(sampling)
+    return decoding(**{k: sampling[k] for k in keys})
+
+
 # ------------------------------------------------------------------------------ model-kind dispatch --
 # Scripts get their model here, so they stay the same for every kind of model.
 

@@ -334,6 +334,17 @@ class OpenAIChatModel:
         )
         return [_reply_text(r) for r in self._run_all(requests, "generate")]
 
+    def decoding(self, *, max_new_tokens: int, temperature: float, top_p: float, top_k: int) -> dict[str, Any]:
+        """Every decoding setting a `generate` call with these settings sends (evaluation records carry it)."""
+        return {
+            "model": self.model_id,
+            "max_completion_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": None,  # the API has none
+            "selection": "sampled, seeded per draw" if temperature > 0 else "greedy",
+        }
+
     def option_probs(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
         """One-token greedy completions with the top 20 log-probabilities of the first token."""
         requests = [
