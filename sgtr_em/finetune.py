@@ -59,4 +59,5 @@ def train_stage(
         model_id=model_id,
         # A hub model's commit identifies it (a built or local model is identified by its files' content).
         base_revision=source.get("revision") if "hf" in source else None,
+        model_name=f"{model}/{chain}/seed{seed}",
     )

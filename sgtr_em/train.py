@@ -16,7 +16,7 @@ from .backends.hf import load_model_state, pick_device_dtype
 from .checkpoints import CHECKPOINT_COMPLETE, checkpoint_marker_callback, prepare_work_dir, training_fingerprint
 from .data import validate_chat_rows
 from .io import atomic_dir, read_jsonl, sha256_file, write_json
-from .memory import ModelShape, TrainingPlan, choose_checkpointing, training_plan
+from .memory import GIB, USABLE_FRACTION, ModelShape, TrainingPlan, choose_checkpointing, training_plan
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,10 @@ def loss_logger_callback():
 def plan_checkpointing(
     hp: dict[str, Any], model_config: Any, longest_tokens: int, gpu_bytes: int, gpus: int
 ) -> TrainingPlan | None:
-    """The memory plan of a GPU run, whose `checkpointing` is the run's activation checkpointing:
-    `gradient_checkpointing` true or false as set, or "auto": on only when a step of the longest sequence
-    (at most max_length) does not fit the GPUs without it. None for shapes the planner does not know."""
+    """The memory plan of a GPU run at the configured micro-batch, whose `checkpointing` is the run's
+    activation checkpointing: `gradient_checkpointing` true or false as set, or "auto": on only when a step of
+    the longest sequence (at most max_length) does not fit the GPUs without it. None for shapes the planner
+    does not know."""
     setting = hp.get("gradient_checkpointing", "auto")
     try:
         plan = training_plan(
@@ -133,17 +134,66 @@ def plan_checkpointing(
     return choose_checkpointing(plan) if setting == "auto" else plan
 
 
-def plan_for_rows(
+def torch_out_of_memory() -> type[BaseException]:
+    import torch
+
+    return torch.OutOfMemoryError
+
+
+class TrainingDoesNotFit(RuntimeError):
+    """A training step does not fit the job's GPUs even at micro-batch 1: found before the model loads."""
+
+
+def micro_batches(hp: dict[str, Any], largest: int | None = None) -> list[int]:
+    """The micro-batches a run may take, largest first: the configured one and each smaller one that divides
+    the effective batch (per_device_batch_size x gradient_accumulation_steps), so that more accumulation
+    steps keep every optimizer step the same (the loss is normalised by the step's tokens, not per
+    micro-batch). `largest` caps them (a micro-batch that ran out of memory before)."""
+    effective = hp["per_device_batch_size"] * hp.get("gradient_accumulation_steps", 1)
+    top = min(hp["per_device_batch_size"], largest or hp["per_device_batch_size"])
+    return [m for m in range(top, 0, -1) if effective % m == 0]
+
+
+def fitted_plan(
     hp: dict[str, Any],
     model_config: Any,
-    tokenizer: Any,
-    rows: list[dict[str, Any]],
-    template_kwargs: dict[str, Any],
+    longest_tokens: int,
     gpu_bytes: int,
     gpus: int,
+    *,
+    largest_micro_batch: int | None = None,
+    who: str = "training",
 ) -> TrainingPlan | None:
-    """The memory plan of training on these chat rows: sized by the longest row as the chat template renders it."""
-    longest = max(
+    """The plan a GPU run follows: the largest allowed micro-batch (`micro_batches`) whose step of the longest
+    row fits with activation checkpointing as set (`auto`: on only if needed). Raises TrainingDoesNotFit,
+    naming the fix, when not even micro-batch 1 fits. None for shapes the planner does not know."""
+    candidates = micro_batches(hp, largest_micro_batch)
+    smallest = None
+    for micro in candidates:
+        plan = plan_checkpointing({**hp, "per_device_batch_size": micro}, model_config, longest_tokens, gpu_bytes, gpus)
+        if plan is None:
+            return None
+        if plan.fits:
+            return plan
+        smallest = plan
+    assert smallest is not None
+    needed = smallest.gpus_needed()
+    fix = (
+        f"give the model's jobs resources.gpu: {needed} (the model is split across them)"
+        if needed
+        else "more GPUs than 8"
+    )
+    checkpointing = "" if smallest.checkpointing else "; gradient_checkpointing: auto would also help"
+    raise TrainingDoesNotFit(
+        f"{who}: a training step of {smallest.sequence_length} tokens needs {smallest.per_gpu / GIB:.1f} GiB per GPU "
+        f"even at micro-batch {smallest.micro_batch} ({gpus} GPU(s) of {gpu_bytes / GIB:.1f} GiB, "
+        f"{USABLE_FRACTION:.0%} usable): {fix}, or a gpu_model with more memory{checkpointing}"
+    )
+
+
+def longest_row_tokens(tokenizer: Any, rows: list[dict[str, Any]], template_kwargs: dict[str, Any]) -> int:
+    """The longest training row as the chat template renders it, in tokens."""
+    return max(
         (
             len(
                 tokenizer(
@@ -155,10 +205,26 @@ def plan_for_rows(
         ),
         default=0,
     )
-    return plan_checkpointing(hp, model_config, longest, gpu_bytes, gpus)
 
 
-def log_memory_plan(plan: TrainingPlan) -> None:
+def plan_for_rows(
+    hp: dict[str, Any],
+    model_config: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    template_kwargs: dict[str, Any],
+    gpu_bytes: int,
+    gpus: int,
+    *,
+    largest_micro_batch: int | None = None,
+    who: str = "training",
+) -> TrainingPlan | None:
+    """The memory plan of training on these chat rows (`fitted_plan`), sized by the longest row."""
+    longest = longest_row_tokens(tokenizer, rows, template_kwargs)
+    return fitted_plan(hp, model_config, longest, gpu_bytes, gpus, largest_micro_batch=largest_micro_batch, who=who)
+
+
+def log_memory_plan(plan: TrainingPlan, configured_micro_batch: int | None = None) -> None:
     s = plan.summary()
     log.info(
         "memory plan per GPU (%d x %.1f GiB): weights %.1f + LoRA states %.1f + activations %.1f + reserved %.1f = %.1f GiB, %s activation checkpointing, micro-batch %d x %d tokens",
@@ -173,6 +239,14 @@ def log_memory_plan(plan: TrainingPlan) -> None:
         plan.micro_batch,
         plan.sequence_length,
     )
+    if configured_micro_batch is not None and plan.micro_batch < configured_micro_batch:
+        log.warning(
+            "micro-batch %d of the longest row does not fit: running micro-batch %d with %dx the accumulation steps "
+            "(the same optimizer steps)",
+            configured_micro_batch,
+            plan.micro_batch,
+            configured_micro_batch // plan.micro_batch,
+        )
     if not plan.fits:
         needed = plan.gpus_needed()
         if not plan.checkpointing and replace(plan, checkpointing=True).fits:
@@ -182,6 +256,34 @@ def log_memory_plan(plan: TrainingPlan) -> None:
         else:
             advice = "lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch) or max_length"
         log.warning("the memory plan says this step may not fit in %.1f GiB per GPU: %s", s["gpu_gib"], advice)
+
+
+# A training that ran out of GPU memory leaves this in its work dir: the micro-batch its retry may use at most.
+MEMORY_FALLBACK = "memory_fallback.json"
+
+
+def remembered_micro_batch(work_dir: str | Path, fingerprint: dict[str, Any]) -> int | None:
+    """The micro-batch cap an earlier attempt of this very training left after running out of memory."""
+    path = Path(work_dir) / MEMORY_FALLBACK
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    return int(record["largest_micro_batch"]) if record.get("fingerprint") == fingerprint else None
+
+
+def remember_out_of_memory(
+    work_dir: str | Path, fingerprint: dict[str, Any], hp: dict[str, Any], micro: int
+) -> int | None:
+    """Record that micro-batch `micro` ran out of memory: the retry takes the next smaller one (None: none left)."""
+    smaller = [m for m in micro_batches(hp, micro - 1) if m < micro] if micro > 1 else []
+    if not smaller:
+        return None
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(work_dir) / MEMORY_FALLBACK, {"fingerprint": fingerprint, "largest_micro_batch": smaller[0]})
+    return smaller[0]
 
 
 def sft_config(
@@ -297,6 +399,28 @@ def answer_masked_rows(
     return out
 
 
+def visible_gpus() -> tuple[int, int]:
+    """(GPUs this job sees, the smallest one's memory in bytes); (0, 0) without CUDA. A job that sees several
+    splits its model across all of them (backends.hf.device_map)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0, 0
+    count = torch.cuda.device_count()
+    return count, min(torch.cuda.get_device_properties(i).total_memory for i in range(count))
+
+
+def executed_hyperparameters(
+    hp: dict[str, Any], plan: TrainingPlan | None, largest_micro_batch: int | None
+) -> dict[str, Any]:
+    """`hp` with the micro-batch the run executes (the plan's, or the cap an out-of-memory retry left) and as
+    many more accumulation steps as keep the effective batch: what the trainer is given, never what the
+    adapter is recorded or fingerprinted with."""
+    micro = plan.micro_batch if plan is not None else micro_batches(hp, largest_micro_batch)[0]
+    effective = hp["per_device_batch_size"] * hp.get("gradient_accumulation_steps", 1)
+    return {**hp, "per_device_batch_size": micro, "gradient_accumulation_steps": effective // micro}
+
+
 def build_trainer(
     base_dir: str | Path,
     parent_adapters: Sequence[str | Path],
@@ -309,12 +433,17 @@ def build_trainer(
     compact_cpu_loss: bool = True,
     checkpoint_steps: int = 0,
     callbacks: Sequence[Any] = (),
+    largest_micro_batch: int | None = None,
+    who: str = "training",
 ) -> tuple[Any, TrainingPlan | None]:
-    """Load the parent state (base + merged parent adapters) and set up SFT with a fresh LoRA. Returns TRL's
-    SFTTrainer and the GPU memory plan the run follows (None on CPU, or for a shape the planner does not know)."""
+    """Plan the run's GPU memory, then load the parent state (base + merged parent adapters) and set up SFT
+    with a fresh LoRA. Returns TRL's SFTTrainer and the GPU memory plan the run follows (None on CPU, or for a
+    shape the planner does not know). A step that does not fit even at micro-batch 1 raises
+    TrainingDoesNotFit before any weight is loaded; one that fits only at a smaller micro-batch runs that
+    with more accumulation steps (`largest_micro_batch` caps it further)."""
     import torch
     from datasets import Dataset
-    from transformers import PrinterCallback, set_seed
+    from transformers import AutoConfig, AutoTokenizer, PrinterCallback, set_seed
     from trl import SFTTrainer
 
     missing = [k for k in HYPERPARAMETERS if k not in hp]
@@ -331,6 +460,24 @@ def build_trainer(
     # Per-model chat-template options (e.g. Seed-OSS's thinking budget) render the training data the way
     # every prompt at evaluation is rendered; TRL passes a row's chat_template_kwargs to the template.
     template_kwargs = hp.get("chat_template_kwargs") or {}
+    plan = None
+    gpus, gpu_bytes = visible_gpus()
+    if gpus:
+        # Before any weight loads: the config and tokenizer are all a plan needs.
+        plan = plan_for_rows(
+            hp,
+            AutoConfig.from_pretrained(base_dir),
+            AutoTokenizer.from_pretrained(base_dir),
+            rows,
+            template_kwargs,
+            gpu_bytes,
+            gpus,
+            largest_micro_batch=largest_micro_batch,
+            who=who,
+        )
+        if plan is not None:
+            log_memory_plan(plan, hp["per_device_batch_size"])
+    run_hp = executed_hyperparameters(hp, plan, largest_micro_batch)
     model, tokenizer = load_model_state(base_dir, parent_adapters)
     template_marks_answers = has_generation_markers(tokenizer.chat_template)
     if template_marks_answers:
@@ -341,20 +488,6 @@ def build_trainer(
         dataset = Dataset.from_list(answer_masked_rows(tokenizer, rows, template_kwargs))
     torch.set_grad_enabled(True)
     tokenizer.padding_side = "right"
-    plan = None
-    if torch.cuda.is_available():
-        placed_on = {str(d) for d in getattr(model, "hf_device_map", {}).values()} - {"cpu", "disk"}
-        plan = plan_for_rows(
-            hp,
-            model.config,
-            tokenizer,
-            rows,
-            template_kwargs,
-            torch.cuda.get_device_properties(0).total_memory,
-            max(len(placed_on), 1),
-        )
-        if plan is not None:
-            log_memory_plan(plan)
     # Without a plan (CPU, or a shape the planner does not know) `auto` errs on the side of memory.
     checkpointing = (
         plan.checkpointing if plan is not None else hp.get("gradient_checkpointing", "auto") in (True, "auto")
@@ -362,7 +495,7 @@ def build_trainer(
     markers = [checkpoint_marker_callback()] if checkpoint_steps > 0 else []
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(hp, work_dir, seed, threads, checkpoint_steps, checkpointing, template_marks_answers),
+        args=sft_config(run_hp, work_dir, seed, threads, checkpoint_steps, checkpointing, template_marks_answers),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hp),
@@ -419,6 +552,7 @@ def train_lora(
     provenance: dict[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
     base_revision: str | None = None,
+    model_name: str = "",
 ) -> dict[str, Any]:
     """Train one stage and save the adapter (PEFT format) plus `training_meta.json` into `out_dir`.
 
@@ -429,22 +563,27 @@ def train_lora(
     appears only when complete (written beside it, then renamed). Nothing time- or machine-specific is
     written into it (wall time is in the rule's benchmark file), so identical trainings give identical
     folders.
+
+    GPU memory is planned before the model loads (`build_trainer`). A run that still runs out of memory fails
+    with a one-line message and leaves the next smaller micro-batch in its work dir: the retry (Snakemake's
+    `retries`) resumes from the last checkpoint with it, with more accumulation steps, the same optimisation.
     """
     if checkpoint_steps is None:
         checkpoint_steps = int(hp.get("checkpoint_steps", 0))
     train_sha256 = sha256_file(train_file)
-    resume_from = None
-    if checkpoint_steps > 0:
-        fingerprint = training_fingerprint(
-            base_dir=base_dir,
-            base_revision=base_revision,
-            parent_adapters=parent_adapters,
-            train_file_sha256=train_sha256,
-            recipe=recipe_of(hp),
-            seed=seed,
-            checkpoint_steps=checkpoint_steps,
-        )
-        resume_from = prepare_work_dir(work_dir, fingerprint)
+    fingerprint = training_fingerprint(
+        base_dir=base_dir,
+        base_revision=base_revision,
+        parent_adapters=parent_adapters,
+        train_file_sha256=train_sha256,
+        recipe=recipe_of(hp),
+        seed=seed,
+        checkpoint_steps=checkpoint_steps,
+    )
+    resume_from = prepare_work_dir(work_dir, fingerprint) if checkpoint_steps > 0 else None
+    # An earlier attempt of this very training that ran out of memory left the micro-batch to use at most.
+    largest_micro_batch = remembered_micro_batch(work_dir, fingerprint)
+    who = f"train_lora {model_name or model_id or base_dir}"
     trainer, memory_plan = build_trainer(
         base_dir,
         parent_adapters,
@@ -455,14 +594,26 @@ def train_lora(
         threads,
         checkpoint_steps=checkpoint_steps,
         callbacks=callbacks,
+        largest_micro_batch=largest_micro_batch,
+        who=who,
     )
+    executed = trainer.args.per_device_train_batch_size
     n_examples = len(trainer.train_dataset)
     resumed_step = 0
     if resume_from is not None:
         resumed_step = int(json.loads((resume_from / CHECKPOINT_COMPLETE).read_text())["global_step"])
         log.info("resuming from %s (step %d)", resume_from, resumed_step)
     log.info("training %s on %s: %d examples, seed %d", model_id or base_dir, train_file, n_examples, seed)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except torch_out_of_memory() as error:
+        smaller = remember_out_of_memory(work_dir, fingerprint, hp, executed)
+        retry = (
+            f"the retry runs micro-batch {smaller} from the last checkpoint"
+            if smaller
+            else "no smaller micro-batch is left: give the model's jobs more GPUs (resources.gpu) or a larger gpu_model"
+        )
+        raise TrainingDoesNotFit(f"{who}: out of GPU memory at micro-batch {executed}: {retry}") from error
     losses, train_loss = whole_run_loss(trainer.state.log_history)
     with atomic_dir(out_dir) as staging:
         trainer.model.save_pretrained(staging)
@@ -479,6 +630,11 @@ def train_lora(
             "seed": seed,
             "hyperparameters": {k: hp[k] for k in HYPERPARAMETERS},
             "memory_plan": memory_plan.summary() if memory_plan is not None else None,
+            # the micro-batch the trainer ran (a smaller one than the recipe's when memory asked for it)
+            "executed_batch": {
+                "per_device_batch_size": executed,
+                "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
+            },
             "global_steps": trainer.state.global_step,
             "resumed_from_step": resumed_step,
             "steps_computed": trainer.state.global_step - resumed_step,

@@ -198,3 +198,67 @@ def test_a_training_job_plans_for_its_longest_row(tiny_model_dir, caplog):
         )
     assert "without activation checkpointing" in caplog.text
     assert "may not fit" in caplog.text and "resources.gpu: 2" in caplog.text
+
+
+PAPER_HP = dict(
+    lora_r=32,
+    target_modules=ALL_PROJECTIONS,
+    per_device_batch_size=2,
+    gradient_accumulation_steps=8,
+    max_length=2048,
+    gradient_checkpointing="auto",
+)
+
+
+def shape_config(name: str) -> dict:
+    """A config.json-like dict of one of the planner's real model shapes."""
+    shape = SHAPES[name]
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+    return {
+        "model_type": "qwen2",
+        "head_dim": shape.head_dim,
+        "vocab_size": shape.vocab_size,
+        "tie_word_embeddings": shape.tie_word_embeddings,
+        "attention_bias": shape.attention_bias,
+        **{k: getattr(shape, k) for k in keys},
+    }
+
+
+def test_qwen_32b_training_of_long_rows_falls_back_to_micro_batch_1_with_more_accumulation():
+    """At 2 x 2,048 tokens a Qwen2.5-32B step does not fit an 80 GB card even with checkpointing: the run
+    takes micro-batch 1 with 16 accumulation steps (the same 16-row optimizer steps), decided before loading."""
+    from sgtr_em.train import executed_hyperparameters, fitted_plan
+
+    config = shape_config("qwen2.5-32b")
+    short = fitted_plan(PAPER_HP, config, 650, H100_BYTES, 1)
+    assert short is not None and short.micro_batch == 2 and short.fits
+    long = fitted_plan(PAPER_HP, config, 2048, H100_BYTES, 1)
+    assert long is not None and long.micro_batch == 1 and long.checkpointing and long.fits
+    executed = executed_hyperparameters(PAPER_HP, long, None)
+    assert (executed["per_device_batch_size"], executed["gradient_accumulation_steps"]) == (1, 16)
+    # a micro-batch that ran out of memory before caps the next attempt
+    capped = fitted_plan(PAPER_HP, config, 650, H100_BYTES, 1, largest_micro_batch=1)
+    assert capped is not None and capped.micro_batch == 1
+
+
+def test_a_training_that_cannot_fit_its_gpus_stops_before_loading_naming_the_fix():
+    """Seed-OSS-36B's LoRA training does not fit one 80 GB card at any micro-batch: one line says to give its
+    jobs two GPUs. On two, or on one 141 GB card, it fits."""
+    from sgtr_em.train import TrainingDoesNotFit, fitted_plan
+
+    config = shape_config("seed-oss-36b")
+    with pytest.raises(TrainingDoesNotFit) as error:
+        fitted_plan(PAPER_HP, config, 2048, H100_BYTES, 1, who="train_lora seed-oss-36b/sgtr/seed0")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("train_lora seed-oss-36b/sgtr/seed0: ")
+    assert "micro-batch 1" in message and "resources.gpu: 2" in message and "gpu_model" in message
+    assert fitted_plan(PAPER_HP, config, 2048, H100_BYTES, 2).fits
+    assert fitted_plan(PAPER_HP, config, 2048, 141 * 10**9, 1).fits
+
+
+def test_micro_batches_keep_the_effective_batch():
+    from sgtr_em.train import micro_batches
+
+    assert micro_batches(PAPER_HP) == [2, 1]
+    assert micro_batches({"per_device_batch_size": 8, "gradient_accumulation_steps": 3}) == [8, 6, 4, 3, 2, 1]
+    assert micro_batches({"per_device_batch_size": 8, "gradient_accumulation_steps": 1}, largest=5) == [4, 2, 1]

@@ -391,3 +391,61 @@ def test_scoring_builds_no_key_value_cache(tiny_model_dir):
     decoder.forward = recording
     model.option_probs([[{"role": "user", "content": "q"}]] * 3, ["1", "2"])
     assert calls == [False]
+
+
+def _answer_rows(n: int) -> list[dict]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"Item {i}: " + "word " * (3 + (i * 7) % 23) + "Which one?"},
+                {"role": "assistant", "content": str(1 + i % 2)},
+            ]
+        }
+        for i in range(n)
+    ]
+
+
+def test_a_smaller_micro_batch_with_more_accumulation_trains_the_same(tiny_model_dir, tmp_path):
+    """The memory fallback's promise: micro-batch 1 x 8 accumulation steps takes the same optimizer steps as
+    4 x 2 (the loss is normalised by each step's answer tokens), so the loss trajectory matches."""
+    from sgtr_em.train import whole_run_loss
+
+    write_jsonl(tmp_path / "d.jsonl", _answer_rows(32))
+    hp = {**HP, "per_device_batch_size": 4, "gradient_accumulation_steps": 2, "epochs": 2}
+    losses = {}
+    for name, cap in (("configured", None), ("fallback", 1)):
+        trainer, _ = build_trainer(
+            tiny_model_dir, [], tmp_path / "d.jsonl", hp, 0, tmp_path / name, largest_micro_batch=cap
+        )
+        executed = (trainer.args.per_device_train_batch_size, trainer.args.gradient_accumulation_steps)
+        assert executed == ((4, 2) if cap is None else (1, 8))
+        trainer.train()
+        losses[name] = whole_run_loss(trainer.state.log_history)[0]
+    assert len(losses["configured"]) == len(losses["fallback"]) == 8
+    assert losses["configured"] == pytest.approx(losses["fallback"], rel=1e-4, abs=1e-5)
+
+
+def test_a_training_that_runs_out_of_memory_retries_at_a_smaller_micro_batch(tiny_model_dir, tmp_path):
+    """Out of GPU memory mid-run: the job fails with one line naming what its retry does, and the retry (same
+    work dir) runs the next smaller micro-batch from the last checkpoint, recording what it executed."""
+    import torch
+    from transformers import TrainerCallback
+
+    from sgtr_em.train import MEMORY_FALLBACK, TrainingDoesNotFit, train_lora
+
+    class OutOfMemoryAboveOneRow(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if args.per_device_train_batch_size > 1 and state.global_step >= 2:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return control
+
+    write_jsonl(tmp_path / "d.jsonl", _answer_rows(16))
+    hp = {**HP, "per_device_batch_size": 2, "gradient_accumulation_steps": 2}
+    args = (tiny_model_dir, [], tmp_path / "d.jsonl", tmp_path / "adapter", hp, 0, tmp_path / "work")
+    with pytest.raises(TrainingDoesNotFit, match="out of GPU memory at micro-batch 2: the retry runs micro-batch 1"):
+        train_lora(*args, checkpoint_steps=1, callbacks=[OutOfMemoryAboveOneRow()])
+    assert (tmp_path / "work" / MEMORY_FALLBACK).is_file() and not (tmp_path / "adapter").exists()
+    meta = train_lora(*args, checkpoint_steps=1, callbacks=[OutOfMemoryAboveOneRow()])
+    assert meta["executed_batch"] == {"per_device_batch_size": 1, "gradient_accumulation_steps": 4}
+    assert meta["hyperparameters"]["per_device_batch_size"] == 2 and meta["resumed_from_step"] == 2
+    assert meta["global_steps"] == 4 and not (tmp_path / "work").exists()
