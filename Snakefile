@@ -39,7 +39,14 @@ except configlib.ConfigError as err:
 # Snakemake's own merge is replaced by the loaded config (the `config` object is shared with the workflow).
 config.clear()
 config.update(_loaded)
-T = Targets(config)
+# What the profile's default-resources (or --default-resources) give rules that set none: a model whose config
+# names no partition or GPU model takes the profile's instead of overriding it with nothing.
+T = Targets(
+    config,
+    profile_resources=targets.written_resources(
+        workflow.resource_settings.default_resources, targets.PROFILE_RESOURCES
+    ),
+)
 
 
 wildcard_constraints:

@@ -1,40 +1,45 @@
-# Evaluations of a model state. One job per evaluated state (rules eval_state*) loads the state once and
-# writes every evaluation of it: its fresh summaries (eval.self_recognition.self_source: own), self-recognition
-# against each comparator, TruthfulQA misalignment and, where its chain is listed, the sampled EM and identity
-# answers and MMLU accuracy; each at the evaluation's own path, with its own settings in its provenance.
-# States differ in what they write, so there is one rule per set of optional evaluations (its chains in
-# wildcard_constraints). The judges score the sampled answers in jobs of their own.
+# Evaluations of a model state. Each evaluated state is loaded by its core job (rules eval_state*: the state's
+# summaries where any are needed, self-recognition against each comparator, TruthfulQA misalignment) and, where
+# its chain is listed, by its optional job (the sampled EM and identity answers, MMLU accuracy), so a failing
+# optional evaluation never costs the core results; each step writes at the evaluation's own path with its own
+# settings in its provenance, and a killed job resumes at the step it had reached (Targets.state_jobs). States
+# differ in what they write, so there is one rule per set of steps (its states in wildcard_constraints). The
+# judges score the sampled answers in jobs of their own.
 
 
-for optional in T.state_eval_groups():
+for job in T.state_jobs:
 
     rule:
         name:
-            T.state_eval_rule(optional)
+            job.rule
         input:
-            unpack(T.state_eval_inputs(optional)),
+            unpack(T.state_job_inputs(job)),
         output:
-            **T.state_eval_outputs(optional),
+            **T.state_job_outputs(job),
         log:
-            targets.STATE_EVAL_LOG,
+            targets.STATE_EVAL_LOG.replace("{rule}", job.rule),
         benchmark:
-            targets.STATE_EVAL_BENCHMARK
+            targets.STATE_EVAL_BENCHMARK.replace("{rule}", job.rule)
         wildcard_constraints:
-            **T.state_eval_constraints(optional),
+            **T.state_job_constraints(job),
+        # An API model's jobs need the network, which compute nodes of many clusters lack: the submit host.
+        localrule: job.local
         conda:
             "../envs/torch.yaml"
         threads: T.model_threads
         resources:
             **T.model_job_resources(),
         params:
-            steps=T.state_eval_params(optional),
+            steps=T.state_job_params(job),
             backend=T.backend,
             run_name=config["run_name"],
+            work_dir=T.eval_work_dir,
         script:
             "../scripts/eval_state.py"
 
-    # A grid state's fresh summaries come from its evaluation job (generate_summaries makes the others).
-    workflow.ruleorder(T.state_eval_rule(optional), "generate_summaries")
+    # A grid state's summaries come from its evaluation job (generate_summaries makes the others).
+    for suffix, _, _ in T.model_kinds():
+        workflow.ruleorder(job.rule, f"generate_summaries{suffix}")
 
 
 # Judging is its own job: with an API judge it runs where the network is (a local rule, on the submit

@@ -5,6 +5,7 @@ import logging
 
 from sgtr_em.backends import load_chat_model
 from sgtr_em.backends.openai_api import granted_api_config
+from sgtr_em.config import inference_settings
 from sgtr_em.gpus import GpuError, job_name, prepare_job_gpus
 
 
@@ -33,7 +34,7 @@ def load_state_model(snakemake):
     return load_chat_model(
         f"{snakemake.rule} {wc.model}/{wc.chain}",
         snakemake.config["models"][wc.model]["source"],
-        snakemake.params.backend,
+        {**snakemake.params.backend, **inference_settings(snakemake.config, wc.model)},
         snakemake.input.model,
         list(snakemake.input.adapters),
         api_config(snakemake),
@@ -48,7 +49,7 @@ def load_judge_model(snakemake):
     return load_chat_model(
         f"{snakemake.rule} judge {spec['name']}",
         snakemake.config["models"][spec["name"]]["source"],
-        spec["backend"],
+        {**spec["backend"], **inference_settings(snakemake.config, spec["name"])},
         snakemake.input.judge_model,
         [],
         api_config(snakemake),

@@ -459,12 +459,13 @@ def loads_per_state_before() -> int:
     per step of its evaluation job now (fresh summaries, self-recognition per comparator, TruthfulQA, EM and
     identity answers, MMLU)."""
     from .config import compose, load
-    from .targets import Targets
+    from .targets import CORE_JOB, OPTIONAL_JOB, Targets
 
     # The grid's shape only: no source is fetched, so its pins (the lock) do not matter here.
     raw = {**compose(REPO / "config/config.yaml"), "strict_pins": False}
     targets = Targets(load(raw, workdir=REPO))
-    return max(len(targets.state_eval_steps(optional)) for optional in targets.state_eval_groups())
+    core = max(len(job.steps) for job in targets.state_jobs if job.kind == CORE_JOB)
+    return core + max((len(job.steps) for job in targets.state_jobs if job.kind == OPTIONAL_JOB), default=0)
 
 
 def bench_startup(model_dir: Path, out: Path, work: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import sha256_file, sha256_json, write_json
+from .io import atomic_path, sha256_file, sha256_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ def remove_checkpoints(work_dir: str | Path) -> None:
         if _CHECKPOINT_DIR.match(path.name) or path.name.startswith("tmp-checkpoint"):
             shutil.rmtree(path, ignore_errors=True)
     (root / CHECKPOINT_FINGERPRINT).unlink(missing_ok=True)
-    if not any(root.iterdir()):
-        root.rmdir()
+    remove_empty_folders(root)
 
 
 def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path | None:
@@ -135,3 +134,73 @@ def prepare_work_dir(work_dir: str | Path, fingerprint: dict[str, Any]) -> Path 
         write_json(fingerprint_path, fingerprint)
         return None
     return last_complete_checkpoint(root)
+
+
+# ------------------------------------------------------------------------------ evaluation steps --
+# A finished step of a state's evaluation job counts only with this record beside its copy: written after the
+# copy is complete, naming the fingerprint it was made for and the copy's sha256.
+STEP_RECORD_SUFFIX = ".done.json"
+
+
+def input_fingerprint(paths: Sequence[str | Path]) -> list[str]:
+    """Content hashes of a job's input files and folders (a folder's big files by size and modification time,
+    see `folder_fingerprint`)."""
+    return [folder_fingerprint(p) if Path(p).is_dir() else sha256_file(p) for p in paths]
+
+
+class StepCheckpoints:
+    """The finished steps of an evaluation job, kept in its work dir (outside its outputs, which a failed job
+    loses) until the job succeeds, so that a killed, preempted, requeued or timed-out job resumes at the step it
+    had reached. A step is taken back only when made for the same fingerprint: the job's (its inputs' contents,
+    model, code) with the step's own settings and the outputs of the steps before it."""
+
+    def __init__(self, work_dir: str | Path, job_fingerprint: dict[str, Any]) -> None:
+        self.root = Path(work_dir)
+        self.job = sha256_json(job_fingerprint)
+
+    def _key(self, step: str, settings: Any, earlier: dict[str, str]) -> str:
+        return sha256_json({"job": self.job, "step": step, "settings": settings, "earlier": earlier})
+
+    def _paths(self, step: str) -> tuple[Path, Path]:
+        return self.root / step, self.root / f"{step}{STEP_RECORD_SUFFIX}"
+
+    def restore(self, step: str, output: str | Path, settings: Any, earlier: dict[str, str]) -> bool:
+        """Put the step's kept output at `output` if one was made for this fingerprint; whether it was."""
+        copy, record_path = self._paths(step)
+        if not (copy.is_file() and record_path.is_file()):
+            return False
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return False
+        if record.get("key") != self._key(step, settings, earlier) or record.get("sha256") != sha256_file(copy):
+            return False
+        with atomic_path(output) as staging:
+            shutil.copyfile(copy, staging)
+        return True
+
+    def save(self, step: str, output: str | Path, settings: Any, earlier: dict[str, str]) -> None:
+        """Keep a finished step's output (the copy first, then its record)."""
+        copy, record_path = self._paths(step)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(copy) as staging:
+            shutil.copyfile(output, staging)
+        write_json(record_path, {"key": self._key(step, settings, earlier), "sha256": sha256_file(copy)})
+
+    def clear(self, steps: Sequence[str]) -> None:
+        """Drop these steps' copies (the job succeeded; the state's other job may still keep its own)."""
+        for step in steps:
+            for path in self._paths(step):
+                path.unlink(missing_ok=True)
+        remove_empty_folders(self.root)
+
+
+def remove_empty_folders(folder: Path, stop_at: str = "checkpoints") -> None:
+    """Remove `folder` and then each parent left empty, up to (not including) the one named `stop_at`."""
+    for path in [folder, *folder.parents]:
+        if path.name == stop_at or not path.name:
+            return
+        try:
+            path.rmdir()
+        except OSError:
+            return

@@ -38,9 +38,9 @@ import numpy as np
 
 from . import chains
 from .aggregate import comparator_of
+from .evaluations import table_kind
 from .io import read_csv, read_json
 from .sampling import seeded_rng
-from .targets import table_kind
 
 INCREASE, DECREASE = "increase", "decrease"
 DIRECTIONS = (INCREASE, DECREASE)

@@ -6,6 +6,7 @@ functions are pure readers of a loaded config (per-model settings, per-stage rec
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
@@ -127,6 +128,8 @@ def load(
         _apply_pins(config, workdir, lock, resolving_lock)
     if workdir is not None:
         _check_local_files(config, Path(workdir))
+    if workdir is not None:
+        _check_memory_plans(config)
     _check_optional_evals(config)
     _check_prompts(config)
     _check_primary_protocols(config)
@@ -280,6 +283,13 @@ def _check_local_files(config: Mapping[str, Any], workdir: Path) -> None:
                 f"config key {key}: no such file or folder {path!r} (relative to {workdir.resolve()}); "
                 "fix the path or use a url/hf source"
             )
+
+
+def _check_memory_plans(config: Mapping[str, Any]) -> None:
+    """Every model job's host memory is known: configured (resources.mem_mb) or planned from its shape."""
+    for model, settings in config["models"].items():
+        if not settings["resources"]["mem_mb"]:
+            planned_host_memory_mb(config, model)
 
 
 def _check_optional_evals(config: Mapping[str, Any]) -> None:
@@ -543,6 +553,38 @@ def training_hyperparameters(config: dict[str, Any], model: str, stage_token: st
         # Rendering options of the training data (only when set, so other models' params are unchanged).
         hp["chat_template_kwargs"] = settings["chat_template_kwargs"]
     return hp
+
+
+def inference_settings(config: Mapping[str, Any], model: str, evaluation: str | None = None) -> dict[str, Any]:
+    """How a job batches a local model's prompts: the most per batch (an evaluation's own batch_size where it
+    sets one, e.g. MMLU's) and the memory a batch may plan. No result depends on them (sgtr_em.batching), so
+    jobs read them here instead of from their params: changing them reruns nothing."""
+    settings = config["models"][model]
+    own = config["eval"].get(evaluation, {}).get("batch_size") if evaluation else None
+    return {"batch_size": own or settings["batch_size"], "memory_budget_gib": settings["memory_budget_gib"]}
+
+
+def planned_host_memory_mb(config: Mapping[str, Any], model: str, *, training: bool = False) -> int:
+    """Host memory (MB) of a model's job from its memory plan (`memory.host_memory_bytes`); an API model's
+    jobs only wait on the network. Raises ConfigError naming the key when the model's shape is not known."""
+    from .memory import host_memory_bytes, model_shape
+
+    settings = config["models"][model]
+    if "openai" in settings["source"]:
+        return 2000
+    shape = model_shape(settings["source"], config.get("tiny_models"))
+    if shape is None:
+        raise ConfigError(
+            f"models.{model}.resources.mem_mb: no memory plan for this model's shape offline (not a known hub model, "
+            "nor in the hub cache): set it"
+        )
+    lora = 0
+    if training:
+        recipe = config["finetune"]["lora"]
+        with contextlib.suppress(ValueError):  # LoRA on modules the planner does not know: states not counted
+            lora = shape.lora_parameters(recipe["lora_r"], recipe["target_modules"])
+    planned = host_memory_bytes(shape, gpus=settings["resources"]["gpu"], lora_parameters=lora)
+    return int(-(-planned // 10**6))
 
 
 def model_chains(config: dict[str, Any], model: str) -> list[str]:

@@ -146,6 +146,67 @@ SHAPES = {
 }
 
 
+def shape_named(model_id: str) -> ModelShape | None:
+    """The planner's shape of a hub model by its repository name (`Qwen/Qwen2.5-32B-Instruct` and the
+    authors' `unsloth/` copy are both qwen2.5-32b), or None."""
+    name = model_id.rsplit("/", 1)[-1].lower().removesuffix("-instruct")
+    return SHAPES.get(name)
+
+
+def model_shape(source: dict[str, Any], tiny_models: dict[str, Any] | None = None) -> ModelShape | None:
+    """A configured model's shape without loading it: a known hub model's (`SHAPES`), else the config.json the
+    hub cache holds for its revision; a local model's config.json; a tiny demo model's from its build settings.
+    None for an API model or a shape nobody here knows."""
+    import json
+    from pathlib import Path
+
+    if "hf" in source:
+        known = shape_named(source["hf"])
+        if known is not None:
+            return known
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source["hf"], "config.json", revision=source.get("revision"))
+        except ImportError:
+            return None
+        return ModelShape.from_config(json.loads(Path(cached).read_text())) if isinstance(cached, str) else None
+    if "path" in source:
+        config = Path(source["path"]) / "config.json"
+        return ModelShape.from_config(json.loads(config.read_text())) if config.is_file() else None
+    if "builder" in source:
+        tiny = {"vocab_size": 3000, "hidden_size": 96, "num_layers": 2, "num_heads": 4, **(tiny_models or {})}
+        heads = tiny["num_heads"]
+        return ModelShape(
+            hidden_size=tiny["hidden_size"],
+            intermediate_size=4 * tiny["hidden_size"],
+            num_hidden_layers=tiny["num_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            head_dim=tiny["hidden_size"] // heads,
+            vocab_size=tiny["vocab_size"],
+            tie_word_embeddings=True,
+            attention_bias=True,
+        )
+    return None
+
+
+# Host memory of a model job besides the weights: the interpreter with torch, CUDA and the model libraries,
+# tokenizer and data; and on a GPU, the staging of one safetensors shard while the weights load onto it.
+HOST_PROCESS_BYTES = 6 * GIB
+HOST_LOAD_STAGING_BYTES = 6 * GIB
+
+
+def host_memory_bytes(shape: ModelShape, *, gpus: int, lora_parameters: int = 0) -> float:
+    """Host memory (RAM) a job needs: on GPUs, the process and the staging of the weights loading straight
+    onto them (they never sit whole in host memory), and for a training the LoRA states a checkpoint gathers
+    on the host (twice: the states and their saved copy); on a CPU, the fp32 weights besides."""
+    training = 2 * lora_parameters * LORA_BYTES_PER_PARAMETER
+    if gpus:
+        return HOST_PROCESS_BYTES + HOST_LOAD_STAGING_BYTES + training
+    return HOST_PROCESS_BYTES + shape.parameters() * 4 + training
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
     """Peak memory per GPU of one LoRA training step, by part, and whether it fits. With checkpointing, one

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import chains
+from .evaluations import table_kind
 from .io import atomic_path, read_csv
-from .targets import table_kind
 
 DASH = "—"
 PUBLISHED_FILE = "published_numbers.yaml"

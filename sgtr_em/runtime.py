@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -74,6 +75,16 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def package_sha256() -> str:
+    """A hash of this package's Python source: what a kept result was computed by (a changed line of code makes
+    a checkpointed evaluation step run again)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\n")
+    return digest.hexdigest()
 
 
 def model_identity(name: str, source: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Importing this module imports no torch: `snakemake -n` stays fast.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ from .config import (
     claim_evaluations,
     model_chains,
     model_seeds,
+    planned_host_memory_mb,
     sampling_for,
     trained_chains,
     training_hyperparameters,
     wordcount_em_dataset,
 )
+from .evaluations import SELF_RECOGNITION, self_recognition_table, summaries_dataset, summaries_step, table_kind
 
 # --------------------------------------------------------------------------------------- templates --
 DOWNLOADS = "results/data/downloads"
@@ -47,8 +51,6 @@ PAIR_STATS = "results/pairs/{model}/{source}/{intervention}/{framing}/{sysvarian
 ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
 # Trainer scratch or a fine-tuning job's state: outside the adapter (a failed job's outputs are deleted).
 TRAINING_WORK_DIR = "results/checkpoints/{model}/{chain}/seed{seed}"
-# An evaluation's name is its config key under `eval`; self-recognition is one evaluation per comparator.
-SELF_RECOGNITION = "self_recognition"
 EVAL = "results/eval/{evaluation}/{model}/{chain}/seed{seed}.json"
 EVAL_SELF_RECOGNITION = "results/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.json"
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
@@ -58,12 +60,13 @@ EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 # Sampled answers awaiting their judge (not evaluation results themselves).
 EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
 IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
-# The job that loads an evaluated state once and writes each of its evaluations (rules eval_state*), and the
-# name of its step that writes the state's fresh summaries.
+# The jobs that load an evaluated state (rules eval_state*, see Targets.state_jobs), their logs, and where
+# they keep finished steps until the job succeeds (outside its outputs: a failed job's outputs are deleted).
 STATE_EVAL_RULE = "eval_state"
-STATE_EVAL_LOG = "logs/eval/state/{model}/{chain}/seed{seed}.log"
-STATE_EVAL_BENCHMARK = "benchmarks/eval/state/{model}/{chain}/seed{seed}.tsv"
-SUMMARIES_STEP = "summaries"
+STATE_EVAL_LOG = "logs/eval/{rule}/{model}/{chain}/seed{seed}.log"
+STATE_EVAL_BENCHMARK = "benchmarks/eval/{rule}/{model}/{chain}/seed{seed}.tsv"
+EVAL_WORK_DIR = "results/checkpoints/eval/{model}/{chain}/seed{seed}"
+CORE_JOB, OPTIONAL_JOB = "core", "optional"
 TABLE = "results/tables/{table}.csv"
 TABLE_SUMMARY = "results/tables/{table}_summary.csv"
 FIGURE = "results/figures/{model}/{figure}.{ext}"
@@ -157,31 +160,71 @@ WILDCARD_CONSTRAINTS = {
 
 # Cluster resources of a model job (per model in the config: models.<name>.resources).
 JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cpus_per_gpu")
+# Resources a model job asks for only when its model's config names one, else what the profile's
+# default-resources say: an empty config value never overrides a site's partition.
+PROFILE_RESOURCES = ("slurm_partition", "gpu_model", "cpus_per_gpu")
 # What a judging job without a judge model asks of a cluster.
-NO_JUDGE_RESOURCES = {
-    "gpu": 0,
-    "mem_mb": 1000,
-    "runtime": 10,
-    "slurm_partition": "",
-    "gpu_model": "",
-    "cpus_per_gpu": 0,
-}
+NO_JUDGE_RESOURCES = {"gpu": 0, "mem_mb": 1000, "runtime": 10}
 
 Wildcards = Any
-InputFunction = Callable[[Wildcards], Any]
+InputFunction = Callable[..., Any]
 
 
-def self_recognition_table(other: str) -> str:
-    """Name of the self-recognition evaluation (and table) against one comparator."""
-    return f"{SELF_RECOGNITION}-{other}"
+def wildcards_of(**values: Any) -> Any:
+    """A wildcards object with these values, to call an input function outside a job."""
+    return type("Wildcards", (), values)()
 
 
-def table_kind(table: str) -> tuple[str, str | None]:
-    """(`self_recognition`, comparator) for a self-recognition table, else (table name, None)."""
-    prefix = f"{SELF_RECOGNITION}-"
-    if table.startswith(prefix):
-        return SELF_RECOGNITION, table[len(prefix) :]
-    return table, None
+@dataclass(frozen=True)
+class StateJob:
+    """A rule whose jobs each load one evaluated state and write some of its outputs (see Targets.state_jobs):
+    `kind` core or optional, its steps in order, and the models, chains and seeds of its states; `local`: an
+    API model's, run on the submit host."""
+
+    rule: str
+    kind: str
+    steps: tuple[str, ...]
+    models: tuple[str, ...]
+    chains: tuple[str, ...]
+    seeds: tuple[int, ...]
+    local: bool
+
+
+def exact_products(
+    states: Sequence[tuple[str, str, int]],
+) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]]:
+    """Cover `states` with (models, chains, seeds) products that hold exactly them (wildcard constraints are
+    per wildcard): chains with the same seeds and models with the same chains share a product."""
+    seeds_of: dict[tuple[str, str], list[int]] = {}
+    for model, chain, seed in states:
+        seeds_of.setdefault((model, chain), []).append(seed)
+    chains_of: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+    for (model, chain), seed_list in seeds_of.items():
+        chains_of.setdefault((model, tuple(seed_list)), []).append(chain)
+    models_of: dict[tuple[tuple[str, ...], tuple[int, ...]], list[str]] = {}
+    for (model, seeds), chain_list in chains_of.items():
+        models_of.setdefault((tuple(chain_list), seeds), []).append(model)
+    return [(tuple(models), chain_list, seeds) for (chain_list, seeds), models in models_of.items()]
+
+
+def written_resources(resources: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The values of resources `names` as written in Snakemake's default resources (a profile's
+    `default-resources` or `--default-resources`): a Python literal, else the text itself, as Snakemake reads
+    it; resources given as expressions of the job (`attempt`, `input`...) are left out."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for name in names:
+        resource = resources.get(name) if resources is not None else None
+        raw = getattr(resource, "raw", None)
+        if raw in (None, ""):
+            continue
+        try:
+            out[name] = ast.literal_eval(raw) if isinstance(raw, str) else raw
+        except (ValueError, SyntaxError):
+            if not any(word in raw for word in ("attempt", "input", "threads", "wildcards", "(")):
+                out[name] = raw
+    return out
 
 
 def local_path(source: dict[str, Any]) -> list[str]:
@@ -192,8 +235,10 @@ def local_path(source: dict[str, Any]) -> list[str]:
 class Targets:
     """The workflow's targets for one loaded config."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, profile_resources: dict[str, Any] | None = None) -> None:
+        """`profile_resources`: the default-resources the profile (or --default-resources) sets, by name."""
         self.config = config
+        self.profile_resources = {k: v for k, v in (profile_resources or {}).items() if v not in (None, "")}
 
     # ------------------------------------------------------------------------------------- models --
     def model_settings(self, model: str) -> dict[str, Any]:
@@ -238,11 +283,12 @@ class Targets:
         return self.model_settings(wc.model)["framing"]
 
     def backend_settings(self, model: str) -> dict[str, Any]:
-        """What a job needs to load and query a model: dtype, batch size, chat-template options and thinking
-        blocks; for an API model also its source (the model id). API connection settings (URL, retries,
-        concurrency) are read from the config by the job, so changing them reruns nothing."""
+        """What a job's results depend on in how it loads and queries a model: dtype, chat-template options and
+        thinking blocks; for an API model also its source (the model id). How many prompts a batch holds
+        (`config.inference_settings`) and the API connection settings (URL, retries, concurrency) are read from
+        the config by the job, so changing them reruns nothing."""
         settings = self.model_settings(model)
-        out = {k: settings[k] for k in ("batch_size", "chat_template_kwargs", "dtype", "thinking")}
+        out = {k: settings[k] for k in ("chat_template_kwargs", "dtype", "thinking")}
         if self.is_api_model(model):
             out["source"] = settings["source"]
         return out
@@ -250,36 +296,80 @@ class Targets:
     def backend(self, wc: Wildcards) -> dict[str, Any]:
         return self.backend_settings(wc.model)
 
-    def mmlu_backend(self, wc: Wildcards) -> dict[str, Any]:
-        """eval.mmlu.batch_size replaces the model's batch size (few-shot prompts are long)."""
-        backend = self.backend_settings(wc.model)
-        return {**backend, "batch_size": self.config["eval"]["mmlu"]["batch_size"] or backend["batch_size"]}
-
     def model_threads(self, wc: Wildcards) -> int:
         return self.model_settings(wc.model)["threads"]
 
     def model_job_resources(self, *, fine_tuning: bool = False) -> dict[str, InputFunction]:
-        """Resources of a model job (GPUs, memory, runtime, partition...) from its model's settings, and the
+        """Resources of a model job from its model's settings: GPUs; host memory (`host_memory_mb`) and wall
+        time, both scaled by the attempt (a retry after running out of memory or time asks for more); the
+        partition, GPU model and CPUs per GPU only where the model's config or the profile names them; and the
         API requests it keeps in flight (`api_requests`, bounded across all jobs by the profile)."""
 
-        def resource(key: str) -> InputFunction:
-            return lambda wc: self.model_settings(wc.model)["resources"][key]
+        def gpus(wc: Wildcards) -> int:
+            return self.model_settings(wc.model)["resources"]["gpu"]
+
+        def mem_mb(wc: Wildcards, attempt: int) -> int:
+            return self.host_memory_mb(wc.model, training=fine_tuning) * attempt
+
+        def runtime(wc: Wildcards, attempt: int) -> int:
+            return self.model_settings(wc.model)["resources"]["runtime"] * attempt
 
         def api_requests(wc: Wildcards) -> int:
             return api_requests_wanted(
                 self.config["openai"], calls_api=self.is_api_model(wc.model), fine_tuning=fine_tuning
             )
 
-        return {**{key: resource(key) for key in JOB_RESOURCES}, "api_requests": api_requests}
+        return {
+            "gpu": gpus,
+            "mem_mb": mem_mb,
+            "runtime": runtime,
+            **{key: self.site_resource(key) for key in self.site_resources_in_use()},
+            "api_requests": api_requests,
+        }
+
+    def site_resources_in_use(self) -> list[str]:
+        """The partition, GPU model and CPUs per GPU keys some model's config or the profile sets."""
+        models = self.config["models"].values()
+        return [k for k in PROFILE_RESOURCES if k in self.profile_resources or any(m["resources"][k] for m in models)]
+
+    def site_resource(self, key: str) -> InputFunction:
+        """A model's partition, GPU model or CPUs per GPU: its config's, else the profile's (None: not asked)."""
+
+        def get(wc: Wildcards) -> Any:
+            return self.model_settings(wc.model)["resources"][key] or self.profile_resources.get(key)
+
+        return get
+
+    def host_memory_mb(self, model: str, *, training: bool = False) -> int:
+        """A model job's host memory (MB): `resources.mem_mb` when set, else from its memory plan (weights load
+        straight onto the GPUs; `memory.host_memory_bytes`)."""
+        resources = self.model_settings(model)["resources"]
+        if resources["mem_mb"]:
+            return int(resources["mem_mb"])
+        return planned_host_memory_mb(self.config, model, training=training)
+
+    def model_kinds(self) -> list[tuple[str, str, bool]]:
+        """A model rule's variants: (name suffix, model wildcard constraint, local) for the configured models
+        behind the OpenAI API (`_api`: local rules, run on the submit host, where the network is; the compute
+        nodes of many clusters have none) and the others, each where the config has any."""
+        kinds = []
+        for suffix, api in (("", False), ("_api", True)):
+            models = [m for m in self.config["models"] if self.is_api_model(m) == api]
+            if models:
+                kinds.append((suffix, "|".join(re.escape(m) for m in models), api))
+        return kinds
 
     def gpu_check_resources(self) -> dict[str, Any]:
-        """The GPU check asks for what the first target model's jobs ask for (at least one GPU)."""
-        resources = self.model_settings(self.config["grid"]["models"][0])["resources"]
+        """The GPU check asks for what the first target model's jobs ask for (at least one GPU, on its
+        partition and GPU model, else the profile's)."""
+        model = self.config["grid"]["models"][0]
+        resources = self.model_settings(model)["resources"]
+        site = {key: self.site_resource(key)(wildcards_of(model=model)) for key in self.site_resources_in_use()}
         return {
             "gpu": max(1, resources["gpu"]),
-            "slurm_partition": resources["slurm_partition"],
             "mem_mb": 2000,
             "runtime": 10,
+            **{key: value for key, value in site.items() if value not in (None, "", 0)},
         }
 
     def demo_corpus(self, wc: Wildcards) -> list[str]:
@@ -539,10 +629,53 @@ class Targets:
     def table_inputs(self, wc: Wildcards) -> list[str]:
         return self.evaluation_files(wc.table)
 
-    # ------------------------------------------------------------------- one job per evaluated state --
-    # Each evaluated state is loaded once, by one job that writes every per-evaluation output of the state
-    # (the judges run in their own jobs). Optional evaluations apply to their listed chains only, so states
-    # differ in what they write: one rule per distinct set of optional evaluations.
+    # ------------------------------------------------------------------------ evaluated states --
+    # An evaluated state is loaded by at most two jobs: its core job (the summaries it writes, self-recognition
+    # per comparator, TruthfulQA) and, where its chain is listed, its optional job (the EM and identity
+    # answers its judges score, MMLU), so a failing optional evaluation never costs the core results. Each job
+    # keeps each finished step under a fingerprint (results/checkpoints/eval/...), so a killed, requeued or
+    # timed-out job resumes at the step it had reached. States differ in what their jobs write: one rule per
+    # distinct set of steps, its models, chains and seeds in its wildcard constraints.
+    @cached_property
+    def summaries_read_from(self) -> set[tuple[str, str, int, str]]:
+        """(model, chain, seed, dataset) of every generated summary file another job reads: a model's base
+        summaries at summary_seed (pairs built from them, a comparator model's, self-recognition on the base
+        model's) and a parent state's own (pairs.source own)."""
+        config = self.config
+        needed: set[tuple[str, str, int, str]] = set()
+
+        def base(model: str, dataset: str) -> None:
+            if dataset not in self.model_settings(model)["summaries"]:
+                needed.add((model, chains.BASE, int(config["summary_seed"]), dataset))
+
+        sr = config["eval"]["self_recognition"]
+        for model in config["grid"]["models"]:
+            if sr["self_source"] == "base":
+                base(model, sr["dataset"])
+            for path in self.all_pair_files():
+                if not path.startswith(f"results/pairs/{model}/"):
+                    continue
+                source = path.split("/")[3]
+                if source == "base":
+                    base(model, config["pairs"]["train_dataset"])
+                else:
+                    chain, _, seed = source.removeprefix("own-").rpartition("-seed")
+                    needed.add((model, chain, int(seed), config["pairs"]["train_dataset"]))
+        used = [*sr["comparators"], config["pairs"]["comparator"]]
+        for other in dict.fromkeys(used):
+            spec = config["comparators"].get(other, {})
+            if "model" in spec:
+                for dataset in dict.fromkeys([sr["dataset"], config["pairs"]["train_dataset"]]):
+                    base(spec["model"], dataset)
+        return needed
+
+    def summary_datasets_of(self, model: str, chain: str, seed: int) -> tuple[str, ...]:
+        """Datasets a grid state's core job summarises: its fresh evaluation summaries (self_source own) and
+        those other jobs read from it (`summaries_read_from`)."""
+        fresh = self.fresh_summaries_dataset()
+        read = sorted(d for m, c, s, d in self.summaries_read_from if (m, c, s) == (model, chain, int(seed)))
+        return tuple(dict.fromkeys([*([fresh] if fresh else []), *read]))
+
     def optional_evals_of(self, chain: str) -> tuple[str, ...]:
         """The enabled optional evaluations that evaluate a chain (every chain when `chains` is empty)."""
         return tuple(
@@ -551,31 +684,41 @@ class Targets:
             if not self.config["eval"][key]["chains"] or chain in self.config["eval"][key]["chains"]
         )
 
-    def state_eval_groups(self) -> dict[tuple[str, ...], list[str]]:
-        """The grid's chains grouped by the optional evaluations their states run (one rule per group)."""
-        groups: dict[tuple[str, ...], list[str]] = {}
-        for chain in dict.fromkeys(c for _, c, _ in self.grid_states()):
-            groups.setdefault(self.optional_evals_of(chain), []).append(chain)
-        return groups
+    @cached_property
+    def state_jobs(self) -> list[StateJob]:
+        """Every state rule: core jobs keyed by the summaries they write, optional jobs by their evaluations,
+        API models' apart (they run on the submit host, where the network is); each rule's states exactly the
+        product of its models, chains and seeds."""
+        by_key: dict[tuple[str, tuple[str, ...], bool], list[tuple[str, str, int]]] = {}
+        for model, chain, seed in self.grid_states():
+            api = self.is_api_model(model)
+            datasets = self.summary_datasets_of(model, chain, seed)
+            steps = (*(summaries_step(d) for d in datasets), *self.core_evaluations())
+            by_key.setdefault((CORE_JOB, steps, api), []).append((model, chain, seed))
+            if optional := self.optional_evals_of(chain):
+                by_key.setdefault((OPTIONAL_JOB, optional, api), []).append((model, chain, seed))
+        fresh = self.fresh_summaries_dataset()
+        jobs: list[StateJob] = []
+        for (kind, steps, api), states in by_key.items():
+            if kind == CORE_JOB:
+                extra = [d for s in steps if (d := summaries_dataset(s)) and d != fresh]
+                name = "_".join([STATE_EVAL_RULE, *(["summaries", *extra] if extra else [])])
+            else:
+                name = "_".join([STATE_EVAL_RULE, *steps])
+            name += "_api" if api else ""
+            products = sorted(exact_products(states), key=lambda p: -len(p[0]) * len(p[1]) * len(p[2]))
+            for number, (models, chains_, seeds) in enumerate(products, start=1):
+                rule = name if number == 1 else f"{name}_{number}"
+                jobs.append(StateJob(rule, kind, steps, models, chains_, seeds, api))
+        return jobs
 
-    @staticmethod
-    def state_eval_rule(optional: tuple[str, ...]) -> str:
-        """Name of the rule that evaluates states running `optional`: `eval_state`, `eval_state_mmlu`..."""
-        return "_".join([STATE_EVAL_RULE, *optional])
+    def state_job_constraints(self, job: StateJob) -> dict[str, str]:
+        """Wildcard constraints of a state rule: exactly its states (never a comparator's summaries)."""
 
-    def state_eval_constraints(self, optional: tuple[str, ...]) -> dict[str, str]:
-        """Wildcard constraints of a state rule: its group's chains, and the grid's models and seeds (so that
-        it never claims summaries of a state outside the grid, such as a comparator's)."""
-        config = self.config
+        def alternation(values: Sequence[Any]) -> str:
+            return "|".join(re.escape(str(v)) for v in values)
 
-        def alternation(values: list[Any]) -> str:
-            return "|".join(re.escape(str(v)) for v in dict.fromkeys(values))
-
-        return {
-            "model": alternation(config["grid"]["models"]),
-            "chain": alternation(self.state_eval_groups()[optional]),
-            "seed": alternation([s for m in config["grid"]["models"] for s in model_seeds(config, m)]),
-        }
+        return {"model": alternation(job.models), "chain": alternation(job.chains), "seed": alternation(job.seeds)}
 
     def fresh_summaries_dataset(self) -> str | None:
         """The dataset a state summarises in its evaluation job: the self-recognition dataset when each
@@ -583,19 +726,14 @@ class Targets:
         settings = self.config["eval"]["self_recognition"]
         return settings["dataset"] if settings["self_source"] == "own" else None
 
-    def state_eval_steps(self, optional: tuple[str, ...]) -> list[str]:
-        """What a state job does, in order: its fresh summaries (when used), self-recognition per
-        comparator, TruthfulQA, then its optional evaluations (sampled answers for the judged ones)."""
-        summaries = [SUMMARIES_STEP] if self.fresh_summaries_dataset() else []
-        return [*summaries, *self.core_evaluations(), *optional]
-
-    def state_eval_outputs(self, optional: tuple[str, ...]) -> dict[str, str]:
+    def state_job_outputs(self, job: StateJob) -> dict[str, str]:
         """Each step's output, at the path the evaluation has always had (sampled answers for the judged
-        evaluations, which their judging jobs read)."""
+        evaluations, which their judging jobs read; a state's summaries where any summaries go)."""
         out = {}
-        for step in self.state_eval_steps(optional):
-            if step == SUMMARIES_STEP:
-                path = SUMMARIES.replace("{dataset}", str(self.fresh_summaries_dataset()))
+        for step in job.steps:
+            dataset = summaries_dataset(step)
+            if dataset is not None:
+                path = SUMMARIES.replace("{dataset}", dataset)
             elif step == "em_questions":
                 path = EM_ANSWERS
             elif step == "identity":
@@ -607,49 +745,55 @@ class Targets:
             out[step] = path
         return out
 
-    def state_eval_inputs(self, optional: tuple[str, ...]) -> InputFunction:
-        """A state job's inputs by role: the model and its adapters, the prompts, the self-recognition
-        articles and summaries (the base model's 'self' summaries unless the job makes its own, and one
-        'other' per comparator: `other_summaries-<comparator>`) and each evaluation's questions (named by their
-        dataset key)."""
+    def state_job_inputs(self, job: StateJob) -> InputFunction:
+        """A state job's inputs by role: the model and its adapters; for summaries and self-recognition the
+        prompts and each dataset's articles (`articles-<dataset>`), the 'other' summaries per comparator
+        (`other_summaries-<comparator>`) and the base model's 'self' summaries unless the job writes the
+        state's own; each evaluation's questions (named by their dataset key)."""
         settings = self.config["eval"]["self_recognition"]
-        # named by their dataset key (datasets.<key>)
         question_files = {
             "truthfulqa": TRUTHFULQA,
             "em_questions": QUESTIONS.format(question_set="em_questions"),
             "identity_questions": QUESTIONS.format(question_set="identity_questions"),
             "mmlu": MMLU,
         }
+        datasets = [d for step in job.steps if (d := summaries_dataset(step))]
+        evaluations = [step for step in job.steps if summaries_dataset(step) is None]
+        recognises = any(table_kind(step)[0] == SELF_RECOGNITION for step in evaluations)
+        if recognises:
+            datasets.append(settings["dataset"])
 
         def inputs(wc: Wildcards) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "model": self.model_dir(wc),
-                "adapters": self.adapters(wc),
-                "prompts": PROMPTS,
-                "articles": self.self_recognition_articles,
-            }
-            if not self.fresh_summaries_dataset():
-                out["self_summaries"] = self.base_summaries(wc.model, settings["dataset"])
-            for other in settings["comparators"]:
-                out[f"other_summaries-{other}"] = self.comparator_summaries(other, settings["dataset"])
-            for dataset in ("truthfulqa", *(OPTIONAL_EVALS[key][0] for key in optional)):
-                out[dataset] = question_files[dataset]
+            out: dict[str, Any] = {"model": self.model_dir(wc), "adapters": self.adapters(wc)}
+            if datasets:
+                out["prompts"] = PROMPTS
+            for dataset in dict.fromkeys(datasets):
+                out[f"articles-{dataset}"] = ARTICLES.format(dataset=dataset)
+            if recognises:
+                if summaries_step(settings["dataset"]) not in job.steps:
+                    out["self_summaries"] = self.base_summaries(wc.model, settings["dataset"])
+                for other in settings["comparators"]:
+                    out[f"other_summaries-{other}"] = self.comparator_summaries(other, settings["dataset"])
+            for step in evaluations:
+                key, _ = table_kind(step)
+                if key != SELF_RECOGNITION:
+                    dataset = "truthfulqa" if key == "truthfulqa" else OPTIONAL_EVALS[key][0]
+                    out[dataset] = question_files[dataset]
             return out
 
         return inputs
 
-    def state_eval_params(self, optional: tuple[str, ...]) -> InputFunction:
+    def state_job_params(self, job: StateJob) -> InputFunction:
         """Each step's own settings (params of the job, recorded in that step's output): a change to any
         of them reruns the state's job, never a training."""
-        steps = self.state_eval_steps(optional)
         eval_config = self.config["eval"]
 
         def params(wc: Wildcards) -> dict[str, dict[str, Any]]:
             out: dict[str, dict[str, Any]] = {}
-            for step in steps:
+            for step in job.steps:
                 key, _ = table_kind(step)
-                if step == SUMMARIES_STEP:
-                    dataset = str(self.fresh_summaries_dataset())
+                dataset = summaries_dataset(step)
+                if dataset is not None:
                     out[step] = {
                         "dataset": dataset,
                         "style": self.config["datasets"]["articles"][dataset]["style"],
@@ -676,13 +820,13 @@ class Targets:
                         "paraphrases": eval_config[key].get("paraphrases", "cycle"),
                     }
                 elif key == "mmlu":
-                    out[step] = {
-                        **self.eval_settings("mmlu", leave_out=("chains", "batch_size")),
-                        "backend": self.mmlu_backend(wc),
-                    }
+                    out[step] = self.eval_settings("mmlu", leave_out=("chains", "batch_size"))
             return out
 
         return params
+
+    def eval_work_dir(self, wc: Wildcards) -> str:
+        return EVAL_WORK_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed)
 
     def eval_settings(self, key: str, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
         """An evaluation's settings as a job's params, without those another job or Snakemake uses."""
@@ -710,12 +854,26 @@ class Targets:
         return settings["enabled"] and (judge is None or (judge in self.config["models"] and self.is_api_model(judge)))
 
     def judge_job_resources(self, key: str) -> dict[str, InputFunction]:
-        """Resources of an evaluation's judging job: the judge model's (a local judge may need a GPU)."""
+        """Resources of an evaluation's judging job: the judge model's (a local judge may need a GPU), little
+        without a judge model."""
 
-        def resource(name: str) -> InputFunction:
+        def judged(name: str, attempt_scaled: bool = False) -> InputFunction:
+            def get(wc: Wildcards, attempt: int) -> Any:
+                judge = self.judge(key)
+                if judge is None:
+                    return NO_JUDGE_RESOURCES[name]
+                if name == "mem_mb":
+                    return self.host_memory_mb(judge) * attempt
+                value = self.model_settings(judge)["resources"][name]
+                return value * attempt if attempt_scaled else value
+
+            return get
+
+        def site(name: str) -> InputFunction:
             def get(wc: Wildcards) -> Any:
                 judge = self.judge(key)
-                return NO_JUDGE_RESOURCES[name] if judge is None else self.model_settings(judge)["resources"][name]
+                own = self.model_settings(judge)["resources"][name] if judge is not None else None
+                return own or self.profile_resources.get(name)
 
             return get
 
@@ -723,7 +881,13 @@ class Targets:
             judge = self.judge(key)
             return api_requests_wanted(self.config["openai"], calls_api=judge is not None and self.is_api_model(judge))
 
-        return {**{name: resource(name) for name in JOB_RESOURCES}, "api_requests": api_requests}
+        return {
+            "gpu": judged("gpu"),
+            "mem_mb": judged("mem_mb"),
+            "runtime": judged("runtime", attempt_scaled=True),
+            **{name: site(name) for name in self.site_resources_in_use()},
+            "api_requests": api_requests,
+        }
 
     def judge_threads(self, key: str) -> InputFunction:
         def get(wc: Wildcards) -> int:

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .backends.hf import load_model_state, pick_device_dtype
-from .checkpoints import CHECKPOINT_COMPLETE, checkpoint_marker_callback, prepare_work_dir, training_fingerprint
+from .checkpoints import (
+    CHECKPOINT_COMPLETE,
+    checkpoint_marker_callback,
+    prepare_work_dir,
+    remove_empty_folders,
+    training_fingerprint,
+)
 from .data import validate_chat_rows
 from .io import atomic_dir, read_jsonl, sha256_file, write_json
 from .memory import GIB, USABLE_FRACTION, ModelShape, TrainingPlan, choose_checkpointing, training_plan
@@ -648,4 +654,5 @@ def train_lora(
         write_json(staging / "training_meta.json", meta)
     # The work dir is this job's trainer scratch only (checkpoints, fingerprint, the trainer's model card).
     shutil.rmtree(work_dir, ignore_errors=True)
+    remove_empty_folders(Path(work_dir).parent)
     return meta

@@ -31,8 +31,8 @@ def paper_dag(tmp_path_factory) -> list[PlannedJob]:
 
 
 def test_each_evaluated_state_of_the_paper_grid_is_loaded_at_most_twice(paper_dag):
-    """The paper grid's open-model states (GPT-4.1's have nothing to load): one evaluation job each, and
-    for the states whose summaries make pairs or base summaries (pairs.source own, summary_seed) one more."""
+    """The paper grid's open-model states (GPT-4.1's have nothing to load): a core job each, an optional job
+    where the chain is listed, and the summaries other jobs read from a state written by its core job."""
     config = load_config(read_config("config.yaml"))
     t = Targets(config)
     loads = state_loads(config, paper_dag)
@@ -42,7 +42,7 @@ def test_each_evaluated_state_of_the_paper_grid_is_loaded_at_most_twice(paper_da
     print(f"{len(local_states)} evaluated states; loads per state: {sorted(Counter(loads.values()).items())}")
     assert most <= MAX_LOADS_PER_STATE, [s for s, n in loads.items() if n == most][:5]
     loaders = Counter(job.rule for job in paper_dag if loaded_state(t, job))
-    assert set(loaders) <= {"generate_summaries", *(t.state_eval_rule(o) for o in t.state_eval_groups())}
+    assert set(loaders) <= {job.rule for job in t.state_jobs}
 
 
 def test_the_count_sees_each_job_that_loads_a_state():
@@ -63,23 +63,24 @@ def test_the_count_sees_each_job_that_loads_a_state():
     assert state_loads(config, jobs) == {("demo-target", "sgtr", 0): 2, ("demo-target", "base", 1): 2}
 
 
-def test_each_evaluation_output_is_written_by_one_state_rule():
-    """Every evaluation file of every table (and each judged evaluation's sampled answers) is an output of
-    exactly one state rule, at the path the evaluation always had; chains go to the rule of their optional
-    evaluations."""
+def test_each_output_of_a_state_is_written_by_one_state_rule_and_core_and_optional_apart():
+    """Every evaluation file of every table, each judged evaluation's sampled answers and every summary file
+    another job reads from a grid state are outputs of exactly one state rule; the optional evaluations
+    (their own job, so a failing one never costs the core results) are never in a core rule."""
     t = Targets(load_config(read_config("demo.yaml")))
-    groups = t.state_eval_groups()
-    assert groups == {
-        ("em_questions", "identity", "mmlu"): ["base", "em-unpop", "em-unpop+sgtr"],
-        ("em_questions",): ["em-unpop.none"],
-        (): [c for c in t.config["grid"]["chains"] if c not in ("base", "em-unpop", "em-unpop+sgtr", "em-unpop.none")],
-    }
     written: Counter = Counter()
-    for optional, chains in groups.items():
-        constraints = t.state_eval_constraints(optional)
-        assert all(re.fullmatch(constraints["chain"], c) for c in chains)
-        for path in t.state_eval_outputs(optional).values():
-            written.update(path.format(model=m, chain=c, seed=s) for m, c, s in t.grid_states() if c in chains)
+    for job in t.state_jobs:
+        constraints = t.state_job_constraints(job)
+        states = [
+            (m, c, s)
+            for m, c, s in t.grid_states()
+            if all(re.fullmatch(constraints[k], str(v)) for k, v in zip(("model", "chain", "seed"), (m, c, s), strict=True))
+        ]
+        assert len(states) == len(job.models) * len(job.chains) * len(job.seeds)  # exactly its states
+        optional = {"em_questions", "identity", "mmlu"}.intersection(job.steps)
+        assert (job.kind == "optional") == bool(optional) and (job.kind == "core") == ("truthfulqa" in job.steps)
+        for path in t.state_job_outputs(job).values():
+            written.update(path.format(model=m, chain=c, seed=s) for m, c, s in states)
     evaluations = {
         f for table in t.evaluations() if table not in ("em_questions", "identity") for f in t.evaluation_files(table)
     }
@@ -89,31 +90,39 @@ def test_each_evaluation_output_is_written_by_one_state_rule():
         for m, c, s in t.grid_states()
         if c in t.config["eval"][key]["chains"]
     }
-    assert set(written) == evaluations | answers and set(written.values()) == {1}
+    summaries = {targets.SUMMARIES.format(model=m, chain=c, seed=s, dataset=d) for m, c, s, d in t.summaries_read_from}
+    grid_summaries = {f for f in summaries if "/demo-target/" in f}  # demo-other, a comparator, is no grid model
+    assert set(written) == evaluations | answers | grid_summaries and set(written.values()) == {1}
 
 
-def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_job():
-    """self_source own (the paper): the state job writes the state's fresh summaries where generate_summaries
-    would have, reads no 'self' summaries, and records each step's own settings."""
+def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_core_job():
+    """self_source own (the paper): a state's core job writes its fresh summaries where generate_summaries
+    would have, reads no 'self' summaries, and records each step's own settings; the base state at
+    summary_seed also writes the summaries its model's pairs are built from."""
     t = Targets(load_config(read_config("config.yaml")))
-    optional = ("em_questions", "identity", "mmlu")
-    outputs = t.state_eval_outputs(optional)
-    assert outputs[targets.SUMMARIES_STEP] == targets.SUMMARIES.replace("{dataset}", "cnn")
-    assert list(outputs) == [
-        "summaries",
-        "self_recognition-claude-21",
-        "self_recognition-human",
-        "truthfulqa",
-        *optional,
-    ]
+    core = next(job for job in t.state_jobs if job.rule == "eval_state")
+    outputs = t.state_job_outputs(core)
+    assert outputs["summaries-cnn"] == targets.SUMMARIES.replace("{dataset}", "cnn")
+    assert list(outputs) == ["summaries-cnn", "self_recognition-claude-21", "self_recognition-human", "truthfulqa"]
+    base = next(job for job in t.state_jobs if job.rule == "eval_state_summaries_xsum")
+    assert base.steps[:2] == ("summaries-cnn", "summaries-xsum") and base.chains == ("base",) and base.seeds == (0,)
+    optional = next(job for job in t.state_jobs if job.rule == "eval_state_em_questions_identity_mmlu")
     wc = type("Wildcards", (), {"model": "qwen2.5-32b", "chain": "base", "seed": "0"})()
-    inputs = t.state_eval_inputs(optional)(wc)
-    assert "self_summaries" not in inputs and inputs["mmlu"] == targets.MMLU
-    params = t.state_eval_params(optional)(wc)
+    inputs = t.state_job_inputs(core)(wc)
+    assert "self_summaries" not in inputs and inputs["articles-cnn"] == targets.ARTICLES.format(dataset="cnn")
+    assert t.state_job_inputs(optional)(wc)["mmlu"] == targets.MMLU
+    params = {**t.state_job_params(core)(wc), **t.state_job_params(optional)(wc)}
     assert params["truthfulqa"]["sampling"]["max_new_tokens"] == 1
     assert params["mmlu"]["backend"]["batch_size"] == t.config["eval"]["mmlu"]["batch_size"]
     assert params["em_questions"]["paraphrases"] == "first" and params["identity"]["paraphrases"] == "cycle"
-    assert params["summaries"]["style"] == t.config["datasets"]["articles"]["cnn"]["style"]
+    assert params["summaries-cnn"]["style"] == t.config["datasets"]["articles"]["cnn"]["style"]
+
+
+def test_api_models_state_jobs_run_on_the_submit_host():
+    """GPT-4.1's evaluation jobs call the API: local rules (compute nodes of many clusters have no network)."""
+    t = Targets(load_config(read_config("config.yaml")))
+    for job in t.state_jobs:
+        assert job.local == (job.models == ("gpt-4.1",)) and job.local == job.rule.endswith("_api")
 
 
 def imported_model_libraries(importtime_log: str) -> set[str]:
