@@ -17,9 +17,9 @@ for job in T.state_jobs:
         output:
             **T.state_job_outputs(job),
         log:
-            targets.STATE_EVAL_LOG.replace("{rule}", job.rule),
+            T.state_job_log(job),
         benchmark:
-            targets.STATE_EVAL_BENCHMARK.replace("{rule}", job.rule)
+            T.state_job_log(job, targets.STATE_EVAL_BENCHMARK)
         wildcard_constraints:
             **T.state_job_constraints(job),
         # An API model's jobs need the network, which compute nodes of many clusters lack: the submit host.

@@ -63,8 +63,8 @@ IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
 # The jobs that load an evaluated state (rules eval_state*, see Targets.state_jobs), their logs, and where
 # they keep finished steps until the job succeeds (outside its outputs: a failed job's outputs are deleted).
 STATE_EVAL_RULE = "eval_state"
-STATE_EVAL_LOG = "logs/eval/{rule}/{model}/{chain}/seed{seed}.log"
-STATE_EVAL_BENCHMARK = "benchmarks/eval/{rule}/{model}/{chain}/seed{seed}.tsv"
+STATE_EVAL_LOG = "logs/eval/{model}/{chain}/seed{seed}.log"
+STATE_EVAL_BENCHMARK = "benchmarks/eval/{model}/{chain}/seed{seed}.tsv"
 EVAL_WORK_DIR = "results/checkpoints/eval/{model}/{chain}/seed{seed}"
 CORE_JOB, OPTIONAL_JOB = "core", "optional"
 TABLE = "results/tables/{table}.csv"
@@ -711,6 +711,12 @@ class Targets:
                 rule = name if number == 1 else f"{name}_{number}"
                 jobs.append(StateJob(rule, kind, steps, models, chains_, seeds, api))
         return jobs
+
+    @staticmethod
+    def state_job_log(job: StateJob, template: str = STATE_EVAL_LOG) -> str:
+        """A state rule's log (or, with STATE_EVAL_BENCHMARK, benchmark): in a folder of its own per rule."""
+        folder, _, rest = template.partition("/{model}/")
+        return f"{folder}/{job.rule}/{{model}}/{rest}"
 
     def state_job_constraints(self, job: StateJob) -> dict[str, str]:
         """Wildcard constraints of a state rule: exactly its states (never a comparator's summaries)."""

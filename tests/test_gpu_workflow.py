@@ -12,8 +12,9 @@ import torch
 import yaml
 from conftest import copy_workflow, snakemake
 
-SUMMARIES = "results/summaries/{model}/base/seed0/cnn.jsonl"
-SUMMARY_LOG = "logs/summaries/{model}/base/seed0/cnn.log"
+# The comparator model's summaries: a generate_summaries job each (a grid state's come from its evaluation job).
+SUMMARIES = "results/summaries/demo-other/base/seed0/{dataset}.jsonl"
+SUMMARY_LOG = "logs/summaries/demo-other/base/seed0/{dataset}.log"
 
 
 def gpu_workflow(tmp_path: Path, tiny_model_dir: Path, gpu: int) -> tuple[Path, str]:
@@ -30,7 +31,7 @@ def gpu_workflow(tmp_path: Path, tiny_model_dir: Path, gpu: int) -> tuple[Path, 
 
 def test_gpu_jobs_on_a_cpu_machine_fail_in_seconds_naming_the_job(tmp_path, tiny_model_dir):
     workdir, config = gpu_workflow(tmp_path, tiny_model_dir, gpu=1)
-    target = SUMMARIES.format(model="demo-target")
+    target = SUMMARIES.format(dataset="cnn")
     started = time.monotonic()
     result = snakemake(
         workdir, "results/gpu_check.txt", target, "--cores", "2", "--keep-going", "--configfile", config, timeout=600
@@ -38,9 +39,9 @@ def test_gpu_jobs_on_a_cpu_machine_fail_in_seconds_naming_the_job(tmp_path, tiny
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert not (workdir / target).exists() and not (workdir / "results/gpu_check.txt").exists()
-    summary_log = (workdir / SUMMARY_LOG.format(model="demo-target")).read_text()
+    summary_log = (workdir / SUMMARY_LOG.format(dataset="cnn")).read_text()
     assert (
-        "generate_summaries (model=demo-target, chain=base, seed=0, dataset=cnn) asked for 1 GPU but sees none: "
+        "generate_summaries (model=demo-other, chain=base, seed=0, dataset=cnn) asked for 1 GPU but sees none: "
         f"torch {torch.__version__} (CUDA build: none, CPU-only)" in summary_log
     )
     assert "CPU-only build: install the CUDA build of torch" in summary_log
@@ -54,10 +55,10 @@ def test_gpu_jobs_on_a_cpu_machine_fail_in_seconds_naming_the_job(tmp_path, tiny
 def test_a_profile_allowing_fewer_gpus_than_the_job_asks_for_stops_it(tmp_path, tiny_model_dir):
     """profiles/local declares 0 GPUs: Snakemake would run a gpu: 1 job with 0 (on the CPU, for days)."""
     workdir, config = gpu_workflow(tmp_path, tiny_model_dir, gpu=1)
-    target = SUMMARIES.format(model="demo-target")
+    target = SUMMARIES.format(dataset="cnn")
     result = snakemake(workdir, target, "--profile", "profiles/local", "--cores", "2", "--configfile", config)
     assert result.returncode != 0
-    log = (workdir / SUMMARY_LOG.format(model="demo-target")).read_text()
+    log = (workdir / SUMMARY_LOG.format(dataset="cnn")).read_text()
     assert "asked for 1 GPU in the config but was scheduled with 0" in log and "profiles/local" in log
 
 
@@ -67,10 +68,10 @@ def test_concurrent_model_jobs_under_the_local_profile_get_their_own_gpus(tmp_pa
     monkeypatch.setenv("SGTR_EM_GPUS", "0,1")
     monkeypatch.setenv("SGTR_EM_GPU_CHECK", "warn")
     workdir, config = gpu_workflow(tmp_path, tiny_model_dir, gpu=1)
-    models = ("demo-target", "demo-other")
+    datasets = ("cnn", "xsum")
     result = snakemake(
         workdir,
-        *(SUMMARIES.format(model=m) for m in models),
+        *(SUMMARIES.format(dataset=d) for d in datasets),
         "--profile",
         "profiles/local",
         "--resources",
@@ -82,15 +83,15 @@ def test_concurrent_model_jobs_under_the_local_profile_get_their_own_gpus(tmp_pa
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     devices = {}
-    for model in models:
-        log = (workdir / SUMMARY_LOG.format(model=model)).read_text()
+    for dataset in datasets:
+        log = (workdir / SUMMARY_LOG.format(dataset=dataset)).read_text()
         match = re.search(
             r"CUDA_VISIBLE_DEVICES=(\S+) \(1 GPU of the pool 0,1 from SGTR_EM_GPUS; locks in (\S+)\)", log
         )
         assert match, log[-2000:]
-        devices[model] = match.group(1)
+        devices[dataset] = match.group(1)
         assert match.group(2) == ".snakemake/gpu-locks"
         assert "SGTR_EM_GPU_CHECK=warn: continuing" in log
-        assert (workdir / SUMMARIES.format(model=model)).stat().st_size > 0
+        assert (workdir / SUMMARIES.format(dataset=dataset)).stat().st_size > 0
     # a job alone takes the first free device: different devices mean they held them at the same time
     assert sorted(devices.values()) == ["0", "1"], devices

@@ -124,11 +124,48 @@ def test_local_data_files_are_inputs_and_downloads_are_not(demo, paper):
 def test_model_job_resources_come_from_the_model_and_count_api_requests(paper):
     resources = paper.model_job_resources()
     qwen, gpt = wc(model="qwen2.5-32b"), wc(model="gpt-4.1")
-    assert set(resources) == {*targets.JOB_RESOURCES, "api_requests"}
+    # no model of the paper config names a partition, GPU model or CPUs per GPU, and no profile does here
+    assert set(resources) == {"gpu", "mem_mb", "runtime", "api_requests"}
     assert resources["gpu"](qwen) >= 1 and resources["gpu"](gpt) == 0
     assert resources["api_requests"](qwen) == 0
     assert resources["api_requests"](gpt) == paper.config["openai"]["max_concurrency"]
     assert paper.model_job_resources(fine_tuning=True)["api_requests"](gpt) == 1
+
+
+def test_host_memory_comes_from_the_memory_plan_and_a_retry_asks_for_more(paper):
+    """The weights load straight onto the GPU: a 32B job asks for tens of GB of host memory, not its size; a
+    retry after running out of memory or time asks for twice as much, then three times."""
+    qwen = wc(model="qwen2.5-32b")
+    evaluation, training = paper.model_job_resources(), paper.model_job_resources(fine_tuning=True)
+    assert 10_000 < evaluation["mem_mb"](qwen, 1) < training["mem_mb"](qwen, 1) < 40_000
+    assert training["mem_mb"](qwen, 2) == 2 * training["mem_mb"](qwen, 1)
+    runtime = paper.config["models"]["qwen2.5-32b"]["resources"]["runtime"]
+    assert evaluation["runtime"](qwen, 3) == 3 * runtime
+
+
+def test_a_partition_the_profile_sets_is_not_overridden_by_an_empty_config_value():
+    from conftest import load_config, read_config
+
+    config = load_config(read_config("config.yaml"))
+    config["models"]["seed-oss-36b"]["resources"]["gpu_model"] = "h200"
+    t = Targets(config, profile_resources={"slurm_partition": "gpu", "cpus_per_gpu": ""})
+    resources = t.model_job_resources()
+    assert {"slurm_partition", "gpu_model"} <= set(resources) and "cpus_per_gpu" not in resources
+    assert resources["slurm_partition"](wc(model="qwen2.5-32b")) == "gpu"
+    assert resources["gpu_model"](wc(model="seed-oss-36b")) == "h200"
+    assert resources["gpu_model"](wc(model="qwen2.5-32b")) is None  # not asked: sbatch gets no GPU model
+    assert t.gpu_check_resources()["slurm_partition"] == "gpu"
+
+
+def test_the_profiles_default_resources_are_read_as_snakemake_writes_them():
+    from snakemake.resources import DefaultResources
+
+    defaults = DefaultResources(["slurm_partition=gpu", "gpu_model='h100'", "cpus_per_gpu=8", "mem_mb=attempt*100"])
+    assert targets.written_resources(defaults, ("slurm_partition", "gpu_model", "cpus_per_gpu", "mem_mb")) == {
+        "slurm_partition": "gpu",
+        "gpu_model": "h100",
+        "cpus_per_gpu": 8,
+    }
 
 
 def test_an_api_judge_runs_where_snakemake_runs_and_a_local_judge_on_the_cluster(demo, paper):
