@@ -158,9 +158,10 @@ def test_a_partition_the_profile_sets_is_not_overridden_by_an_empty_config_value
 
 
 def test_the_profiles_default_resources_are_read_as_snakemake_writes_them():
-    from snakemake.resources import DefaultResources
+    from snakemake.resources import Resources
 
-    defaults = DefaultResources(["slurm_partition=gpu", "gpu_model='h100'", "cpus_per_gpu=8", "mem_mb=attempt*100"])
+    written = ["slurm_partition=gpu", "gpu_model='h100'", "cpus_per_gpu=8", "mem_mb=attempt*100"]
+    defaults = Resources.parse(written, allow_expressions=True)
     assert targets.written_resources(defaults, ("slurm_partition", "gpu_model", "cpus_per_gpu", "mem_mb")) == {
         "slurm_partition": "gpu",
         "gpu_model": "h100",
