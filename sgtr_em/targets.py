@@ -308,10 +308,10 @@ class Targets:
         def gpus(wc: Wildcards) -> int:
             return self.model_settings(wc.model)["resources"]["gpu"]
 
-        def mem_mb(wc: Wildcards, attempt: int) -> int:
+        def mem_mb(wc: Wildcards, attempt: int = 1) -> int:
             return self.host_memory_mb(wc.model, training=fine_tuning) * attempt
 
-        def runtime(wc: Wildcards, attempt: int) -> int:
+        def runtime(wc: Wildcards, attempt: int = 1) -> int:
             return self.model_settings(wc.model)["resources"]["runtime"] * attempt
 
         def api_requests(wc: Wildcards) -> int:
@@ -864,7 +864,7 @@ class Targets:
         without a judge model."""
 
         def judged(name: str, attempt_scaled: bool = False) -> InputFunction:
-            def get(wc: Wildcards, attempt: int) -> Any:
+            def get(wc: Wildcards, attempt: int = 1) -> Any:
                 judge = self.judge(key)
                 if judge is None:
                     return NO_JUDGE_RESOURCES[name]
