@@ -69,6 +69,10 @@ TABLE_SUMMARY = "results/tables/{table}_summary.csv"
 FIGURE = "results/figures/{model}/{figure}.{ext}"
 # A figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
 FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
+# The training curves of a model's stages (png, pdf, and the csv of every number drawn).
+TRAINING_CURVES = "results/figures/{model}/training_curves.{ext}"
+# Where a training job's experiment tracker writes, when finetune.report_to names one that logs to files.
+TRACKING_DIR = "logs/tracking/{model}/{chain}/seed{seed}"
 RESULTS_SUMMARY = "results/report/results_summary.md"
 RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
 MANIFEST = "results/manifest.json"
@@ -113,6 +117,7 @@ MANIFEST_OUTPUTS = (
     TABLE_SUMMARY,
     FIGURE,
     FIGURE_VARIANT,
+    TRAINING_CURVES,
     CLAIMS,
     CLAIMS_PLOT,
     RESULTS_SUMMARY,
@@ -790,6 +795,27 @@ class Targets:
         """The self-recognition evaluation figures draw: against the first comparator."""
         return self_recognition_table(self.config["eval"]["self_recognition"]["comparators"][0])
 
+    def training_curve_models(self) -> list[str]:
+        """Target models whose stages are LoRA trainings (an API model's fine-tuning job records no curve)."""
+        return [m for m in self.config["grid"]["models"] if not self.is_api_model(m) and trained_chains(self.config, m)]
+
+    def training_curve_files(self) -> list[str]:
+        """The training-curves figure (png, pdf) and its csv of every target model with LoRA trainings."""
+        return [
+            TRAINING_CURVES.format(model=m, ext=ext)
+            for m in self.training_curve_models()
+            for ext in (*FIGURE_FORMATS, "csv")
+        ]
+
+    def training_curve_inputs(self, wc: Wildcards) -> list[str]:
+        """Every adapter of a model, each seed of each trained chain, in the grid's chain order."""
+        model = wc.model
+        return [
+            ADAPTER.format(model=model, chain=c, seed=s)
+            for c in trained_chains(self.config, model)
+            for s in model_seeds(self.config, model)
+        ]
+
     def all_figures(self) -> list[str]:
         """Each figure once per target model (the ablation only where the model has its conditions)."""
         return [
@@ -890,6 +916,7 @@ class Targets:
             *self.all_tables(),
             *self.all_figures(),
             *self.figure_variants(),
+            *self.training_curve_files(),
             *self.all_claims(),
             RESULTS_SUMMARY,
         ]

@@ -1,6 +1,6 @@
 """GPU-hours of a grid and its subsets, estimated from the planned DAG (docs/cluster.md).
 
-    python tools/gpu_hours.py [subset ...]                                  # the paper (config/config.yaml)
+    python tools/gpu_hours.py [subset|full ...]                             # the paper (config/config.yaml)
     python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml [subset ...]  # a one-GPU preset over it
     python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml --plan        # its memory plan on an 80 GB GPU
 
@@ -217,7 +217,9 @@ def memory_plan(configfiles: list[str], gpu_bytes: int = GPU_80GB_BYTES) -> list
             (speed.load_minutes + sum(speed.step_minutes(s) for s in targets.state_eval_steps(o)), o)
             for o in targets.state_eval_groups()
         )
-        lines.append(f"  longest evaluation job (estimated): {longest[0]:.0f} min ({targets.state_eval_rule(longest[1])})")
+        lines.append(
+            f"  longest evaluation job (estimated): {longest[0]:.0f} min ({targets.state_eval_rule(longest[1])})"
+        )
     return lines
 
 
@@ -225,12 +227,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", default=[], help="overlay over config/config.yaml")
     parser.add_argument("--plan", action="store_true", help="print the memory plan instead of GPU-hours")
-    parser.add_argument("subsets", nargs="*", help="grid subsets (default: every subset and the whole grid)")
+    parser.add_argument(
+        "subsets", nargs="*", help="grid subsets, `full` for the whole grid (default: every subset and it)"
+    )
     args = parser.parse_args()
     if args.plan:
         print("\n".join(memory_plan(args.preset)))
         return
-    subsets: list[str | None] = list(args.subsets) or list(SUBSETS)
+    subsets = [None if s == "full" else s for s in args.subsets] or list(SUBSETS)
     print(
         "| subset | jobs | LoRA trainings | evaluated open-model states | state loads (before) "
         "| training GPU-h | evaluation GPU-h (before) | total GPU-h |"
