@@ -52,15 +52,17 @@ def curve_rows(model: str, adapters: Iterable[str | Path]) -> tuple[list[dict[st
     return rows, recipes
 
 
-def recipe_note(recipe: Mapping[str, Any]) -> str:
+def recipe_note(recipe: Mapping[str, Any]) -> list[str]:
     """The schedule of a stage in a few words: peak learning rate, scheduler, warmup, epochs, effective batch."""
     if not recipe:
-        return ""
+        return []
     batch = recipe.get("per_device_batch_size", 1) * recipe.get("gradient_accumulation_steps", 1)
-    return (
-        f"lr {recipe.get('learning_rate', 0):.0e} {recipe.get('lr_scheduler', '')}, "
-        f"warmup {recipe.get('warmup_steps', 0)}, {recipe.get('epochs', '?')} ep, batch {batch}"
-    )
+    return [
+        f"lr {recipe.get('learning_rate', 0):.0e} {recipe.get('lr_scheduler', '')}",
+        f"warmup {recipe.get('warmup_steps', 0)}",
+        f"{recipe.get('epochs', '?')} epoch(s)",
+        f"batch {batch}",
+    ]
 
 
 def draw_training_curves(
@@ -87,7 +89,11 @@ def draw_training_curves(
     )
     for ax in axes.flat[len(ordered) :]:
         ax.set_visible(False)
-    for ax, chain in zip(axes.flat, ordered, strict=False):
+    notes = {chain: recipe_note(recipes.get(chain, {})) for chain in ordered}
+    # The schedule most stages share goes in the title; a panel notes only what differs from it.
+    shared = [", ".join(n) for n in notes.values()]
+    common = max(set(shared), key=shared.count).split(", ") if any(shared) else []
+    for index_panel, (ax, chain) in enumerate(zip(axes.flat, ordered, strict=False)):
         chain_rows = [r for r in rows if r["chain"] == chain]
         seeds = sorted({int(r["seed"]) for r in chain_rows})
         colour = COLOURS.get(chains.order(chain), COLOURS["other"])
@@ -110,17 +116,24 @@ def draw_training_curves(
             twin = ax.twinx()
             twin.plot([p[0] for p in rates], [p[1] for p in rates], **LR_STYLE)
             twin.set_ylim(bottom=0)
+            twin.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+            twin.locator_params(axis="y", nbins=3)
             twin.tick_params(labelsize=5.5, length=2)
             twin.spines["right"].set_visible(True)
             twin.yaxis.get_offset_text().set_fontsize(5.5)
-        note = recipe_note(recipes.get(chain, {}))
-        ax.set_title(f"{chains.label(chain)}  (n={len(seeds)})\n{note}", fontsize=6.5)
+        differs = [part for part in notes[chain] if part not in common]
+        own = f"\n{', '.join(differs)}" if differs else ""
+        ax.set_title(f"{chains.label(chain)}  (n={len(seeds)}){own}", fontsize=6.5)
         ax.tick_params(labelsize=6, length=2)
-        ax.set_xlabel("optimizer step", fontsize=6.5)
-        ax.set_ylabel("loss", fontsize=6.5)
+        ax.locator_params(axis="y", nbins=4)
+        if index_panel >= len(ordered) - ncols:
+            ax.set_xlabel("optimizer step", fontsize=6.5)
+        if index_panel % ncols == 0:
+            ax.set_ylabel("loss", fontsize=6.5)
     fig.suptitle(
-        f"{title}\nloss per optimizer step, one line per seed (lighter: lower seed); dotted, right axis: learning rate",
-        fontsize=8,
+        f"{title}\nloss per optimizer step, one line per seed (lighter: lower seed); dotted, right axis: learning "
+        f"rate" + (f"\nschedule: {', '.join(common)}" if common else ""),
+        fontsize=7.5,
     )
     _save(fig, png, pdf)
     plt.close(fig)
