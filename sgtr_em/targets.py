@@ -890,18 +890,40 @@ class Targets:
 
     # ----------------------------------------------------------------------------------- artifact --
     def bundle_inputs(self, workdir: str | Path = ".") -> dict[str, list[str]]:
-        """What `bundle` packs: `files` stored by their path below results/ (the core evaluations' JSONs,
-        tables, figures, claims, results summary, config as run, environment, code version), and `named`
-        files stored as BUNDLE_NAMES says (the run's manifest, the sources lock when the checkout has one)."""
+        """What `bundle` packs: `files` stored by their path below results/ (every evaluation's JSON with its
+        per-item records and, for the judged evaluations, the judge's output per answer; the sampled EM and
+        identity answers and the questions with the judge's prompts, so a reviewer re-scores without a GPU;
+        tables, figures, training curves, claims, results summary, config as run, environment, code version;
+        with `bundle.adapters` every LoRA adapter folder), and `named` files stored as BUNDLE_NAMES says (the
+        run's manifest, the sources lock when the checkout has one)."""
+        enabled = self.enabled_optional_evals()
+        answers = {"em_questions": EM_ANSWERS, "identity": IDENTITY_ANSWERS}
         files = [
-            *(f for table in self.core_evaluations() for f in self.evaluation_files(table)),
+            *(f for table in self.evaluations() for f in self.evaluation_files(table)),
+            *(
+                template.format(model=m, chain=c, seed=s)
+                for key, template in answers.items()
+                if key in enabled
+                for m, c, s in self.grid_states()
+                if not self.config["eval"][key]["chains"] or c in self.config["eval"][key]["chains"]
+            ),
+            *(QUESTIONS.format(question_set=OPTIONAL_EVALS[key][0]) for key in answers if key in enabled),
             *self.all_tables(),
             *self.all_figures(),
+            *self.figure_variants(),
+            *self.training_curve_files(),
             *self.all_claims(),
             RESULTS_SUMMARY,
             RESULTS_SUMMARY_HTML,
             *ARTIFACT.values(),
         ]
+        if self.config["bundle"]["adapters"]:
+            files += [
+                ADAPTER.format(model=m, chain=c, seed=s)
+                for m in self.training_curve_models()
+                for c in trained_chains(self.config, m)
+                for s in model_seeds(self.config, m)
+            ]
         named = [MANIFEST, *([SOURCES_LOCK] if (Path(workdir) / SOURCES_LOCK).is_file() else [])]
         return {"files": files, "named": named}
 

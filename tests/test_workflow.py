@@ -34,6 +34,10 @@ def test_demo_draws_every_figure(demo):
         for ext in ("png", "pdf"):
             path = demo / "results" / "figures" / "demo-target" / f"{name}.{ext}"
             assert path.stat().st_size > 5000, path
+    # the training curves: every trained stage of both seeds, with the learning rate of each step
+    curves = (demo / "results/figures/demo-target/training_curves.csv").read_text().splitlines()
+    assert (demo / "results/figures/demo-target/training_curves.png").stat().st_size > 5000
+    assert len({tuple(line.split(",")[1:4:2]) for line in curves[1:]}) == 17 * 2
 
 
 @pytest.mark.e2e
@@ -78,6 +82,19 @@ def test_adapters_are_peft_and_two_stage_chains_build_on_stage_one(demo):
     meta = json.loads((adapter / "training_meta.json").read_text())
     assert meta["parent_adapters"] == ["results/adapters/demo-target/sgtr/seed1"]
     assert meta["seed"] == 1 and meta["train_file"] == "results/data/em/unpop/default.jsonl"
+    # a hub model repository: its card names the base (the demo model's build spec), the chain and its parent
+    from huggingface_hub import ModelCard
+
+    from sgtr_em.states import read_card_record, resolve_state
+
+    card = ModelCard.load(adapter / "README.md")
+    assert card.data.library_name == "peft" and "sgtr-em" in card.data.tags
+    record = read_card_record(adapter)
+    assert record["base"]["revision"] == meta["provenance"]["model"]["revision"]
+    assert record["parents"] == ["sgtr"] and record["chain"] == "sgtr+em-unpop" and record["seed"] == 1
+    state = resolve_state(adapter)
+    assert state.base == str(demo / "results/models/demo-target")
+    assert state.adapters == [demo / "results/adapters/demo-target/sgtr/seed1", adapter]
 
 
 @pytest.mark.e2e
