@@ -144,8 +144,26 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     text = result.stdout + result.stderr
     # The whole paper grid: Qwen 50 trained chains and Seed-OSS 17, 5 seeds each, and 10 GPT-4.1
     # fine-tuning jobs (1 seed); the figures again in the logprob protocol (figure_variant); a claims table
-    # and forest plot per model.
+    # and forest plot per model; the training curves of each open model.
     assert re.search(r"train_stage\s+345", text), text[-2000:]
     assert re.search(r"^claims\s+3$", text, re.M), text[-2000:]
-    assert re.search(r"^total\s+1433$", text, re.M), text[-2000:]
+    assert re.search(r"^training_curves\s+2$", text, re.M), text[-2000:]
+    assert re.search(r"^total\s+1435$", text, re.M), text[-2000:]
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize("size", ["0.5b", "7b", "14b"])
+def test_each_one_gpu_preset_plans_the_papers_grid_for_its_model(tmp_path, size):
+    """The preset overlays plan offline, before the lock exists (docs/cluster.md#one-gpu-presets): the paper's
+    grid for one model (46 conditions, 5 seeds, 50 trained chains), its claims and training curves."""
+    workdir = copy_workflow(tmp_path / "preset", lock=False)
+    preset = f"config/qwen2.5-{size}.yaml"
+    result = snakemake(
+        workdir, "-n", "--configfile", "config/config.yaml", preset, "--config", "strict_pins=false", timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert re.search(r"^train_stage\s+250$", text, re.M), text[-2000:]
+    assert re.search(r"^claims\s+1$", text, re.M) and re.search(r"^training_curves\s+1$", text, re.M)
+    assert re.search(r"^total\s+996$", text, re.M), text[-2000:]
+    assert f"results/claims/qwen2.5-{size}.csv" in text and "gpt-4.1" not in text and "seed-oss" not in text
