@@ -126,9 +126,8 @@ def copy_workflow(dest: Path, lock: bool = True) -> Path:
         else:
             shutil.copy2(src, dest / name)
     if lock:
-        from sgtr_em.lock import LOCK_FILE, read_lock, write_lock
-
         from sgtr_em.config import compose
+        from sgtr_em.lock import LOCK_FILE, read_lock, write_lock
 
         entries = read_lock(dest / LOCK_FILE)
         presets = [compose(REPO / "config/config.yaml", [REPO / preset]) for preset in ONE_GPU_PRESETS]

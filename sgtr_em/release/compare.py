@@ -10,7 +10,7 @@ the same size (target `release_compare`, docs/release.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def compare_rows(
     return rows
 
 
-def compare_markdown(rows: list[Mapping[str, Any]], models: Iterable[str], release_source: str) -> str:
+def compare_markdown(rows: Sequence[Mapping[str, Any]], models: Iterable[str], release_source: str) -> str:
     """The comparison as Markdown: a table per model; a model the release holds nothing comparable of says so."""
     lines = [
         "# Our run beside the authors' released results",
