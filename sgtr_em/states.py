@@ -240,6 +240,23 @@ def write_model_card(adapter_dir: str | Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def record_from_training(adapter_dir: str | Path) -> dict[str, Any] | None:
+    """The card's block for an adapter trained before cards existed, from its place in the workflow's layout
+    (model, chain, seed) and its training record's provenance (the base model's identity); None elsewhere."""
+    adapter_dir = Path(adapter_dir)
+    layout = _workflow_layout(adapter_dir)
+    meta_path = adapter_dir / TRAINING_META
+    if layout is None or not meta_path.is_file():
+        return None
+    provenance = read_json(meta_path).get("provenance") or {}
+    identity = provenance.get("model") or {}
+    run_name = (provenance.get("config") or {}).get("run_name", "")
+    _, model, chain, seed = layout
+    return state_record(
+        model=model, chain=chain, seed=int(seed.removeprefix("seed")), identity=identity, run_name=run_name
+    )
+
+
 def read_card_record(folder: str | Path) -> dict[str, Any] | None:
     """The `sgtr_em` block of a folder's card (None without a card or block)."""
     path = Path(folder) / CARD
@@ -303,7 +320,7 @@ def resolve_state(path: str | Path, base: str | Path | None = None) -> ResolvedS
         return ResolvedState(str(path), None)
     if not (path / "adapter_config.json").is_file():
         raise StateError(f"{path}: neither a model folder (config.json) nor an adapter folder (adapter_config.json)")
-    record = read_card_record(path)
+    record = read_card_record(path) or record_from_training(path)
     adapter_config = read_json(path / "adapter_config.json")
     parents = _parent_dirs(path, record)
     for parent in parents:
@@ -382,7 +399,9 @@ def export_state(
     state = resolve_state(adapter_dir, base)
     record = state.record
     if record is None:
-        raise StateError(f"{adapter_dir}: no model card with a {CARD_KEY} block (retrain it, or write its card)")
+        raise StateError(
+            f"{adapter_dir}: no model card with a {CARD_KEY} block, and not in a run's results/adapters/ layout"
+        )
     layout = _workflow_layout(adapter_dir)
     if results_dir is None and layout is not None:
         results_dir = layout[0]

@@ -197,3 +197,18 @@ def test_push_needs_a_token_for_the_hub_only(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example")
     with pytest.raises(StateError, match="no token for http://mirror.example"):
         push_state(tmp_path, "user/state")
+
+
+def test_an_adapter_trained_before_cards_is_read_from_its_training_record(run, tmp_path):
+    """An older run's adapter (no card): its model, chain and seed come from its place in the run's layout,
+    the base model's identity from its training record."""
+    root = tmp_path / "old"
+    shutil.copytree(run["root"] / "results", root / "results")
+    for card in (root / "results/adapters").rglob(CARD):
+        card.unlink()
+    adapter = root / "results/adapters/tiny/em-unpop+sgtr/seed0"
+    state = resolve_state(adapter)
+    assert state.adapters == [root / "results/adapters/tiny/em-unpop/seed0", adapter]
+    assert state.record["base"]["revision"] == model_identity("tiny", BUILT)["revision"]
+    out = export_state(adapter, tmp_path / "export")
+    assert read_card_record(out)["parents"] == ["em-unpop"] and (out / "parents/1-em-unpop").is_dir()
