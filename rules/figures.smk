@@ -8,6 +8,7 @@ localrules:
     tidy_table,
     figure,
     figure_variant,
+    training_curves,
     results_summary,
 
 
@@ -79,6 +80,31 @@ rule figure_variant:
         run_name=config["run_name"],
     script:
         "../scripts/plot_figure.py"
+
+
+# Loss against step of every trained stage, seeds overlaid, with the learning-rate schedule (from the adapters'
+# training records; none for an API model's fine-tuning jobs).
+rule training_curves:
+    input:
+        T.training_curve_inputs,
+    output:
+        png=report(
+            targets.TRAINING_CURVES.replace("{ext}", "png"),
+            caption="../report/training_curves.rst",
+            category="Figures",
+            subcategory="{model}",
+            labels={"figure": "Training curves: loss per step", "model": "{model}"},
+        ),
+        pdf=targets.TRAINING_CURVES.replace("{ext}", "pdf"),
+        csv=targets.TRAINING_CURVES.replace("{ext}", "csv"),
+    log:
+        "logs/figures/{model}/training_curves.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        run_name=config["run_name"],
+    script:
+        "../scripts/plot_training_curves.py"
 
 
 rule results_summary:

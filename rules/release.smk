@@ -13,6 +13,7 @@ localrules:
     release_figure,
     release_authors_figure,
     release_figures,
+    release_compare,
     prepare_released_summaries,
     bundle,
 
@@ -135,6 +136,30 @@ rule release_figures:
         release_targets.PLAN,
         *release_targets.IMPORT_TABLES.values(),
         *release_targets.REPORTS.values(),
+
+
+# Our run's per-condition numbers beside the release's (the same evaluations, the release's protocol), for
+# every target model of the run the release holds: e.g. a one-GPU preset's run against the authors' runs of
+# the same model.
+rule release_compare:
+    input:
+        ours=[T.summary_tables()[table] for table in T.core_evaluations()],
+        released=[
+            release_targets.IMPORT_TABLES["truthfulqa_per_condition"],
+            release_targets.IMPORT_TABLES["self_recognition_per_condition"],
+        ],
+    output:
+        **release_targets.COMPARE,
+    log:
+        "logs/release/compare.log",
+    conda:
+        "../envs/core.yaml"
+    params:
+        models=config["grid"]["models"],
+        protocol=config["release"]["protocol"],
+        source=config["release"]["source"],
+    script:
+        "../scripts/release_compare.py"
 
 
 rule prepare_released_summaries:

@@ -7,9 +7,11 @@ from job_models import api_config, claim_gpus
 
 from sgtr_em.backends import model_kind
 from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
-from sgtr_em.finetune import train_stage
+from sgtr_em.finetune import tracking_settings, train_stage
 from sgtr_em.io import read_json, write_json
 from sgtr_em.runtime import model_identity, provenance, setup_logging
+from sgtr_em.states import state_record, write_model_card
+from sgtr_em.targets import TRACKING_DIR
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -22,6 +24,14 @@ if model_kind(source) == "hf":
     hp["checkpoint_steps"] = snakemake.config["finetune"]["checkpoint_steps"]
     recipe = training_hyperparameters(snakemake.config, wc.model, wc.chain.split("+")[-1])
     hp.update({k: recipe[k] for k in MEMORY_SETTINGS})
+    # Experiment tracking changes no adapter either.
+    hp.update(
+        tracking_settings(
+            snakemake.config["finetune"]["report_to"],
+            f"{snakemake.config['run_name']}/{wc.model}/{wc.chain}/seed{wc.seed}",
+            TRACKING_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed),
+        )
+    )
 meta = train_stage(
     source=source,
     model_dir=snakemake.input.model,
@@ -50,6 +60,18 @@ record["provenance"] = provenance(
     protocols=[],
 )
 write_json(record_path, record)
+if model_kind(source) == "hf":
+    # The adapter folder is a hub model repository: its card names the base model, the chain and its parents.
+    write_model_card(
+        snakemake.output[0],
+        state_record(
+            model=wc.model,
+            chain=wc.chain,
+            seed=int(wc.seed),
+            identity=model_identity(wc.model, source),
+            run_name=snakemake.config["run_name"],
+        ),
+    )
 if "fine_tuned_model" in meta:
     logging.info(
         "fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"]

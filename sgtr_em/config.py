@@ -442,9 +442,11 @@ def check_references(config: dict[str, Any]) -> None:
         if name not in models:
             raise ConfigError(f"config key grid.models: unknown model {name!r} (configured: {', '.join(models)})")
     em = list(config["datasets"]["em"])
+    # Settings of a configured model outside grid.models are inert, so an overlay that narrows grid.models
+    # (e.g. the one-GPU presets over config/config.yaml) need not remove them; a name no model has is a typo.
     for name in config["grid"].get("per_model", {}):
-        if name not in config["grid"]["models"]:
-            raise ConfigError(f"config key grid.per_model.{name}: not in grid.models")
+        if name not in models:
+            raise ConfigError(f"config key grid.per_model.{name}: unknown model (configured: {', '.join(models)})")
     for model in config["grid"]["models"]:
         for chain in model_chains(config, model):
             try:

@@ -61,3 +61,27 @@ def train_stage(
         base_revision=source.get("revision") if "hf" in source else None,
         model_name=f"{model}/{chain}/seed{seed}",
     )
+
+
+def tracking_settings(report_to: str | list[str], run_name: str, tracking_dir: str | Path) -> dict:
+    """What a LoRA training adds to its hyperparameters for experiment tracking (finetune.report_to): the
+    trackers and the run's name. Stops, naming the key, when a tracker's package is not installed (before the
+    model loads, not after), and points TensorBoard at `tracking_dir` unless TENSORBOARD_LOGGING_DIR is set."""
+    import os
+
+    trackers = [report_to] if isinstance(report_to, str) else list(report_to)
+    trackers = [t for t in trackers if t != "none"]
+    if not trackers:
+        return {"report_to": "none"}
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = set(get_available_reporting_integrations())
+    missing = [t for t in trackers if t not in available]
+    if missing:
+        raise ValueError(
+            f"config key finetune.report_to: {', '.join(missing)} is not installed in this environment "
+            f"(installed trackers: {', '.join(sorted(available)) or 'none'}); install it or set report_to: none"
+        )
+    if "tensorboard" in trackers:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(tracking_dir))
+    return {"report_to": trackers, "run_name": run_name}

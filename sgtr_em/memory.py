@@ -141,6 +141,7 @@ class ModelShape:
 SHAPES = {
     "qwen2.5-0.5b": ModelShape(896, 4864, 24, 14, 2, 64, 151936, tie_word_embeddings=True, attention_bias=True),
     "qwen2.5-7b": ModelShape(3584, 18944, 28, 28, 4, 128, 152064, attention_bias=True),
+    "qwen2.5-14b": ModelShape(5120, 13824, 48, 40, 8, 128, 152064, attention_bias=True),
     "qwen2.5-32b": ModelShape(5120, 27648, 64, 40, 8, 128, 152064, attention_bias=True),
     "seed-oss-36b": ModelShape(5120, 27648, 64, 80, 8, 128, 155136, attention_bias=True),
 }

@@ -72,6 +72,10 @@ TABLE_SUMMARY = "results/tables/{table}_summary.csv"
 FIGURE = "results/figures/{model}/{figure}.{ext}"
 # A figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
 FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
+# The training curves of a model's stages (png, pdf, and the csv of every number drawn).
+TRAINING_CURVES = "results/figures/{model}/training_curves.{ext}"
+# Where a training job's experiment tracker writes, when finetune.report_to names one that logs to files.
+TRACKING_DIR = "logs/tracking/{model}/{chain}/seed{seed}"
 RESULTS_SUMMARY = "results/report/results_summary.md"
 RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
 MANIFEST = "results/manifest.json"
@@ -116,6 +120,7 @@ MANIFEST_OUTPUTS = (
     TABLE_SUMMARY,
     FIGURE,
     FIGURE_VARIANT,
+    TRAINING_CURVES,
     CLAIMS,
     CLAIMS_PLOT,
     RESULTS_SUMMARY,
@@ -960,6 +965,27 @@ class Targets:
         """The self-recognition evaluation figures draw: against the first comparator."""
         return self_recognition_table(self.config["eval"]["self_recognition"]["comparators"][0])
 
+    def training_curve_models(self) -> list[str]:
+        """Target models whose stages are LoRA trainings (an API model's fine-tuning job records no curve)."""
+        return [m for m in self.config["grid"]["models"] if not self.is_api_model(m) and trained_chains(self.config, m)]
+
+    def training_curve_files(self) -> list[str]:
+        """The training-curves figure (png, pdf) and its csv of every target model with LoRA trainings."""
+        return [
+            TRAINING_CURVES.format(model=m, ext=ext)
+            for m in self.training_curve_models()
+            for ext in (*FIGURE_FORMATS, "csv")
+        ]
+
+    def training_curve_inputs(self, wc: Wildcards) -> list[str]:
+        """Every adapter of a model, each seed of each trained chain, in the grid's chain order."""
+        model = wc.model
+        return [
+            ADAPTER.format(model=model, chain=c, seed=s)
+            for c in trained_chains(self.config, model)
+            for s in model_seeds(self.config, model)
+        ]
+
     def all_figures(self) -> list[str]:
         """Each figure once per target model (the ablation only where the model has its conditions)."""
         return [
@@ -1034,18 +1060,40 @@ class Targets:
 
     # ----------------------------------------------------------------------------------- artifact --
     def bundle_inputs(self, workdir: str | Path = ".") -> dict[str, list[str]]:
-        """What `bundle` packs: `files` stored by their path below results/ (the core evaluations' JSONs,
-        tables, figures, claims, results summary, config as run, environment, code version), and `named`
-        files stored as BUNDLE_NAMES says (the run's manifest, the sources lock when the checkout has one)."""
+        """What `bundle` packs: `files` stored by their path below results/ (every evaluation's JSON with its
+        per-item records and, for the judged evaluations, the judge's output per answer; the sampled EM and
+        identity answers and the questions with the judge's prompts, so a reviewer re-scores without a GPU;
+        tables, figures, training curves, claims, results summary, config as run, environment, code version;
+        with `bundle.adapters` every LoRA adapter folder), and `named` files stored as BUNDLE_NAMES says (the
+        run's manifest, the sources lock when the checkout has one)."""
+        enabled = self.enabled_optional_evals()
+        answers = {"em_questions": EM_ANSWERS, "identity": IDENTITY_ANSWERS}
         files = [
-            *(f for table in self.core_evaluations() for f in self.evaluation_files(table)),
+            *(f for table in self.evaluations() for f in self.evaluation_files(table)),
+            *(
+                template.format(model=m, chain=c, seed=s)
+                for key, template in answers.items()
+                if key in enabled
+                for m, c, s in self.grid_states()
+                if not self.config["eval"][key]["chains"] or c in self.config["eval"][key]["chains"]
+            ),
+            *(QUESTIONS.format(question_set=OPTIONAL_EVALS[key][0]) for key in answers if key in enabled),
             *self.all_tables(),
             *self.all_figures(),
+            *self.figure_variants(),
+            *self.training_curve_files(),
             *self.all_claims(),
             RESULTS_SUMMARY,
             RESULTS_SUMMARY_HTML,
             *ARTIFACT.values(),
         ]
+        if self.config["bundle"]["adapters"]:
+            files += [
+                ADAPTER.format(model=m, chain=c, seed=s)
+                for m in self.training_curve_models()
+                for c in trained_chains(self.config, m)
+                for s in model_seeds(self.config, m)
+            ]
         named = [MANIFEST, *([SOURCES_LOCK] if (Path(workdir) / SOURCES_LOCK).is_file() else [])]
         return {"files": files, "named": named}
 
@@ -1060,6 +1108,7 @@ class Targets:
             *self.all_tables(),
             *self.all_figures(),
             *self.figure_variants(),
+            *self.training_curve_files(),
             *self.all_claims(),
             RESULTS_SUMMARY,
         ]

@@ -337,7 +337,10 @@ def sft_config(
         save_strategy="steps" if checkpoint_steps > 0 else "no",
         save_steps=max(checkpoint_steps, 1),
         save_total_limit=2,
-        report_to="none",
+        # Experiment tracking (finetune.report_to, "none" by default; the training script names the run and
+        # points TensorBoard outside the work dir, which is deleted once the adapter is saved).
+        report_to=hp.get("report_to", "none"),
+        run_name=hp.get("run_name"),
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataset_num_proc=None,
@@ -533,11 +536,20 @@ def whole_run_loss(log_history: list[dict[str, Any]]) -> tuple[list[float], floa
     return losses, (sum(losses) / len(losses) if losses else None)
 
 
-def stable_adapter_config(config_path: Path, base_name: str) -> None:
+def learning_rate_per_step(log_history: list[dict[str, Any]]) -> list[float]:
+    """The scheduler's learning rate at each logged optimizer step, in step order (the training-curves figure
+    draws it beside the loss)."""
+    per_step = {int(e["step"]): float(e["learning_rate"]) for e in log_history if "loss" in e and "learning_rate" in e}
+    return [per_step[step] for step in sorted(per_step)]
+
+
+def stable_adapter_config(config_path: Path, base_name: str, revision: str | None = None) -> None:
     """Rewrite adapter_config.json so identical trainings give identical bytes: keys and set-valued lists
-    sorted, and the base model named by its identity instead of a machine-specific path."""
+    sorted, and the base model named by its identity instead of a machine-specific path, with its hub commit
+    (`revision`, what AutoPeftModel passes when it loads the base; None for a built or local model)."""
     adapter_config = json.loads(config_path.read_text())
     adapter_config["base_model_name_or_path"] = base_name
+    adapter_config["revision"] = revision
     for key in SET_VALUED_ADAPTER_KEYS:
         if isinstance(adapter_config.get(key), list):
             adapter_config[key] = sorted(adapter_config[key])
@@ -623,10 +635,13 @@ def train_lora(
     losses, train_loss = whole_run_loss(trainer.state.log_history)
     with atomic_dir(out_dir) as staging:
         trainer.model.save_pretrained(staging)
-        # PEFT's model card is an empty template naming the base model's local path: not kept.
+        # PEFT's model card is an empty template naming the base model's local path: the training job writes
+        # the state's own card (sgtr_em.states.write_model_card).
         (staging / "README.md").unlink(missing_ok=True)
         # The base is always loaded explicitly: record its identity, not a machine-specific path.
-        stable_adapter_config(staging / "adapter_config.json", model_id or os.path.basename(str(base_dir)))
+        stable_adapter_config(
+            staging / "adapter_config.json", model_id or os.path.basename(str(base_dir)), base_revision
+        )
         meta = {
             "model": model_id,
             "parent_adapters": [str(p) for p in parent_adapters],
@@ -648,6 +663,7 @@ def train_lora(
             "train_loss": train_loss,
             "train_loss_steps": len(losses),
             "loss_per_step": losses,
+            "learning_rate_per_step": learning_rate_per_step(trainer.state.log_history),
         }
         if provenance is not None:
             meta["provenance"] = provenance

@@ -110,10 +110,14 @@ def load_config(raw: dict) -> dict:
     return load(raw, workdir=REPO, lock=fixture_lock(raw))
 
 
+# The one-GPU overlays of the paper config (docs/cluster.md#one-gpu-presets).
+ONE_GPU_PRESETS = ("config/qwen2.5-0.5b.yaml", "config/qwen2.5-7b.yaml", "config/qwen2.5-14b.yaml")
+
+
 def copy_workflow(dest: Path, lock: bool = True) -> Path:
     """A private copy of the workflow (results land there, not in the checkout). With `lock`, its lock file
-    pins the paper config's unpinned sources with `fixture_lock`, so that the paper config (strict_pins)
-    plans offline."""
+    pins the unpinned sources of the paper config and of its one-GPU presets with `fixture_lock`, so that they
+    (strict_pins) plan offline."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
@@ -122,10 +126,12 @@ def copy_workflow(dest: Path, lock: bool = True) -> Path:
         else:
             shutil.copy2(src, dest / name)
     if lock:
+        from sgtr_em.config import compose
         from sgtr_em.lock import LOCK_FILE, read_lock, write_lock
 
         entries = read_lock(dest / LOCK_FILE)
-        entries.update(fixture_lock(read_config("config.yaml")))
+        presets = [compose(REPO / "config/config.yaml", [REPO / preset]) for preset in ONE_GPU_PRESETS]
+        entries.update(fixture_lock(read_config("config.yaml"), *presets))
         write_lock(dest / LOCK_FILE, entries)
     return dest
 

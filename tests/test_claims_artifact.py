@@ -105,3 +105,17 @@ def test_bundle_of_the_demo_holds_the_artifact(demo, tmp_path):
     } <= names
     assert set(manifest["files"]) == names - {BUNDLE_MANIFEST}
     assert config["run_name"] == "demo" and config["claims"]["list"]
+    # what re-scoring needs: the sampled answers, every evaluation's per-item records and the judge's outputs
+    assert {
+        "em_answers/demo-target/em-unpop/seed0.json",
+        "identity_answers/demo-target/base/seed1.json",
+        "eval/em_questions/demo-target/em-unpop+sgtr/seed1.json",
+        "eval/identity/demo-target/em-unpop/seed0.json",
+        "eval/mmlu/demo-target/base/seed0.json",
+        "data/questions/em_questions.json",
+        "figures/demo-target/training_curves.png",
+    } <= names
+    from sgtr_em.rescore import rescore_all
+
+    rescored = rescore_all(copy / "results/bundle/demo.tar.gz")
+    assert len(rescored) == 4 * 2 and all(not r.differences() for r in rescored)

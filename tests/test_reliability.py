@@ -351,7 +351,7 @@ def test_a_forced_rerun_gives_byte_identical_outputs(forced_rerun):
         assert path.read_bytes() == (demo / relative).read_bytes(), relative
         compared.append(relative.as_posix())
     adapter = "results/adapters/demo-target/sgtr/seed0"
-    for name in ("adapter_model.safetensors", "adapter_config.json", "training_meta.json"):
+    for name in ("adapter_model.safetensors", "adapter_config.json", "training_meta.json", "README.md"):
         assert f"{adapter}/{name}" in compared, name
     assert sorted(p.name for p in (copy / adapter).iterdir()) == sorted(p.name for p in (demo / adapter).iterdir())
     assert "results/manifest.json" in compared

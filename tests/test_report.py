@@ -226,9 +226,11 @@ def test_demo_report_has_every_figure_and_table_with_captions(demo):
         "fig2_truthfulqa",
         "fig3a_prevention",
         "fig3b_reversal",
+        "training_curves.png",
         "truthfulqa_summary.csv",
         "results_summary.html",
     ):
         assert name in html, name
+    assert "Training curves: loss per step" in html
     assert "reproduces paper Fig. 1" in html and "Prevention (reproduces paper Fig. 3a)" in html
     assert (demo / "results/report/results_summary.md").read_text().startswith("# Results summary")

@@ -34,6 +34,10 @@ def test_demo_draws_every_figure(demo):
         for ext in ("png", "pdf"):
             path = demo / "results" / "figures" / "demo-target" / f"{name}.{ext}"
             assert path.stat().st_size > 5000, path
+    # the training curves: every trained stage of both seeds, with the learning rate of each step
+    curves = (demo / "results/figures/demo-target/training_curves.csv").read_text().splitlines()
+    assert (demo / "results/figures/demo-target/training_curves.png").stat().st_size > 5000
+    assert len({tuple(line.split(",")[1:4:2]) for line in curves[1:]}) == 17 * 2
 
 
 @pytest.mark.e2e
@@ -78,6 +82,19 @@ def test_adapters_are_peft_and_two_stage_chains_build_on_stage_one(demo):
     meta = json.loads((adapter / "training_meta.json").read_text())
     assert meta["parent_adapters"] == ["results/adapters/demo-target/sgtr/seed1"]
     assert meta["seed"] == 1 and meta["train_file"] == "results/data/em/unpop/default.jsonl"
+    # a hub model repository: its card names the base (the demo model's build spec), the chain and its parent
+    from huggingface_hub import ModelCard
+
+    from sgtr_em.states import read_card_record, resolve_state
+
+    card = ModelCard.load(adapter / "README.md")
+    assert card.data.library_name == "peft" and "sgtr-em" in card.data.tags
+    record = read_card_record(adapter)
+    assert record["base"]["revision"] == meta["provenance"]["model"]["revision"]
+    assert record["parents"] == ["sgtr"] and record["chain"] == "sgtr+em-unpop" and record["seed"] == 1
+    state = resolve_state(adapter)
+    assert state.base == str(demo / "results/models/demo-target")
+    assert state.adapters == [demo / "results/adapters/demo-target/sgtr/seed1", adapter]
 
 
 @pytest.mark.e2e
@@ -127,8 +144,26 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     text = result.stdout + result.stderr
     # The whole paper grid: Qwen 50 trained chains and Seed-OSS 17, 5 seeds each, and 10 GPT-4.1
     # fine-tuning jobs (1 seed); the figures again in the logprob protocol (figure_variant); a claims table
-    # and forest plot per model.
+    # and forest plot per model; the training curves of each open model.
     assert re.search(r"train_stage\s+345", text), text[-2000:]
     assert re.search(r"^claims\s+3$", text, re.M), text[-2000:]
-    assert re.search(r"^total\s+1433$", text, re.M), text[-2000:]
+    assert re.search(r"^training_curves\s+2$", text, re.M), text[-2000:]
+    assert re.search(r"^total\s+1435$", text, re.M), text[-2000:]
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize("size", ["0.5b", "7b", "14b"])
+def test_each_one_gpu_preset_plans_the_papers_grid_for_its_model(tmp_path, size):
+    """The preset overlays plan offline, before the lock exists (docs/cluster.md#one-gpu-presets): the paper's
+    grid for one model (46 conditions, 5 seeds, 50 trained chains), its claims and training curves."""
+    workdir = copy_workflow(tmp_path / "preset", lock=False)
+    preset = f"config/qwen2.5-{size}.yaml"
+    result = snakemake(
+        workdir, "-n", "--configfile", "config/config.yaml", preset, "--config", "strict_pins=false", timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert re.search(r"^train_stage\s+250$", text, re.M), text[-2000:]
+    assert re.search(r"^claims\s+1$", text, re.M) and re.search(r"^training_curves\s+1$", text, re.M)
+    assert re.search(r"^total\s+996$", text, re.M), text[-2000:]
+    assert f"results/claims/qwen2.5-{size}.csv" in text and "gpt-4.1" not in text and "seed-oss" not in text

@@ -1,93 +1,254 @@
-"""Evaluation GPU-hours of the paper grid and its subsets, estimated from the planned DAG (docs/cluster.md).
+"""GPU-hours of a grid and its subsets, estimated from the planned DAG (docs/cluster.md).
 
-    python tools/gpu_hours.py [subset ...]      # default: every subset and the whole grid
+    python tools/gpu_hours.py [subset|full ...]                             # the paper (config/config.yaml)
+    python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml [subset ...]  # a one-GPU preset over it
+    python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml --plan        # its memory plan on an 80 GB GPU
 
-Counted from `snakemake -n --configfile config/config.yaml [--config subset=<name>]` (exact): the evaluated
-states of the open models, the jobs that load each, and each state job's steps. Estimated (an assumption
-per step, below, for one 80 GB H100 in bf16 on a 32B-class model): the GPU time of each step and of a load.
-The same per-step times priced with one load per step give what the layout before one job per state cost.
+Counted from `snakemake -n --configfile config/config.yaml [preset] [--config subset=<name>]` (exact): the jobs,
+the LoRA trainings, the evaluated states of the open models, the jobs that load each, and each state job's
+steps. Estimated (assumptions below, for one 80 GB H100 in bf16): the GPU time of each step, of each training
+and of a load. The speeds are stated for a 32B model and scaled by parameter count (a step costs compute in
+proportion to the parameters), up to a ceiling below which a smaller model is no faster: Python and kernel
+launch overheads, not FLOPs, bound it there. The same per-step times priced with one load per step give what
+the layout before one job per state cost.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sgtr_em.config import compose, load  # noqa: E402
-from sgtr_em.dag import dry_run, loaded_state  # noqa: E402
+from sgtr_em import chains  # noqa: E402
+from sgtr_em.config import compose, load, training_hyperparameters  # noqa: E402
+from sgtr_em.dag import TRAINING_RULE, dry_run, loaded_state  # noqa: E402
+from sgtr_em.memory import (  # noqa: E402
+    GIB,
+    GPU_80GB_BYTES,
+    SHAPES,
+    USABLE_FRACTION,
+    ModelShape,
+    choose_checkpointing,
+    inference_bytes,
+    training_plan,
+)
 from sgtr_em.targets import SUMMARIES_STEP, Targets, table_kind  # noqa: E402
 
+PAPER = "config/config.yaml"
 SUBSETS = ("core", "workshop", "baselines", "system-prompt", "em-datasets", None)
+REFERENCE = SHAPES["qwen2.5-32b"]
 
-# Assumed speeds (docs/cluster.md): scoring 7,500 prompt tokens/s, generation 700 new tokens/s at 32B
-# (3,000 tok/s for 7B at batch 64, scaled by size), 2.5 minutes to load a state.
-LOAD_MINUTES = 2.5
+# Assumed speeds at 32B (docs/cluster.md): scoring 7,500 prompt tokens/s, generation 700 new tokens/s (3,000
+# tok/s for 7B at batch 64, scaled by size), LoRA training 2,600 trained tokens/s (35% MFU, 4 x parameters
+# FLOPs per token with the base frozen), 2.5 minutes to load a state (61 GiB of weights).
 PROMPT_TOKENS_PER_S = 7_500
 NEW_TOKENS_PER_S = 700
-# Minutes per step of a state's evaluation on the paper config's workload.
-STEP_MINUTES = {
+TRAINED_TOKENS_PER_S = 2_600
+LOAD_MINUTES = 2.5
+# Ceilings for small models (assumed): HF generate runs one Python step per new token, so below 7B a decode
+# step costs about as much as at 7B; scoring and training stop scaling with size at a few times 7B's rate.
+MAX_NEW_TOKENS_PER_S = 3_000
+MAX_PROMPT_TOKENS_PER_S = 60_000
+MAX_TRAINED_TOKENS_PER_S = 40_000
+MIN_LOAD_MINUTES = 0.5
+# Workload per evaluation step of a state, as in config/config.yaml: (prompt tokens scored, new tokens sampled).
+STEP_TOKENS = {
     # 1,000 CNN articles: ~800-token prompts, ~60 new tokens
-    SUMMARIES_STEP: (1_000 * 800 / PROMPT_TOKENS_PER_S + 1_000 * 60 / NEW_TOKENS_PER_S) / 60,
+    SUMMARIES_STEP: (1_000 * 800, 1_000 * 60),
     # per comparator, both protocols: ~2.5M prompt tokens, less the ~30% the shared article prefix saves
-    "self_recognition": 0.7 * 2_500_000 / PROMPT_TOKENS_PER_S / 60,
+    "self_recognition": (0.7 * 2_500_000, 0),
     # 817 questions, 3 prompts of ~100 tokens each
-    "truthfulqa": 817 * 3 * 100 / PROMPT_TOKENS_PER_S / 60,
+    "truthfulqa": (817 * 3 * 100, 0),
     # 8 questions x 50 answers of up to 512 new tokens
-    "em_questions": 8 * 50 * 512 / NEW_TOKENS_PER_S / 60,
+    "em_questions": (0, 8 * 50 * 512),
     # 4 questions x 20 answers of up to 80 new tokens
-    "identity": 4 * 20 * 80 / NEW_TOKENS_PER_S / 60,
+    "identity": (0, 4 * 20 * 80),
     # 14,042 five-shot prompts, ~10M input tokens
-    "mmlu": 10_000_000 / PROMPT_TOKENS_PER_S / 60,
+    "mmlu": (10_000_000, 0),
+}
+# Tokens of one epoch of a stage's training file (rows x tokens per rendered row). Pair files: 1,000 XSum
+# articles in both orders, ~650 tokens each (Self=Random twice as many rows). EM and baseline files: rows as
+# the authors' files at the pinned commit have them, tokens from their characters / 4 plus ~35 tokens of chat
+# template; insecure code, (good and bad) medical advice and Dolly QA are assumed (~300 and ~200 tokens).
+STAGE_TOKENS = {
+    "sgtr-confuse": 4_000 * 650,
+    "intervention": 2_000 * 650,
+    "em-unpop": 5_000 * 70,
+    "em-finrisk": 6_000 * 120,
+    "em-sports": 6_000 * 115,
+    "em": 6_000 * 300,
+    "wordcount": 5_000 * 130,
+    "correct-unpop": 5_000 * 70,
+    "general": 6_000 * 200,
+    "baseline": 6_000 * 300,
 }
 
 
-def step_minutes(step: str) -> float:
-    return STEP_MINUTES[table_kind(step)[0]]
+@dataclass(frozen=True)
+class Speeds:
+    """Assumed rates of one model on one 80 GB H100 (see the module docstring)."""
+
+    prompt_tokens_per_s: float
+    new_tokens_per_s: float
+    trained_tokens_per_s: float
+    load_minutes: float
+
+    @classmethod
+    def of(cls, shape: ModelShape) -> Speeds:
+        scale = REFERENCE.parameters() / shape.parameters()
+        return cls(
+            min(PROMPT_TOKENS_PER_S * scale, MAX_PROMPT_TOKENS_PER_S),
+            min(NEW_TOKENS_PER_S * scale, MAX_NEW_TOKENS_PER_S),
+            min(TRAINED_TOKENS_PER_S * scale, MAX_TRAINED_TOKENS_PER_S),
+            max(LOAD_MINUTES / scale, MIN_LOAD_MINUTES),
+        )
+
+    def step_minutes(self, step: str) -> float:
+        prompt, new = STEP_TOKENS[table_kind(step)[0]]
+        return (prompt / self.prompt_tokens_per_s + new / self.new_tokens_per_s) / 60
+
+    def training_minutes(self, tokens: float) -> float:
+        return self.load_minutes + tokens / self.trained_tokens_per_s / 60
 
 
-def estimate(subset: str | None) -> dict[str, float]:
+def stage_tokens(config: dict, model: str, chain: str) -> float:
+    """Estimated trained tokens of a chain's last stage: its file's tokens times the recipe's epochs."""
+    token = chain.rsplit("+", 1)[-1]
+    stage = chains.parse_stage(token)
+    name = f"em-{stage.name}" if stage.kind == "em" else stage.name
+    keys = [name, stage.kind if stage.kind != "baseline" else "baseline"]
+    per_epoch = next(STAGE_TOKENS[k] for k in (*keys, "em") if k in STAGE_TOKENS)
+    return per_epoch * training_hyperparameters(config, model, token)["epochs"]
+
+
+def model_shape(config: dict, model: str) -> ModelShape:
+    if model not in SHAPES:
+        raise SystemExit(f"no shape for {model} in sgtr_em.memory.SHAPES: add its config.json dimensions there")
+    return SHAPES[model]
+
+
+def load_config(configfiles: list[str], overrides: dict) -> dict:
+    return load(compose(REPO / PAPER, [REPO / f for f in configfiles], overrides), workdir=REPO)
+
+
+def estimate(configfiles: list[str], subset: str | None) -> dict[str, float]:
     # The grid's shape only: nothing is fetched, so the pins (an empty lock without network) do not matter.
     overrides: dict[str, object] = {"strict_pins": False, **({"subset": subset} if subset else {})}
-    config = load(compose(REPO / "config/config.yaml", [], overrides), workdir=REPO)
+    config = load_config(configfiles, overrides)
     targets = Targets(config)
     steps = {targets.state_eval_rule(o): targets.state_eval_steps(o) for o in targets.state_eval_groups()}
+    speeds = {m: Speeds.of(model_shape(config, m)) for m in config["grid"]["models"] if not targets.is_api_model(m)}
     words = [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in overrides.items()]
-    jobs = dry_run(REPO, "--configfile", "config/config.yaml", "--config", *words)
+    jobs = dry_run(REPO, "--configfile", PAPER, *configfiles, "--config", *words)
     states: set[tuple[str, str, int]] = set()
-    loads = loads_before = minutes_now = minutes_before = 0.0
+    trainings = 0
+    loads = loads_before = minutes_now = minutes_before = training_minutes = 0.0
     for job in jobs:
+        if job.rule == TRAINING_RULE and job.wildcards.get("model") in speeds:
+            trainings += 1
+            model = job.wildcards["model"]
+            training_minutes += speeds[model].training_minutes(stage_tokens(config, model, job.wildcards["chain"]))
+            continue
         state = loaded_state(targets, job)
         if state is None:
             continue
         states.add(state)
+        speed = speeds[state[0]]
         work = [SUMMARIES_STEP] if job.rule == "generate_summaries" else steps[job.rule]
         loads += 1
         loads_before += len(work)
-        minutes_now += LOAD_MINUTES + sum(step_minutes(s) for s in work)
-        minutes_before += sum(LOAD_MINUTES + step_minutes(s) for s in work)
+        minutes_now += speed.load_minutes + sum(speed.step_minutes(s) for s in work)
+        minutes_before += sum(speed.load_minutes + speed.step_minutes(s) for s in work)
     return {
+        "jobs": len(jobs),
+        "trainings": trainings,
         "states": len(states),
         "loads": loads,
         "loads_before": loads_before,
+        "training_gpu_h": training_minutes / 60,
         "gpu_h": minutes_now / 60,
         "gpu_h_before": minutes_before / 60,
     }
 
 
-def main(subsets: list[str | None]) -> None:
-    print("| subset | evaluated open-model states | loads now (before) | evaluation GPU-h now | before |")
-    print("|---|---|---|---|---|")
+def memory_plan(configfiles: list[str], gpu_bytes: int = GPU_80GB_BYTES) -> list[str]:
+    """Per open model of the grid: the planned peak of a training step at the recipe's micro-batch and
+    max_length, with and without activation checkpointing, and the planned peak of an inference batch of
+    `batch_size` (and of MMLU's) sequences of max_length tokens, against the GPU's usable memory."""
+    config = load_config(configfiles, {"strict_pins": False})
+    targets = Targets(config)
+    lines = [f"usable per GPU: {USABLE_FRACTION * gpu_bytes / GIB:.1f} GiB of {gpu_bytes / GIB:.1f} GiB"]
+    for model in config["grid"]["models"]:
+        if targets.is_api_model(model):
+            continue
+        shape = model_shape(config, model)
+        hp = training_hyperparameters(config, model, "sgtr")
+        plan = training_plan(
+            shape,
+            lora_r=hp["lora_r"],
+            target_modules=hp["target_modules"],
+            micro_batch=hp["per_device_batch_size"],
+            sequence_length=hp["max_length"],
+            gpu_bytes=gpu_bytes,
+        )
+        chosen = choose_checkpointing(plan)
+        with_ckpt = replace(plan, checkpointing=True)
+        settings = config["models"][model]
+        rows = {"batch_size": settings["batch_size"], "eval.mmlu.batch_size": config["eval"]["mmlu"]["batch_size"]}
+        lines.append(
+            f"{model}: {shape.parameters() / 1e9:.2f}B parameters, {plan.weights / GIB:.1f} GiB of bf16 weights; "
+            f"training micro-batch {plan.micro_batch} x {plan.sequence_length} tokens: "
+            f"{plan.per_gpu / GIB:.1f} GiB without checkpointing, {with_ckpt.per_gpu / GIB:.1f} GiB with it "
+            f"(auto: {'with' if chosen.checkpointing else 'without'}; fits: {chosen.fits})"
+        )
+        for key, batch in rows.items():
+            if batch:
+                peak = inference_bytes(shape, batch=batch, sequence_length=hp["max_length"])
+                lines.append(
+                    f"  inference {key} {batch} x {hp['max_length']} tokens: {peak / GIB:.1f} GiB "
+                    f"(fits: {peak <= USABLE_FRACTION * gpu_bytes})"
+                )
+        speed = Speeds.of(shape)
+        longest = max(
+            (speed.load_minutes + sum(speed.step_minutes(s) for s in targets.state_eval_steps(o)), o)
+            for o in targets.state_eval_groups()
+        )
+        lines.append(
+            f"  longest evaluation job (estimated): {longest[0]:.0f} min ({targets.state_eval_rule(longest[1])})"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", action="append", default=[], help="overlay over config/config.yaml")
+    parser.add_argument("--plan", action="store_true", help="print the memory plan instead of GPU-hours")
+    parser.add_argument(
+        "subsets", nargs="*", help="grid subsets, `full` for the whole grid (default: every subset and it)"
+    )
+    args = parser.parse_args()
+    if args.plan:
+        print("\n".join(memory_plan(args.preset)))
+        return
+    subsets = [None if s == "full" else s for s in args.subsets] or list(SUBSETS)
+    print(
+        "| subset | jobs | LoRA trainings | evaluated open-model states | state loads (before) "
+        "| training GPU-h | evaluation GPU-h (before) | total GPU-h |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for subset in subsets:
-        e = estimate(subset)
+        e = estimate(args.preset, subset)
         print(
-            f"| {subset or 'full grid'} | {e['states']} | {e['loads']:.0f} ({e['loads_before']:.0f}) "
-            f"| {e['gpu_h']:.0f} | {e['gpu_h_before']:.0f} |",
+            f"| {subset or 'full grid'} | {e['jobs']} | {e['trainings']} | {e['states']} "
+            f"| {e['loads']:.0f} ({e['loads_before']:.0f}) | {e['training_gpu_h']:.1f} "
+            f"| {e['gpu_h']:.1f} ({e['gpu_h_before']:.1f}) | {e['training_gpu_h'] + e['gpu_h']:.1f} |",
             flush=True,
         )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(SUBSETS))
+    main()

@@ -109,11 +109,25 @@ def make_bundle(
     run_name: str,
     named: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
-    """A reproducible .tar.gz of `files` (stored relative to `base`) and of `named` files (name in the
-    bundle -> file, e.g. files outside `base`), plus manifest.json with the sha256 of each. Re-packing
-    identical files gives a byte-identical archive. Returns the manifest."""
+    """A reproducible .tar.gz of `files` (stored relative to `base`; a folder, such as an adapter, as every file
+    in it but hidden ones like Snakemake's timestamps) and of `named` files (name in the bundle -> file, e.g.
+    files outside `base`), plus manifest.json with the sha256 and size of each. Re-packing identical files
+    gives a byte-identical archive. Returns the manifest."""
     base = Path(base)
-    by_name = {Path(f).resolve().relative_to(base.resolve()).as_posix(): Path(f) for f in files}
+    expanded = [
+        path
+        for f in map(Path, files)
+        for path in (
+            sorted(
+                p
+                for p in f.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(f).parts)
+            )
+            if f.is_dir()
+            else [f]
+        )
+    ]
+    by_name = {f.resolve().relative_to(base.resolve()).as_posix(): f for f in expanded}
     by_name.update({name: Path(path) for name, path in (named or {}).items()})
     if BUNDLE_MANIFEST in by_name:
         raise ValueError(f"a bundled file may not be named {BUNDLE_MANIFEST} (the bundle's own manifest): rename it")
@@ -123,6 +137,8 @@ def make_bundle(
         "format": 1,
         "run_name": run_name,
         "files": {name: sha256_file(path) for name, path in members},
+        # What each part weighs (docs/artifact.md): bytes per file before compression.
+        "bytes": {name: path.stat().st_size for name, path in members},
     }
     payload = dumps_json(manifest).encode("utf-8")
 

@@ -42,6 +42,8 @@ MODEL_TABLES = {
 FIGURE = {ext: f"{RELEASE}/figures/{{model}}/{{figure}}.{ext}" for ext in FIGURE_EXTENSIONS}
 AUTHORS_FIGURE = {ext: f"{RELEASE}/authors_figures/{{name}}.{ext}" for ext in FIGURE_EXTENSIONS}
 BUNDLE = "results/bundle/{run_name}.tar.gz"
+# Our run beside the released results (target `release_compare`): a row per model, evaluation and condition.
+COMPARE = {"csv": f"{RELEASE}/compare.csv", "markdown": f"{RELEASE}/compare.md"}
 # The paper's claims (config `claims`) checked on the released results, per released model.
 CLAIMS = f"{RELEASE}/claims/{{model}}.csv"
 CLAIMS_FIGURE = {ext: f"{RELEASE}/claims/{{model}}.{ext}" for ext in FIGURE_EXTENSIONS}
