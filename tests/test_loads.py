@@ -74,7 +74,9 @@ def test_each_output_of_a_state_is_written_by_one_state_rule_and_core_and_option
         states = [
             (m, c, s)
             for m, c, s in t.grid_states()
-            if all(re.fullmatch(constraints[k], str(v)) for k, v in zip(("model", "chain", "seed"), (m, c, s), strict=True))
+            if all(
+                re.fullmatch(constraints[k], str(v)) for k, v in zip(("model", "chain", "seed"), (m, c, s), strict=True)
+            )
         ]
         assert len(states) == len(job.models) * len(job.chains) * len(job.seeds)  # exactly its states
         optional = {"em_questions", "identity", "mmlu"}.intersection(job.steps)
