@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	else \
 		echo "torch: $(TORCH_CPU_INDEX) unreachable, so the configured package indexes' build of constraints-cpu.txt's pin"; \
 	fi
-	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test]'
+	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test,slurm]'
 	$(VENV)/bin/python -c "import torch; print('torch', torch.__version__, 'CUDA build:', torch.version.cuda)"
 	touch $(STAMP)
 

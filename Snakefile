@@ -14,7 +14,7 @@ from sgtr_em import lock as locklib
 from sgtr_em import targets
 from sgtr_em.targets import Targets
 
-min_version("9.0")
+min_version("9.0.1")
 
 # Conda envs install this workflow's package from here (envs/*.post-deploy.sh).
 os.environ.setdefault("SGTR_EM_WORKFLOW_DIR", workflow.basedir)
