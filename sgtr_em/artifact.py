@@ -15,7 +15,6 @@ import yaml
 from .io import atomic_path, write_json
 from .runtime import code_version
 
-
 # PyTorch's wheel index, where builds with a local version (`torch==2.13.0+cpu`, `+cu126`) come from.
 TORCH_INDEX = "https://download.pytorch.org/whl/{tag}"
 
@@ -23,9 +22,7 @@ TORCH_INDEX = "https://download.pytorch.org/whl/{tag}"
 def torch_index_lines(freeze: str) -> list[str]:
     """`--extra-index-url` lines for the PyTorch builds in a `pip freeze` that PyPI does not serve (a local
     version such as `+cpu`), so that `pip install -r` of the file works as written."""
-    tags = sorted(
-        {line.split("+", 1)[1] for line in freeze.splitlines() if line.startswith("torch==") and "+" in line}
-    )
+    tags = sorted({line.split("+", 1)[1] for line in freeze.splitlines() if line.startswith("torch==") and "+" in line})
     return [f"--extra-index-url {TORCH_INDEX.format(tag=tag)}" for tag in tags]
 
 
