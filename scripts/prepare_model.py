@@ -47,7 +47,7 @@ if source.get("builder") == "tiny":
 else:
     from huggingface_hub import snapshot_download
 
-    # The revision is the config's commit, or the one `snakemake lock` recorded (None: the main branch,
+    # The revision is the config's commit, or the one `snakemake pin_sources` recorded (None: the main branch,
     # allowed only without strict_pins).
     revision = source.get("revision")
     path = snapshot_download(repo_id=source["hf"], revision=revision, local_dir=out_dir)

@@ -20,6 +20,8 @@ from .identity import check_true_identity
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 # A config file with this top-level key set replaces everything before it instead of merging over it.
 STANDALONE = "standalone"
+# The embedded default config (the Snakefile composes every run from it, relative to the working directory).
+DEFAULT_CONFIG = "config/demo.yaml"
 # Optional evaluations: config key under `eval` -> (dataset key of its questions, figure it draws).
 OPTIONAL_EVALS = {
     "em_questions": ("em_questions", "fig4_em_judge"),
@@ -114,7 +116,7 @@ def load(
     selected subset, cross-references (models, datasets, chains, comparators, judges), the merged
     training recipe of every stage, the pins of remote sources (the lock file's entries, `lock` or
     `<workdir>/config/sources.lock.yaml`, written into their sources; with `strict_pins` an unpinned,
-    unlocked source is an error unless `resolving_lock`, i.e. `snakemake lock` is running), local files
+    unlocked source is an error unless `resolving_lock`, i.e. `snakemake pin_sources` is running), local files
     that must exist (relative to `workdir`; None skips both file checks), the optional evaluations, and
     canonical key order. Raises ConfigError with one line naming the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())

@@ -150,7 +150,7 @@ def read_table(path: str | Path, fmt: str) -> list[dict[str, Any]]:
 # the host of HF_ENDPOINT when it is https (a hub mirror the user chose, as huggingface_hub does).
 HUB_HOSTS = ("huggingface.co", "hf.co")
 # Where a pin may come from, for messages.
-PIN_ORIGIN = "the config, or config/sources.lock.yaml written by `snakemake lock`"
+PIN_ORIGIN = "the config, or config/sources.lock.yaml written by `snakemake pin_sources`"
 
 
 def hub_token_for(url: str) -> str | None:

@@ -82,7 +82,7 @@ ARTIFACT = {
     "requirements": "results/artifact/requirements.txt",
     "code_version": "results/artifact/code_version.json",
 }
-# The pinned sources of the run's data (`snakemake lock`), bundled when the checkout has one.
+# The pinned sources of the run's data (`snakemake pin_sources`), bundled when the checkout has one.
 SOURCES_LOCK = "config/sources.lock.yaml"
 # Names in a bundle of files stored under another name than their path below results/.
 BUNDLE_NAMES = {MANIFEST: "run_manifest.json", SOURCES_LOCK: "artifact/sources.lock.yaml"}

@@ -294,7 +294,7 @@ def test_paper_config_uses_the_authors_models_pinned_or_left_to_the_lock():
             assert re.search(r"-\d{4}-\d{2}-\d{2}$", source["openai"]), name
             continue
         assert source["hf"] == AUTHORS_MODELS[name]
-        # a revision is a full commit sha; none here means `snakemake lock` records it (config/sources.lock.yaml)
+        # a revision is a full commit sha; none here means `snakemake pin_sources` records it (config/sources.lock.yaml)
         assert "revision" not in source or re.fullmatch(r"[0-9a-f]{40}", source["revision"]), name
 
 
