@@ -1,6 +1,8 @@
 # One training stage of a chain. Local models: a fresh LoRA adapter on the parent state (base + earlier
 # adapters, merged in memory). API models (source: {openai: ...}): a fine-tuning job on the parent's
 # model id, its result in <output>/openai_model.json; the job's state file lives in the work_dir.
+# Snakemake write-protects a finished adapter (GPU-hours, or a paid fine-tuning job): a forced or triggered
+# rerun stops with "Write-protected output files" until it is made writable again (docs/reruns.md).
 
 
 rule train_stage:
@@ -9,7 +11,7 @@ rule train_stage:
         parents=T.parent_adapters,
         data=T.stage_train_file,
     output:
-        directory(targets.ADAPTER),
+        protected(directory(targets.ADAPTER)),
     log:
         "logs/adapters/{model}/{chain}/seed{seed}.log",
     benchmark:
