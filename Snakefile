@@ -10,6 +10,7 @@ import sys
 from snakemake.utils import min_version
 
 from sgtr_em import config as configlib
+from sgtr_em import headline
 from sgtr_em import lock as locklib
 from sgtr_em import targets
 from sgtr_em.targets import Targets
@@ -75,3 +76,9 @@ rule all:
     default_target: True
     input:
         T.all_targets(),
+
+
+# A finished run ends with the paper's claims it checked and their verdicts (ours, or the released results'
+# on the reviewer path), in one paragraph.
+onsuccess:
+    headline.print_for_jobs(workflow.dag.jobs)

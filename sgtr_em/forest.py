@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .claims import INCREASE, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from .claims import INCONCLUSIVE, INCREASE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 from .plot import CHANCE_STYLE, FIGSIZE, _pyplot, _save
 
 VERDICT_COLOURS = {REPRODUCED: "#2ca02c", NOT_REPRODUCED: "#d62728", INCONCLUSIVE: "#7f7f7f"}

@@ -463,6 +463,19 @@ def test_forest_plot_shows_what_decided_each_verdict(monkeypatch):
     assert "inconclusive\n87% answers off-format" in drawn and "reproduced\ninterval excludes 0" in drawn
 
 
+def test_the_headline_gives_each_verdict_with_its_claims(claims_csv):
+    from sgtr_em.headline import headline, main
+
+    text = headline([claims_csv], summary="results/report/results_summary.md")
+    assert text.startswith(f"The paper's claims on this run: {MODEL}: 1 reproduced (EM raises")
+    flat = " ".join(text.split())
+    assert "1 inconclusive (Self++ before EM lowers misalignment)" in flat and "1 not run." in flat
+    assert "1 not reproduced (EM lowers misalignment)" in flat
+    assert flat.endswith(f"reason: {claims_csv}; the results summary: results/report/results_summary.md.")
+    with pytest.raises(SystemExit):
+        main([str(claims_csv.parent / "missing.csv")])
+
+
 def test_results_summary_opens_with_the_claims_table(claims_csv, tmp_path):
     from test_report import write_summary
 
