@@ -42,9 +42,13 @@ try:
     )
 except configlib.ConfigError as err:
     sys.exit(f"Config error: {err}")
-# Snakemake's `config` object is shared with the workflow: it becomes the loaded config.
+# Snakemake's `config` object is shared with the workflow: it becomes the loaded config, and the files it
+# was composed of are the ones Snakemake lists (run header, report).
 config.clear()
 config.update(_loaded)
+workflow.configfiles[:] = configlib.composed_files(
+    configlib.DEFAULT_CONFIG, workflow.overwrite_configfiles
+)
 T = Targets(config)
 
 

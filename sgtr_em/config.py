@@ -101,6 +101,16 @@ def compose(
     return merge(raw, _typed(dict(overrides or {})))
 
 
+def composed_files(default: str | Path | None, configfiles: Sequence[str | Path] = ()) -> list[str]:
+    """The config files a run's config is made of, in order (`compose`), as absolute paths: from the last
+    standalone file on, or the default and every file."""
+    files = [str(Path(default).absolute())] if default is not None else []
+    for path in configfiles:
+        name = str(Path(path).absolute())
+        files = [name] if read_config_file(path).get(STANDALONE) else [*files, name]
+    return files
+
+
 # --------------------------------------------------------------------------------------------- load --
 
 
