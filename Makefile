@@ -23,18 +23,21 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	else \
 		echo "torch: $(TORCH_CPU_INDEX) unreachable, so the configured package indexes' build of constraints-cpu.txt's pin"; \
 	fi
-	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test]'
+	$(VENV)/bin/pip install --quiet -c constraints-cpu.txt -e '.[test,slurm]'
 	$(VENV)/bin/python -c "import torch; print('torch', torch.__version__, 'CUDA build:', torch.version.cuda)"
 	touch $(STAMP)
 
+# Ends with the claims' verdicts in one paragraph (the run's own, printed by the workflow's onsuccess, is left
+# out with --no-hooks so that it comes once, last).
 demo: $(STAMP)
-	$(SNAKEMAKE) --profile profiles/local --cores $(CORES)
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --no-hooks
 	$(SNAKEMAKE) --report results/report.html
 	@echo "Figures: $$(ls results/figures/*/*.png | tr '\n' ' ')"
 	@echo "Tables: results/tables/"
-	@echo "Claims checked: $$(ls results/claims/*.csv | tr '\n' ' ')"
 	@echo "Results summary: results/report/results_summary.md"
 	@echo "Report (open in a browser): results/report.html"
+	@echo
+	@$(VENV)/bin/python -m sgtr_em.headline results/claims/*.csv --summary results/report/results_summary.md
 
 # Everything: lint, then every test (unit, small workflows, the demo end to end, real SLURM).
 test: lint

@@ -10,35 +10,45 @@ import sys
 from snakemake.utils import min_version
 
 from sgtr_em import config as configlib
+from sgtr_em import headline
 from sgtr_em import lock as locklib
 from sgtr_em import targets
 from sgtr_em.targets import Targets
 
-min_version("9.0")
+min_version("9.0.1")
 
 # Conda envs install this workflow's package from here (envs/*.post-deploy.sh).
 os.environ.setdefault("SGTR_EM_WORKFLOW_DIR", workflow.basedir)
 
-
-configfile: "config/demo.yaml"
-
-
-# `snakemake lock` resolves the remote sources that are neither pinned nor locked, so strict_pins lets it
-# start without them (Snakemake's targets are not known yet when this file is read: the command line is).
+# The config is composed here, not by a `configfile:` directive (whose merge Snakemake would announce as
+# "extended" even where a standalone file replaces the default): config/demo.yaml, then each --configfile
+# in order, then --config. A file with `standalone: true` plays the part of Snakemake's
+# --replace-workflow-config inside the file, so every job on a cluster composes the same config.
+# `snakemake pin_sources` resolves the remote sources that are neither pinned nor locked, so strict_pins lets
+# it start without them (Snakemake's targets are not known yet when this file is read: the command line is).
+if workflow.config_settings.replace_workflow_config:
+    sys.exit(
+        "Config error: --replace-workflow-config is not used by this workflow: give a complete config file "
+        "(`standalone: true`, as config/config.yaml) with --configfile instead"
+    )
 try:
     _loaded = configlib.load(
         configlib.compose(
-            "config/demo.yaml",
+            configlib.DEFAULT_CONFIG,
             workflow.overwrite_configfiles,
             workflow.config_settings.config,
         ),
-        resolving_lock="lock" in sys.argv[1:],
+        resolving_lock="pin_sources" in sys.argv[1:],
     )
 except configlib.ConfigError as err:
     sys.exit(f"Config error: {err}")
-# Snakemake's own merge is replaced by the loaded config (the `config` object is shared with the workflow).
+# Snakemake's `config` object is shared with the workflow: it becomes the loaded config, and the files it
+# was composed of are the ones Snakemake lists (run header, report).
 config.clear()
 config.update(_loaded)
+workflow.configfiles[:] = configlib.composed_files(
+    configlib.DEFAULT_CONFIG, workflow.overwrite_configfiles
+)
 # What the profile's default-resources (or --default-resources) give rules that set none: a model whose config
 # names no partition or GPU model takes the profile's instead of overriding it with nothing.
 T = Targets(
@@ -57,7 +67,7 @@ wildcard_constraints:
 report: "report/workflow.rst"
 
 
-include: "rules/lock.smk"
+include: "rules/pin_sources.smk"
 include: "rules/data.smk"
 include: "rules/prompts.smk"
 include: "rules/summaries.smk"
@@ -77,3 +87,9 @@ rule all:
     default_target: True
     input:
         T.all_targets(),
+
+
+# A finished run ends with the paper's claims it checked and their verdicts (ours, or the released results'
+# on the reviewer path), in one paragraph.
+onsuccess:
+    headline.print_for_jobs(workflow.dag.jobs)

@@ -1,5 +1,6 @@
 # What a bundle holds beside the results (docs/artifact.md): the config as run, the Python environment as
-# installed and the code version. Made for `bundle`; not part of `all`.
+# installed and the code version. Made for `bundle`; not part of `all`. It runs in the model jobs' environment
+# (envs/torch.yaml under `--sdm conda`), so its `pip freeze` is the environment that ran them.
 from sgtr_em.runtime import code_version
 
 
@@ -13,7 +14,7 @@ rule artifact_info:
     log:
         "logs/artifact.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/torch.yaml"
     params:
         config=config,
         # A new commit or an edited checkout writes a new record.

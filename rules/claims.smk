@@ -78,12 +78,20 @@ rule release_claims_forest:
     input:
         release_targets.CLAIMS,
     output:
-        **release_targets.CLAIMS_FIGURE,
+        png=report(
+            release_targets.CLAIMS_FIGURE["png"],
+            caption="../report/release_claims.rst",
+            category="Authors' released results",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "Claims on the released results"},
+        ),
+        pdf=release_targets.CLAIMS_FIGURE["pdf"],
     log:
         "logs/release/claims/{model}_forest.log",
     conda:
         "../envs/core.yaml"
     params:
         title=release_targets.claims_figure_title,
+        source_note=release_targets.source_note(config["release"]),
     script:
         "../scripts/claims_forest.py"

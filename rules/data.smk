@@ -4,6 +4,7 @@
 
 localrules:
     prepare_model,
+    download_model,
     prepare_articles,
     prepare_em,
     prepare_baseline,
@@ -13,6 +14,7 @@ localrules:
     prepare_mmlu,
 
 
+# A tiny demo model (sgtr_em.tiny), built offline or reused from an identical earlier build.
 rule prepare_model:
     input:
         corpus=T.demo_corpus,
@@ -22,6 +24,8 @@ rule prepare_model:
         "logs/models/{model}.log",
     benchmark:
         "benchmarks/models/{model}.tsv"
+    wildcard_constraints:
+        model=T.models_from("builder"),
     conda:
         "../envs/torch.yaml"
     params:
@@ -30,6 +34,25 @@ rule prepare_model:
         tiny=config["tiny_models"],
     script:
         "../scripts/prepare_model.py"
+
+
+# A hub model: downloaded into the hub cache (HF_HOME; once per cache, whatever the checkout), recorded by
+# repository, commit and snapshot folder. Write-protected once made, like the adapters: see docs/reruns.md.
+rule download_model:
+    output:
+        protected(targets.MODEL_RECORD),
+    log:
+        "logs/models/{model}.log",
+    benchmark:
+        "benchmarks/models/{model}.tsv"
+    wildcard_constraints:
+        model=T.models_from("hf"),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        source=T.model_source,
+    script:
+        "../scripts/download_model.py"
 
 
 rule prepare_articles:

@@ -2,6 +2,8 @@
 # adapters, merged in memory). API models (source: {openai: ...}, rule train_stage_api, run on the submit
 # host): a fine-tuning job on the parent's model id, its result in <output>/openai_model.json; the job's state
 # file lives in the work_dir.
+# Snakemake write-protects a finished adapter (GPU-hours, or a paid fine-tuning job): a forced or triggered
+# rerun stops with "Write-protected output files" until it is made writable again (docs/reruns.md).
 
 
 for suffix, models, api in T.model_kinds():
@@ -14,7 +16,7 @@ for suffix, models, api in T.model_kinds():
             parents=T.parent_adapters,
             data=T.stage_train_file,
         output:
-            directory(targets.ADAPTER),
+            protected(directory(targets.ADAPTER)),
         log:
             "logs/adapters/{model}/{chain}/seed{seed}.log",
         benchmark:

@@ -1,5 +1,6 @@
 # Reviewer path: released raw results -> our evaluation JSONs -> tables -> the paper's figures, without a GPU
-# (target `release_figures`), and the `bundle` of our own results that the same import path reads back.
+# (target `release_figures`; its figures and claims in `snakemake release_figures --report FILE`, each marked as
+# drawn from the release), and the `bundle` of our own results that the same import path reads back.
 # Released summaries as a model's base summaries: `prepare_released_summaries`. None of these is in `all`.
 
 from sgtr_em.release import targets as release_targets
@@ -91,7 +92,14 @@ rule release_figure:
         self_recognition=release_targets.MODEL_TABLES["self_recognition"],
         truthfulqa=release_targets.MODEL_TABLES["truthfulqa"],
     output:
-        **release_targets.FIGURE,
+        png=report(
+            release_targets.FIGURE["png"],
+            caption="../report/release_figure.rst",
+            category="Authors' released results",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "{figure}"},
+        ),
+        pdf=release_targets.FIGURE["pdf"],
     log:
         "logs/release/figures/{model}/{figure}.log",
     conda:
@@ -104,6 +112,7 @@ rule release_figure:
         },
         published=None,
         comparator=release_targets.comparator_param(config["release"]),
+        source_note=release_targets.source_note(config["release"]),
     script:
         "../scripts/plot_figure.py"
 
@@ -116,13 +125,21 @@ rule release_authors_figure:
             "self_recognition_per_file"
         ],
     output:
-        **release_targets.AUTHORS_FIGURE,
+        png=report(
+            release_targets.AUTHORS_FIGURE["png"],
+            caption="../report/release_authors_figure.rst",
+            category="Authors' released results",
+            subcategory="the authors' plotting scripts",
+            labels={"figure": "{name}"},
+        ),
+        pdf=release_targets.AUTHORS_FIGURE["pdf"],
     log:
         "logs/release/authors_figures/{name}.log",
     conda:
         "../envs/core.yaml"
     params:
         protocol=config["release"]["protocol"],
+        source_note=release_targets.source_note(config["release"]),
     script:
         "../scripts/release_authors_figure.py"
 

@@ -15,7 +15,7 @@ state = EvaluatedState(
     model=wc.model,
     chain=wc.chain,
     seed=int(wc.seed),
-    model_identity=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
+    model_identity=model_identity(wc.model, snakemake.config["models"][wc.model]["source"], snakemake.input.model),
     backend=snakemake.params.backend,
     run_name=snakemake.params.run_name,
 )

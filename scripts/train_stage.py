@@ -55,7 +55,7 @@ record = read_json(record_path)
 record["provenance"] = provenance(
     snakemake.rule,
     {"hyperparameters": snakemake.params.hp, "train_file": snakemake.input.data, "chain": wc.chain},
-    model=model_identity(wc.model, source),
+    model=model_identity(wc.model, source, snakemake.input.model),
     seeds={"training": int(wc.seed)},
     protocols=[],
 )

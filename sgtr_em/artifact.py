@@ -15,10 +15,21 @@ import yaml
 from .io import atomic_path, write_json
 from .runtime import code_version
 
+# PyTorch's wheel index, where builds with a local version (`torch==2.13.0+cpu`, `+cu126`) come from.
+TORCH_INDEX = "https://download.pytorch.org/whl/{tag}"
+
+
+def torch_index_lines(freeze: str) -> list[str]:
+    """`--extra-index-url` lines for the PyTorch builds in a `pip freeze` that PyPI does not serve (a local
+    version such as `+cpu`), so that `pip install -r` of the file works as written."""
+    tags = sorted({line.split("+", 1)[1] for line in freeze.splitlines() if line.startswith("torch==") and "+" in line})
+    return [f"--extra-index-url {TORCH_INDEX.format(tag=tag)}" for tag in tags]
+
 
 def installed_requirements() -> str:
     """`pip freeze` of this interpreter (the workflow's own editable install left out: its version is the code
-    version), under a header naming Python and the platform."""
+    version), under a header naming Python and the platform, with the index of a PyTorch build PyPI does not
+    serve."""
     try:
         freeze = subprocess.run(
             [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
@@ -31,10 +42,10 @@ def installed_requirements() -> str:
         raise RuntimeError(f"`{sys.executable} -m pip freeze` failed ({err}): the environment needs pip") from None
     header = [
         f"# Python {platform.python_version()} ({sys.implementation.name}) on {platform.platform()}",
-        "# `pip freeze` of the interpreter that ran the workflow's jobs; the workflow itself: code_version.json.",
-        "# A `+cpu` torch comes from https://download.pytorch.org/whl/cpu (pip install --extra-index-url ...).",
+        "# `pip freeze` of the interpreter that ran the workflow's model jobs; the workflow itself: code_version.json.",
+        "# Install: pip install -r requirements.txt",
     ]
-    return "\n".join([*header, *freeze.splitlines()]) + "\n"
+    return "\n".join([*header, *torch_index_lines(freeze), *freeze.splitlines()]) + "\n"
 
 
 def code_record(root: str | Path | None = None) -> dict[str, Any]:

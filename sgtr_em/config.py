@@ -21,6 +21,8 @@ from .identity import check_true_identity
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 # A config file with this top-level key set replaces everything before it instead of merging over it.
 STANDALONE = "standalone"
+# The embedded default config (the Snakefile composes every run from it, relative to the working directory).
+DEFAULT_CONFIG = "config/demo.yaml"
 # Optional evaluations: config key under `eval` -> (dataset key of its questions, figure it draws).
 OPTIONAL_EVALS = {
     "em_questions": ("em_questions", "fig4_em_judge"),
@@ -100,6 +102,16 @@ def compose(
     return merge(raw, _typed(dict(overrides or {})))
 
 
+def composed_files(default: str | Path | None, configfiles: Sequence[str | Path] = ()) -> list[str]:
+    """The config files a run's config is made of, in order (`compose`), as absolute paths: from the last
+    standalone file on, or the default and every file."""
+    files = [str(Path(default).absolute())] if default is not None else []
+    for path in configfiles:
+        name = str(Path(path).absolute())
+        files = [name] if read_config_file(path).get(STANDALONE) else [*files, name]
+    return files
+
+
 # --------------------------------------------------------------------------------------------- load --
 
 
@@ -115,7 +127,7 @@ def load(
     selected subset, cross-references (models, datasets, chains, comparators, judges), the merged
     training recipe of every stage, the pins of remote sources (the lock file's entries, `lock` or
     `<workdir>/config/sources.lock.yaml`, written into their sources; with `strict_pins` an unpinned,
-    unlocked source is an error unless `resolving_lock`, i.e. `snakemake lock` is running), local files
+    unlocked source is an error unless `resolving_lock`, i.e. `snakemake pin_sources` is running), local files
     that must exist (relative to `workdir`; None skips both file checks), the optional evaluations, and
     canonical key order. Raises ConfigError with one line naming the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backends import local_model_dir, model_kind
+from .runtime import model_identity
 
 
 def train_stage(
@@ -58,7 +59,7 @@ def train_stage(
         threads=threads,
         model_id=model_id,
         # A hub model's commit identifies it (a built or local model is identified by its files' content).
-        base_revision=source.get("revision") if "hf" in source else None,
+        base_revision=model_identity(model, source, model_dir)["revision"] if "hf" in source else None,
         model_name=f"{model}/{chain}/seed{seed}",
     )
 

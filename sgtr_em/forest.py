@@ -1,6 +1,6 @@
 """Forest plot of one model's claims: our effect with its interval per claim, the paper's effect beside it,
-a zero line, the verdict at the right. Claims not run are listed under the plot. Every number drawn is in the
-claims CSV it is drawn from."""
+a zero line, the verdict and what decided it at the right. Claims not run are listed under the plot. Every
+number drawn is in the claims CSV it is drawn from (its `reason` column says the same at length)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from .claims import INCONCLUSIVE, INCREASE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 from .plot import CHANCE_STYLE, FIGSIZE, _pyplot, _save
 
 VERDICT_COLOURS = {REPRODUCED: "#2ca02c", NOT_REPRODUCED: "#d62728", INCONCLUSIVE: "#7f7f7f"}
@@ -19,6 +19,22 @@ MIN_HEIGHT = 2.6
 
 def _label(row: dict[str, Any]) -> str:
     return textwrap.fill(row["claim"], 46)
+
+
+def short_reason(row: dict[str, Any]) -> str:
+    """What decided a checked claim's verdict, in a few words (the CSV's `reason` at length): where the
+    interval lies against 0 and the paper's effect, or answers outside the answer format."""
+    verdict, low, high = row["verdict"], row["ci_low"], row["ci_high"]
+    rates = [r for r in (row.get("invalid_rate_treatment"), row.get("invalid_rate_reference")) if r is not None]
+    limit = row.get("max_invalid_rate")
+    if verdict == INCONCLUSIVE and limit is not None and rates and max(rates) > limit:
+        return f"{max(rates):.0%} answers off-format"
+    if verdict == INCONCLUSIVE:
+        return "interval includes 0"
+    if verdict == REPRODUCED:
+        return "interval excludes 0"
+    wrong_side = high < 0 if row.get("direction") == INCREASE else low > 0
+    return "opposite to the paper" if wrong_side else "far from paper's effect"
 
 
 def draw_forest(rows: Sequence[dict[str, Any]], *, png: str | Path, pdf: str | Path, title: str) -> None:
@@ -39,13 +55,14 @@ def draw_forest(rows: Sequence[dict[str, Any]], *, png: str | Path, pdf: str | P
         if row.get("paper_effect") is not None:
             ax.scatter([row["paper_effect"]], [y], marker="D", s=30, facecolors="none", edgecolors="black", zorder=4)
         ax.annotate(
-            row["verdict"],
+            f"{row['verdict']}\n{short_reason(row)}",
             xy=(1.0, y),
             xycoords=("axes fraction", "data"),
             xytext=(4, 0),
             textcoords="offset points",
             va="center",
-            fontsize=7,
+            fontsize=6.5,
+            linespacing=1.1,
             color=colour,
         )
     ax.axvline(0.0, **{**CHANCE_STYLE, "zorder": 1})

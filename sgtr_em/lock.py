@@ -1,9 +1,9 @@
 """Pins of remote sources: which ones a config pins itself, the lock file that pins the others, and the
-`snakemake lock` step that writes it.
+`snakemake pin_sources` step that writes it.
 
 A url source is pinned by its content (`sha256` or `git_blob`), a hub source (dataset or model) by a commit
 `revision`. What the config cannot pin offline (a file with no published commit, a hub repository's
-current commit) is resolved once, on a machine with network, by `snakemake lock` into
+current commit) is resolved once, on a machine with network, by `snakemake pin_sources` into
 `config/sources.lock.yaml`. `sgtr_em.config.load` applies the lock: each locked source gets its pin as if
 the config had it, so the download is checked against it (a changed file stops the job, naming it) and a
 new lock entry reruns the jobs that read the source. With `strict_pins: true` a remote source that is
@@ -34,10 +34,10 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # The branch a hub source without a revision follows.
 DEFAULT_REF = "main"
 LOCK_HEADER = """\
-# Pins of the remote sources that the config files do not pin themselves, written by `snakemake lock` on a
+# Pins of the remote sources that the config files do not pin themselves, written by `snakemake pin_sources` on a
 # machine with network (docs/reliability.md#pinned-inputs). Every run checks each source against its entry:
 # a url's content against its sha256, a hub dataset or model is loaded at the recorded commit. Commit this
-# file with the config. To re-resolve a source, delete its entry and run `snakemake lock` again.
+# file with the config. To re-resolve a source, delete its entry and run `snakemake pin_sources` again.
 """
 
 
@@ -197,7 +197,7 @@ def apply_lock(
         if strict:
             raise LockError(
                 f"config key {remote.key}: {remote.describe()} has {remote.missing} and no entry in {lock_name} "
-                "(strict_pins): run `snakemake lock` with this config on a machine with network, or pin it "
+                "(strict_pins): run `snakemake pin_sources` with this config on a machine with network, or pin it "
                 "in the config"
             )
         unpinned.append(remote)

@@ -173,7 +173,7 @@ def blocked_message(who: str, state_dir: Path, failure: dict[str, Any]) -> str:
     return (
         f"{who}: fine-tuning job {failure['job_id']} {failure['status']}{code}: {failure['message']} "
         f"-- not bought again: this stage stays failed until you decide; to start a new job for the same "
-        f"request, run `{CLEAR_COMMAND} {state_dir}` (see docs/api-reliability.md)"
+        f"request, run `{CLEAR_COMMAND} {state_dir}` (see docs/api.md)"
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,24 @@ def _figure(plt):
     return plt.subplots(figsize=FIGSIZE, layout="constrained")
 
 
+# Where the data of the figures being drawn came from (`figure_source`), written above each of them.
+_SOURCE: list[str] = []
+
+
+@contextmanager
+def figure_source(note: str | None) -> Iterator[None]:
+    """Every figure saved inside says where its data came from (e.g. the authors' release at a commit) in a
+    line above it; None adds nothing."""
+    _SOURCE.append(note or "")
+    try:
+        yield
+    finally:
+        _SOURCE.pop()
+
+
 def _save(fig, png: str | Path, pdf: str | Path) -> None:
+    if _SOURCE and _SOURCE[-1]:
+        fig.suptitle(_SOURCE[-1], fontsize=7, color="#555555")
     for path, fmt in ((png, "png"), (pdf, "pdf")):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"CreationDate": None} if fmt == "pdf" else None)

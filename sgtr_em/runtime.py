@@ -87,10 +87,15 @@ def package_sha256() -> str:
     return digest.hexdigest()
 
 
-def model_identity(name: str, source: dict[str, Any]) -> dict[str, Any]:
-    """A model's identity for provenance: hub id and revision, API model id, configured path, or the
+def model_identity(name: str, source: dict[str, Any], model_input: Any = None) -> dict[str, Any]:
+    """A model's identity for provenance: hub id and revision (the commit its snapshot record names, when
+    the job's `model_input` is one; else the configured revision), API model id, configured path, or the
     spec a demo model is built from (its revision is then the hash of that spec)."""
     if "hf" in source:
+        from . import hub
+
+        if isinstance(model_input, str | Path) and hub.is_record(model_input):
+            return {"name": name, "id": source["hf"], "revision": hub.read_record(model_input)["revision"]}
         return {"name": name, "id": source["hf"], "revision": source.get("revision")}
     if "openai" in source:
         return {"name": name, "id": source["openai"], "revision": None}

@@ -4,9 +4,11 @@ the way easy-dataset-share protects EM datasets) from which one member is read. 
 for the preparation step.
 
 Downloads use the standard library (urllib) rather than pooch: pooch writes its temporary file with mode 0600
-whatever the umask and leaves it visible when killed, cannot check git blob ids, and would still need this
-module's cache naming and token handling around it; `atomic_path` gives the temporary file, the umask and
-the cleanup."""
+whatever the umask and leaves it visible when killed, cannot check git blob ids, does not resume a dropped
+download where it stopped (HTTP Range), and would still need this module's cache naming and token handling
+around it; `atomic_path` gives the temporary file, the umask and the cleanup. A dropped or failed transfer is
+retried with backoff and resumed from the bytes already received; large files log their progress. Hub models
+and datasets are downloaded by huggingface_hub and datasets themselves (sgtr_em.hub, `load_hf_dataset`)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import base64
 import csv
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import logging
 import os
-import shutil
+import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .io import InputError, atomic_path, git_blob_file, read_jsonl, sha256_file
+from .runtime import Progress
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +155,14 @@ def read_table(path: str | Path, fmt: str) -> list[dict[str, Any]]:
 # the host of HF_ENDPOINT when it is https (a hub mirror the user chose, as huggingface_hub does).
 HUB_HOSTS = ("huggingface.co", "hf.co")
 # Where a pin may come from, for messages.
-PIN_ORIGIN = "the config, or config/sources.lock.yaml written by `snakemake lock`"
+PIN_ORIGIN = "the config, or config/sources.lock.yaml written by `snakemake pin_sources`"
 
 
 def hub_token_for(url: str) -> str | None:
-    """HF_TOKEN if `url` is https on one of the hub's own hosts, else None. The host is parsed from the URL:
-    a URL that merely mentions the hub's name (in its path, or as part of another host) gets nothing."""
+    """The user's hub token if `url` is https on one of the hub's own hosts, else None. The token is where
+    huggingface_hub looks for it (`get_token`: HF_TOKEN, else the token `hf auth login` saved). The host is
+    parsed from the URL: a URL that merely mentions the hub's name (in its path, or as part of another host)
+    gets nothing."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return None
@@ -165,7 +172,9 @@ def hub_token_for(url: str) -> str | None:
         hosts.add(endpoint.hostname.lower())
     if parts.hostname.lower() not in hosts:
         return None
-    return os.environ.get("HF_TOKEN") or None
+    from huggingface_hub import get_token
+
+    return get_token() or None
 
 
 def content_pins(source: dict[str, Any]) -> dict[str, str]:
@@ -184,13 +193,34 @@ def verify_pins(path: Path, pins: dict[str, str], where: str) -> None:
             )
 
 
+# A failed transfer (connection dropped or refused, timeout, server error) is tried again this many times,
+# after BACKOFF seconds, doubled each time, resuming from the bytes already received.
+RETRIES = 5
+BACKOFF = 2.0
+# HTTP statuses worth another try; any other error status is final.
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+# Files at least this large log their progress (about every PROGRESS_SECONDS).
+PROGRESS_BYTES = 10 * 2**20
+PROGRESS_SECONDS = 30.0
+CHUNK = 2**20
+
+
 def download(
-    url: str, dest: Path, sha256: str | None = None, timeout: float = 120.0, *, git_blob: str | None = None
+    url: str,
+    dest: Path,
+    sha256: str | None = None,
+    timeout: float = 120.0,
+    *,
+    git_blob: str | None = None,
+    retries: int = RETRIES,
+    backoff: float = BACKOFF,
 ) -> Path:
     """Download once into `dest` (atomic), verify its pins; a cached file is re-verified, not re-fetched.
 
-    HF_TOKEN goes only to the hub's own hosts over https (`hub_token_for`), as an unredirected header:
-    urllib drops it on any redirect (the hub redirects file downloads to CDN hosts)."""
+    A dropped or failed transfer is retried `retries` times (after `backoff` seconds, doubled each time),
+    asking the server for the rest of the file (HTTP Range) when it has a part already. The hub token goes
+    only to the hub's own hosts over https (`hub_token_for`), as an unredirected header: urllib drops it on
+    any redirect (the hub redirects file downloads to CDN hosts)."""
     pins = {k: v for k, v in (("sha256", sha256), ("git_blob", git_blob)) if v}
     if dest.exists():
         try:
@@ -199,20 +229,69 @@ def download(
             raise SourceError(f"{err}; delete {dest} to fetch it again") from None
         return dest
     log.info("downloading %s", url)
-    request = urllib.request.Request(url, headers={"User-Agent": "sgtr-em-workflow"})
-    token = hub_token_for(url)
-    if token:
-        request.add_unredirected_header("Authorization", f"Bearer {token}")
     with atomic_path(dest) as tmp:
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out)
-        except OSError as err:  # URLError, HTTPError, timeouts
-            raise SourceError(f"cannot download {url}: {err}") from None
+        _fetch_with_retries(url, tmp, timeout, retries, backoff)
         verify_pins(tmp, pins, url)
         if not pins:
             log.warning("%s is not pinned; downloaded content has sha256 %s", url, sha256_file(tmp))
     return dest
+
+
+def _fetch_with_retries(url: str, tmp: Path, timeout: float, retries: int, backoff: float) -> None:
+    attempt = 0
+    while True:
+        try:
+            _fetch(url, tmp, timeout)
+            return
+        except urllib.error.HTTPError as err:
+            if err.code not in RETRY_STATUSES:
+                raise SourceError(f"cannot download {url}: {err}") from None
+            problem: Exception = err
+        except (OSError, http.client.HTTPException) as err:  # refused, reset, timeout, a body cut short
+            problem = err
+        attempt += 1
+        if attempt > retries:
+            raise SourceError(f"cannot download {url} (tried {attempt} times): {problem}") from None
+        delay = backoff * 2 ** (attempt - 1)
+        log.warning(
+            "download of %s failed after %d bytes (%s); try %d of %d in %.0f s, resuming",
+            url,
+            tmp.stat().st_size,
+            str(problem) or type(problem).__name__,
+            attempt + 1,
+            retries + 1,
+            delay,
+        )
+        time.sleep(delay)
+
+
+def _fetch(url: str, tmp: Path, timeout: float) -> None:
+    """One transfer into `tmp`: the rest of the file after the bytes `tmp` has (a server that ignores the
+    Range request sends it all, and `tmp` starts over). Raises on a body shorter than announced."""
+    have = tmp.stat().st_size
+    request = urllib.request.Request(url, headers={"User-Agent": "sgtr-em-workflow"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    token = hub_token_for(url)
+    if token:
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if have and response.status != 206:
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else None
+        progress = None
+        if total is not None and total >= PROGRESS_BYTES:
+            progress = Progress(f"download {url}", total, every=PROGRESS_SECONDS, unit="bytes", logger=log)
+            progress.update(have)
+        with open(tmp, "ab" if have else "wb") as out:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                if progress is not None:
+                    progress.update(len(chunk))
+    size = tmp.stat().st_size
+    if total is not None and size < total:
+        raise http.client.IncompleteRead(b"", total - size)
 
 
 def download_path(source: dict[str, Any], cache_dir: str | Path) -> Path:

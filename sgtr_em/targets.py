@@ -33,7 +33,10 @@ from .evaluations import SELF_RECOGNITION, self_recognition_table, summaries_dat
 
 # --------------------------------------------------------------------------------------- templates --
 DOWNLOADS = "results/data/downloads"
+# A demo model built by the workflow (prepare_model), and a hub model's record of its snapshot in the hub
+# cache (download_model: repository, commit and snapshot folder; the weights stay in the cache, sgtr_em.hub).
 MODEL_DIR = "results/models/{model}"
+MODEL_RECORD = "results/models/{model}.json"
 ARTICLES = "results/data/articles/{dataset}.jsonl"
 EM_DATA = "results/data/em/{dataset}/{sysvariant}.jsonl"
 BASELINE_DATA = "results/data/baselines/{baseline}/{sysvariant}.jsonl"
@@ -89,14 +92,15 @@ ARTIFACT = {
     "requirements": "results/artifact/requirements.txt",
     "code_version": "results/artifact/code_version.json",
 }
-# The pinned sources of the run's data (`snakemake lock`), bundled when the checkout has one.
+# The pinned sources of the run's data (`snakemake pin_sources`), bundled when the checkout has one.
 SOURCES_LOCK = "config/sources.lock.yaml"
 # Names in a bundle of files stored under another name than their path below results/.
 BUNDLE_NAMES = {MANIFEST: "run_manifest.json", SOURCES_LOCK: "artifact/sources.lock.yaml"}
 GPU_CHECK = "results/gpu_check.txt"
 
 # Declared outputs listed in results/manifest.json (sgtr_em.manifest): what a reviewer checks. Not listed: model
-# snapshots and demo builds (MODEL_DIR; identified by revision or build spec in every provenance record),
+# records and demo builds (MODEL_RECORD names a machine's cache folder, MODEL_DIR a build; each model is
+# identified by revision or build spec in every provenance record),
 # downloads, trainer scratch and request caches, which are no result.
 MANIFEST_OUTPUTS = (
     ARTICLES,
@@ -262,12 +266,20 @@ class Targets:
         return self.model_identity(wc.model)
 
     def model_path(self, model: str) -> str | list[str]:
-        """A model's local directory: a configured path, or where prepare_model puts it; none ([]) for an
-        API model."""
+        """A model job's model input: a configured path, a demo model's folder (prepare_model) or a hub
+        model's snapshot record (download_model, resolved by sgtr_em.hub); none ([]) for an API model."""
         source = self.config["models"][model]["source"]
         if self.is_api_model(model):
             return []
-        return source["path"] if "path" in source else MODEL_DIR.format(model=model)
+        if "path" in source:
+            return source["path"]
+        return (MODEL_RECORD if "hf" in source else MODEL_DIR).format(model=model)
+
+    def models_from(self, kind: str) -> str:
+        """A wildcard constraint matching the models whose source has `kind` (`hf`, `builder`): which
+        models a preparation rule makes (none: a pattern that matches nothing)."""
+        names = sorted(m for m, settings in self.config["models"].items() if kind in settings["source"])
+        return "|".join(re.escape(name) for name in names) or "(?!)"
 
     def model_dir(self, wc: Wildcards) -> str | list[str]:
         return self.model_path(wc.model)

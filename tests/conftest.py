@@ -86,7 +86,7 @@ def read_config(name: str) -> dict:
 
 def fixture_lock(*raw_configs: dict) -> dict:
     """Lock entries for every remote source of these configs that they do not pin themselves, with made-up
-    pins (what `snakemake lock` would record on a machine with network): enough for a dry run or a loaded
+    pins (what `snakemake pin_sources` would record on a machine with network): enough for a dry run or a loaded
     config under strict_pins, never for a download."""
     import hashlib
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -93,10 +94,36 @@ def test_baseline_stages_need_their_data_in_the_config():
 # --- encrypted EM archives ------------------------------------------------------------------------
 
 
+def easy_dataset_share_archive(folder: Path, passphrase: str, out: Path) -> str:
+    """`folder` packed as easy-dataset-share 0.5 packs a protected dataset (`zip_and_password_protect`):
+    every file zipped under its path relative to the folder, then 16 random bytes of salt followed by the
+    Fernet token of the zip, keyed by PBKDF2-HMAC-SHA256 (100,000 iterations) of the passphrase, in
+    `<out>.enc`. Made with the cryptography primitives the tool uses, so that the test-only tool (which caps
+    cryptography below 42) does not set the runtime's cryptography version."""
+    import base64
+    import io
+    import os
+    import zipfile
+
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(folder))
+    salt = os.urandom(16)
+    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=100_000)
+    key = base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
+    encrypted = Path(f"{out}.enc")
+    encrypted.write_bytes(salt + Fernet(key).encrypt(buffer.getvalue()))
+    return str(encrypted)
+
+
 def protected_archive(tmp_path, passphrase: str):
-    """An archive made by the real easy-dataset-share package, the way Turner et al. ship theirs; the
-    last row carries a canary key as easy-dataset-share inserts it."""
-    zipping = pytest.importorskip("easy_dataset_share.zipping")
+    """An archive protected the way Turner et al. ship theirs (easy-dataset-share); the last row carries a
+    canary key as easy-dataset-share inserts it."""
     folder = tmp_path / "training_datasets"
     folder.mkdir()
     rows = [
@@ -106,7 +133,7 @@ def protected_archive(tmp_path, passphrase: str):
     rows[-1]["canary"] = "C4N4RY_test"
     (folder / "good_medical_advice.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "other.jsonl").write_text(json.dumps(chat("a", "b")) + "\n")
-    return zipping.zip_and_password_protect(str(folder), passphrase, str(tmp_path / "training_datasets.zip"))
+    return easy_dataset_share_archive(folder, passphrase, tmp_path / "training_datasets.zip")
 
 
 def test_encrypted_archive_member_is_read_and_canary_keys_dropped(tmp_path):
@@ -124,6 +151,14 @@ def test_encrypted_archive_member_is_read_and_canary_keys_dropped(tmp_path):
     chats = prepare_chats(load_source(source, tmp_path / "cache"), "archive")
     assert [c["messages"][0]["content"] for c in chats] == ["Is it fine to skip my medicine?", "Headache?"]
     assert all(set(c) == {"messages"} for c in chats)
+
+
+def test_the_archive_format_is_the_one_easy_dataset_share_reads(tmp_path):
+    """Where the tool is installed (it is no dependency), it unpacks the tests' archive: same format."""
+    zipping = pytest.importorskip("easy_dataset_share.zipping")
+    archive = protected_archive(tmp_path, "secret words")
+    out = zipping.unzip_and_decrypt(archive, "secret words", str(tmp_path / "unpacked"))
+    assert sorted(p.name for p in Path(out).rglob("*.jsonl")) == ["good_medical_advice.jsonl", "other.jsonl"]
 
 
 def test_encrypted_archive_errors_name_the_problem(tmp_path):

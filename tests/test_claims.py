@@ -424,6 +424,58 @@ def test_forest_plot_draws_every_checked_claim_with_truetype_fonts(claims_csv, t
     assert "Type3" not in pdf_font_types(pdf)
 
 
+def test_forest_plot_shows_what_decided_each_verdict(monkeypatch):
+    """An inconclusive interval above 0 says why (answers outside the format); each verdict has its reason."""
+    from sgtr_em import forest
+
+    def claim(claim_id, verdict, low, high, invalid=0.0, direction="increase"):
+        return {
+            "claim_id": claim_id,
+            "claim": claim_id,
+            "verdict": verdict,
+            "effect": (low + high) / 2,
+            "ci_low": low,
+            "ci_high": high,
+            "direction": direction,
+            "invalid_rate_treatment": invalid,
+            "invalid_rate_reference": 0.0,
+            "max_invalid_rate": 0.2,
+            "confidence": 0.95,
+        }
+
+    rows = [
+        claim("a", "reproduced", 0.1, 0.3),
+        claim("b", "inconclusive", 0.38, 0.42, invalid=0.87),
+        claim("c", "inconclusive", -0.1, 0.2),
+        claim("d", "not reproduced", -0.3, -0.1),
+        claim("e", "not reproduced", 0.5, 0.6),
+    ]
+    assert [forest.short_reason(r) for r in rows] == [
+        "interval excludes 0",
+        "87% answers off-format",
+        "interval includes 0",
+        "opposite to the paper",
+        "far from paper's effect",
+    ]
+    drawn: list[str] = []
+    monkeypatch.setattr(forest, "_save", lambda fig, png, pdf: drawn.extend(t.get_text() for t in fig.axes[0].texts))
+    forest.draw_forest(rows, png="unused.png", pdf="unused.pdf", title="claims")
+    assert "inconclusive\n87% answers off-format" in drawn and "reproduced\ninterval excludes 0" in drawn
+
+
+def test_the_headline_gives_each_verdict_with_its_claims(claims_csv):
+    from sgtr_em.headline import headline, main
+
+    text = headline([claims_csv], summary="results/report/results_summary.md")
+    assert text.startswith(f"The paper's claims on this run: {MODEL}: 1 reproduced (EM raises")
+    flat = " ".join(text.split())
+    assert "1 inconclusive (Self++ before EM lowers misalignment)" in flat and "1 not run." in flat
+    assert "1 not reproduced (EM lowers misalignment)" in flat
+    assert flat.endswith(f"reason: {claims_csv}; the results summary: results/report/results_summary.md.")
+    with pytest.raises(SystemExit):
+        main([str(claims_csv.parent / "missing.csv")])
+
+
 def test_results_summary_opens_with_the_claims_table(claims_csv, tmp_path):
     from test_report import write_summary
 

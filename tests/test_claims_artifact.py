@@ -34,10 +34,23 @@ def test_artifact_info_is_the_config_the_environment_and_the_code_version(tmp_pa
     assert load_config(compose("config/demo.yaml", [out["config.yaml"]])) == config
     requirements = out["requirements.txt"].read_text().splitlines()
     assert requirements[0].startswith("# Python 3.")
-    pins = dict(line.split("==", 1) for line in requirements if not line.startswith("#"))
-    assert "PyYAML" in pins and "snakemake" in pins and "sgtr-em" not in pins
+    pins = dict(line.split("==", 1) for line in requirements if not line.startswith(("#", "--")))
+    assert "PyYAML" in pins and "torch" in pins and "sgtr-em" not in pins
+    # A PyTorch build PyPI does not serve (the CPU build's `+cpu`) comes with its index: `pip install -r` works.
+    if "+" in pins["torch"]:
+        tag = pins["torch"].split("+", 1)[1]
+        assert f"--extra-index-url https://download.pytorch.org/whl/{tag}" in requirements
     record = json.loads(out["code.json"].read_text())
     assert set(record) == {"describe", "commit", "dirty"}
+
+
+def test_a_local_torch_build_brings_its_index():
+    from sgtr_em.artifact import torch_index_lines
+
+    assert torch_index_lines("numpy==2.4.5\ntorch==2.13.0+cu126\n") == [
+        "--extra-index-url https://download.pytorch.org/whl/cu126"
+    ]
+    assert torch_index_lines("torch==2.13.0\n") == []
 
 
 def test_code_record_outside_git_says_unknown(tmp_path):

@@ -158,6 +158,23 @@ def test_loaded_config_has_canonical_key_order():
 # --- composing the files of a run -----------------------------------------------------------------------
 
 
+def test_the_files_a_config_is_composed_of(monkeypatch):
+    from sgtr_em.config import composed_files
+
+    monkeypatch.chdir(REPO)
+    absolute = [
+        str(REPO / f"config/{name}")
+        for name in ("demo.yaml", "demo-slurm.yaml", "config.yaml", "released-summaries.yaml")
+    ]
+    demo, overlay, paper, paper_overlay = absolute
+    assert composed_files("config/demo.yaml") == [demo]
+    assert composed_files("config/demo.yaml", ["config/demo-slurm.yaml"]) == [demo, overlay]
+    assert composed_files("config/demo.yaml", ["config/config.yaml", "config/released-summaries.yaml"]) == [
+        paper,
+        paper_overlay,
+    ]
+
+
 def test_overlay_merges_over_the_demo_and_a_standalone_file_replaces_it(tmp_path):
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("grid: {seeds: [0]}\nfinetune: {lora: {epochs: 2}}\n")
@@ -294,7 +311,7 @@ def test_paper_config_uses_the_authors_models_pinned_or_left_to_the_lock():
             assert re.search(r"-\d{4}-\d{2}-\d{2}$", source["openai"]), name
             continue
         assert source["hf"] == AUTHORS_MODELS[name]
-        # a revision is a full commit sha; none here means `snakemake lock` records it (config/sources.lock.yaml)
+        # a revision is a full commit sha; none here means `snakemake pin_sources` records it (config/sources.lock.yaml)
         assert "revision" not in source or re.fullmatch(r"[0-9a-f]{40}", source["revision"]), name
 
 

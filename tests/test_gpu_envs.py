@@ -16,11 +16,15 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 MODEL_STACK = {"torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "datasets"}
+# What runs the workflow, not its jobs: no job environment carries it.
+WORKFLOW_RUNNER = {"snakemake", "snakemake-executor-plugin-slurm"}
 
 
-def pyproject_requirements() -> dict[str, Requirement]:
+def pyproject_requirements(extra: str | None = None) -> dict[str, Requirement]:
+    """pyproject.toml's runtime requirements, or those of one extra."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return {canonicalize_name(r.name): r for r in map(Requirement, project["dependencies"])}
+    listed = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return {canonicalize_name(r.name): r for r in map(Requirement, listed)}
 
 
 def env_pins(name: str) -> dict[str, str]:
@@ -45,7 +49,8 @@ def test_env_pins_are_exact_and_agree_with_pyproject(name):
 
 
 def test_the_model_env_holds_the_whole_stack_and_the_light_one_no_model_library():
-    assert set(env_pins("torch")) == set(pyproject_requirements())
+    assert set(env_pins("torch")) == set(pyproject_requirements()) - WORKFLOW_RUNNER
+    assert not (set(env_pins("torch")) | set(env_pins("core"))) & WORKFLOW_RUNNER
     assert not set(env_pins("core")) & MODEL_STACK
     core, full = env_pins("core"), env_pins("torch")
     assert all(full[p] == v for p, v in core.items()), "core.yaml and torch.yaml pin different versions"
@@ -137,3 +142,21 @@ def test_the_gpu_wheelhouse_command_pins_what_pyproject_pins():
     assert {"transformers", "tokenizers", "peft", "trl", "accelerate", "datasets"} <= set(pins)
     for package, version in pins.items():
         assert str(required[canonicalize_name(package)].specifier) == f"=={version}", package
+
+
+def test_extras_and_the_crypto_floor():
+    """The SLURM plugin and tiktoken are extras, not runtime requirements; no requirement or env pin allows a
+    cryptography below 42 (41.x is CVE-flagged), and no test tool caps it; the Snakefile's minimum
+    Snakemake is pyproject.toml's."""
+    runtime = pyproject_requirements()
+    assert "snakemake-executor-plugin-slurm" in pyproject_requirements("slurm")
+    assert "tiktoken" in pyproject_requirements("api")
+    assert not {"snakemake-executor-plugin-slurm", "tiktoken"} & set(runtime)
+    assert not runtime["cryptography"].specifier.contains("41.0.7")
+    assert "easy-dataset-share" not in pyproject_requirements("test")
+    for name in ("torch", "core"):
+        assert int(env_pins(name)["cryptography"].split(".")[0]) >= 42, name
+    minimum = re.search(r'min_version\("([0-9.]+)"\)', (REPO / "Snakefile").read_text())
+    assert minimum, "the Snakefile has no min_version"
+    assert f">={minimum.group(1)}" in str(runtime["snakemake"].specifier).split(",")
+    assert not runtime["snakemake"].specifier.contains("10.0")

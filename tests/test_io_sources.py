@@ -260,6 +260,120 @@ def test_hf_token_is_sent_to_the_hub_over_https_and_never_forwarded_on_a_redirec
     assert (tmp_path / "redirected.jsonl").read_bytes() == RecordingHandler.body
 
 
+class FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `body` at any path, honouring `Range: bytes=N-` (206) unless `ignore_range`. The first `drops`
+    requests send the headers of the whole answer, then half of its bytes, and close the connection; a
+    request numbered in `fail_with` gets that error status instead. Records (Range, bytes sent) per request."""
+
+    body = b""
+    drops = 0
+    ignore_range = False
+    fail_with: ClassVar[dict] = {}
+    seen: ClassVar[list] = []
+
+    def do_GET(self):
+        number = len(self.seen)
+        start = 0
+        asked = self.headers.get("Range")
+        if asked and not self.ignore_range:
+            start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1))
+        if number in self.fail_with:
+            self.seen.append((asked, 0))
+            self.send_error(self.fail_with[number])
+            return
+        rest = self.body[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}")
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        sent = rest[: len(rest) // 2] if number < self.drops else rest
+        self.wfile.write(sent)
+        self.wfile.flush()
+        self.seen.append((asked, len(sent)))
+        if number < self.drops:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def flaky_server(**settings):
+    handler = type("Flaky", (FlakyHandler,), {"seen": [], "fail_with": {}, **settings})
+    server = serve(handler)
+    return server, handler, f"http://127.0.0.1:{server.server_address[1]}/data/big.jsonl"
+
+
+def test_a_dropped_download_resumes_where_it_stopped_and_is_checked(tmp_path, caplog):
+    """The connection drops twice mid-file: each retry asks for the rest (Range), the file comes out whole
+    and checked against its pin, and no byte is sent twice."""
+    from sgtr_em import sources
+
+    body = b"".join(b'{"row": %d, "text": "%s"}\n' % (i, b"x" * 50) for i in range(4000))
+    server, handler, url = flaky_server(body=body, drops=2)
+    sha = hashlib.sha256(body).hexdigest()
+    caplog.set_level("INFO", logger="sgtr_em.sources")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sources, "PROGRESS_BYTES", 1)  # this small file logs its progress too
+            sources.download(url, tmp_path / "big.jsonl", sha, backoff=0)
+    finally:
+        server.shutdown()
+    assert (tmp_path / "big.jsonl").read_bytes() == body
+    ranges = [asked for asked, _ in handler.seen]
+    first = len(body) // 2
+    assert ranges == [None, f"bytes={first}-", f"bytes={first + (len(body) - first) // 2}-"]
+    assert sum(sent for _, sent in handler.seen) == len(body)
+    assert caplog.text.count("resuming") == 2 and "bytes" in caplog.text and "(100%)" in caplog.text
+
+
+def test_a_server_that_ignores_range_restarts_the_file(tmp_path):
+    from sgtr_em.sources import download
+
+    body = bytes(range(256)) * 64
+    server, handler, url = flaky_server(body=body, drops=1, ignore_range=True)
+    try:
+        download(url, tmp_path / "f.jsonl", hashlib.sha256(body).hexdigest(), backoff=0)
+    finally:
+        server.shutdown()
+    assert (tmp_path / "f.jsonl").read_bytes() == body and len(handler.seen) == 2
+
+
+def test_server_errors_are_retried_and_a_final_error_is_one_line(tmp_path):
+    """503 then success: retried. A 404 is final at once; repeated 500s stop after the retries, naming the
+    URL and the tries, and leave no file behind."""
+    from sgtr_em.sources import download
+
+    body = b"ok\n"
+    server, handler, url = flaky_server(body=body, fail_with={0: 503})
+    missing, missing_handler, missing_url = flaky_server(body=body, fail_with={0: 404})
+    broken, broken_handler, broken_url = flaky_server(body=body, fail_with=dict.fromkeys(range(10), 500))
+    try:
+        download(url, tmp_path / "a.jsonl", backoff=0)
+        with pytest.raises(SourceError, match=r"cannot download .*/data/big.jsonl: HTTP Error 404"):
+            download(missing_url, tmp_path / "b.jsonl", backoff=0)
+        with pytest.raises(SourceError, match=r"cannot download .*/data/big.jsonl \(tried 3 times\): HTTP Error 500"):
+            download(broken_url, tmp_path / "c.jsonl", retries=2, backoff=0)
+    finally:
+        for each in (server, missing, broken):
+            each.shutdown()
+    assert (tmp_path / "a.jsonl").read_bytes() == body and len(handler.seen) == 2
+    assert len(missing_handler.seen) == 1 and len(broken_handler.seen) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
+
+
+def test_the_hub_token_of_hf_auth_login_is_used_for_the_hub_only(tmp_path, monkeypatch):
+    """Without HF_TOKEN, the token `hf auth login` saved (huggingface_hub's token file) is the hub's."""
+    from sgtr_em.sources import hub_token_for
+
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_saved_by_login\n")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(token_file))
+    assert hub_token_for("https://huggingface.co/datasets/x/y/resolve/abc/train.jsonl") == "hf_saved_by_login"
+    assert hub_token_for("https://example.org/huggingface.co/train.jsonl") is None
+
+
 # ----------------------------------------------------------------------- empty and degenerate input --
 
 

@@ -1,5 +1,5 @@
 """Every input pinned (issue 16): the paper config's pins, git blob ids, the lock file that pins what the
-config cannot, `snakemake lock`, strict_pins, and drift of a locked source. All offline: a local HTTP server
+config cannot, `snakemake pin_sources`, strict_pins, and drift of a locked source. All offline: a local HTTP server
 stands in for the web, a hub-format cache folder for the Hugging Face hub."""
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ def test_paper_config_has_no_placeholder_and_pins_what_the_authors_published():
     raw = read_config("config.yaml")
     unpinned = {remote.key for remote in remote_sources(load(raw, workdir=None)) if not remote.pinned}
     assert unpinned == {
-        "datasets.correct.unpop.source",  # the hub's AestheticEM (popular), revision by `snakemake lock`
+        "datasets.correct.unpop.source",  # the hub's AestheticEM (popular), revision by `snakemake pin_sources`
         "datasets.correct.insecure.source",  # Betley et al.'s secure.jsonl
         "datasets.correct.badmed.source",  # Turner et al.'s archive
         "datasets.general.source",  # Dolly on the hub
         "release.source",  # the authors' repository archive (reviewer path)
-        "models.qwen2.5-32b.source",  # the authors' unsloth copies: hub revisions by `snakemake lock`
+        "models.qwen2.5-32b.source",  # the authors' unsloth copies: hub revisions by `snakemake pin_sources`
         "models.seed-oss-36b.source",
     }
     authors = {
@@ -98,7 +98,7 @@ def test_strict_pins_stops_an_unpinned_unlocked_source_when_the_config_is_loaded
         ConfigError,
         match=r"config key datasets\.correct\.unpop\.source: hub dataset "
         r"AndersWoodruff/AestheticEM@main has no commit revision and no entry in "
-        r"config/sources\.lock\.yaml \(strict_pins\): run `snakemake lock`",
+        r"config/sources\.lock\.yaml \(strict_pins\): run `snakemake pin_sources`",
     ):
         load(raw, workdir=REPO, lock={})
     locked = load(raw, workdir=REPO, lock=fixture_lock(raw))
@@ -107,7 +107,7 @@ def test_strict_pins_stops_an_unpinned_unlocked_source_when_the_config_is_loaded
     # Without strict_pins an unpinned source is allowed (its download logs the sha256 it got).
     relaxed = load({**raw, "strict_pins": False}, workdir=REPO, lock={})
     assert relaxed["datasets"]["general"]["source"].get("revision") is None
-    # `snakemake lock` itself starts without the entries it is about to write.
+    # `snakemake pin_sources` itself starts without the entries it is about to write.
     load(raw, workdir=REPO, lock={}, resolving_lock=True)
 
 
@@ -221,13 +221,13 @@ def test_a_locked_url_that_changed_stops_naming_it(http_server, tmp_path):
         load_source(source, tmp_path / "fresh-cache")
 
 
-# -------------------------------------------------------------------------------------- snakemake lock --
+# -------------------------------------------------------------------------------------- snakemake pin_sources --
 
 
 @pytest.mark.workflow
 def test_snakemake_lock_then_runs_check_against_it(http_server, tmp_path, monkeypatch):
     """Strict pins on the demo with a url and a hub source: the run stops at parse time naming the source;
-    `snakemake lock` (offline: local server, hub-format cache) writes the lock; the DAG then plans, a job
+    `snakemake pin_sources` (offline: local server, hub-format cache) writes the lock; the DAG then plans, a job
     reads the locked bytes, and once the file changes upstream the job stops, naming the url."""
     root, base = http_server
     csv = (REPO / "data/demo/truthfulqa.csv").read_text()
@@ -251,7 +251,7 @@ def test_snakemake_lock_then_runs_check_against_it(http_server, tmp_path, monkey
     assert stopped.returncode != 0
     assert "Config error: config key datasets.general.source: hub dataset org/dolly@main" in stopped.stderr
 
-    locked = snakemake(workdir, "lock", "--cores", "1", *configs, timeout=300)
+    locked = snakemake(workdir, "pin_sources", "--cores", "1", *configs, timeout=300)
     assert locked.returncode == 0, locked.stderr[-3000:]
     entries = read_lock(workdir / LOCK_FILE)
     assert entries[("url", f"{base}/TruthfulQA.csv")]["sha256"] == hashlib.sha256(csv.encode()).hexdigest()
@@ -278,8 +278,8 @@ def test_the_paper_config_stops_without_its_lock_and_plans_with_it(tmp_path):
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=120)
     assert result.returncode != 0
     assert "Config error: config key datasets.correct.unpop.source" in result.stderr
-    assert "snakemake lock" in result.stderr
-    planned = snakemake(workdir, "-n", "lock", "--configfile", "config/config.yaml", timeout=120)
+    assert "snakemake pin_sources" in result.stderr
+    planned = snakemake(workdir, "-n", "pin_sources", "--configfile", "config/config.yaml", timeout=120)
     assert planned.returncode == 0, planned.stderr[-2000:]
     write_lock(workdir / LOCK_FILE, fixture_lock(read_config("config.yaml")))
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=120)

@@ -586,6 +586,32 @@ def test_release_figures_draws_what_the_fixtures_hold_and_logs_each_skip(tmp_pat
     for model in ("qwen2.5-32b", "gpt-4.1", "seed-oss-36b"):
         assert (release / f"claims/{model}.pdf").stat().st_size > 5000, model
     assert not (workdir / "results/figures").exists()  # the demo grid did not run
+    # The run ends with the claims' verdicts in one paragraph; the report holds the figures and claims.
+    headline = result.stderr.rsplit("\n\n", 2)[-2]
+    assert headline.startswith("The paper's claims on the authors' released results: gpt-4.1: "), result.stderr[-3000:]
+    assert "qwen2.5-32b: " in headline and "results/release/claims/qwen2.5-32b.csv" in headline
+    configs = ("--configfile", "config/demo.yaml", "config/release-demo.yaml")
+    reported = snakemake(workdir, "release_figures", "--report", "results/release/report.html", *configs, timeout=300)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    assert (release / "report.html").stat().st_size > 100_000
+
+
+def test_release_figures_say_whose_data_they_draw(tmp_path):
+    from sgtr_em.plot import _pyplot, _save, figure_source
+    from sgtr_em.release.targets import source_note
+
+    commit = "830321012fef843427587255649f7ea404dbd710"
+    url = {"url": f"https://github.com/atagade/sgtr-em/archive/{commit}.tar.gz"}
+    assert source_note({"source": url}).startswith("Drawn from the authors' released results at commit 830321012fef")
+    assert "a bundle of released results at results/bundle/demo.tar.gz" in source_note(
+        {"source": {"path": "results/bundle/demo.tar.gz"}}
+    )
+    plt = _pyplot()
+    fig, _ = plt.subplots()
+    with figure_source("Drawn from the release"):
+        _save(fig, tmp_path / "f.png", tmp_path / "f.pdf")
+    assert fig.get_suptitle() == "Drawn from the release"
+    plt.close(fig)
 
 
 def test_released_summaries_replace_generation_of_a_models_base_summaries(tmp_path):

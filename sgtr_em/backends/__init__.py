@@ -50,11 +50,14 @@ def model_kind(source: dict) -> str:
 
 
 def local_model_dir(model_dir: str | Path | list, who: str) -> str | Path:
-    """The directory of a local model. A job's input list of model files is empty for an API model, which
-    has no local files: here it means the model's config and its job's inputs disagree."""
+    """The directory of a local model: a folder as given, or the hub-cache snapshot a hub model's record
+    names (sgtr_em.hub). A job's input list of model files is empty for an API model, which has no local
+    files: here it means the model's config and its job's inputs disagree."""
     if isinstance(model_dir, list):
         raise ValueError(f"{who}: a local (hf) model needs its model directory as input, got {model_dir!r}")
-    return model_dir
+    from .. import hub
+
+    return hub.snapshot_dir(model_dir) if hub.is_record(model_dir) else model_dir
 
 
 def load_chat_model(

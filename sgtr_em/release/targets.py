@@ -6,6 +6,7 @@ asks the figure plan (written by the checkpoint `release_plan`) for them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,19 @@ def release_claims(claims: Mapping[str, Any], release: Mapping[str, Any], model:
 def claims_param(claims: Mapping[str, Any], release: Mapping[str, Any]) -> Callable[[Any], list[dict[str, Any]]]:
     """A rule parameter: `release_claims` of the job's `model` wildcard."""
     return lambda wildcards: release_claims(claims, release, wildcards.model)
+
+
+def source_note(release: Mapping[str, Any]) -> str:
+    """The line above every figure of the reviewer path: whose data it was drawn from, at which commit (the
+    commit in the archive URL of the authors' repository), or from which local folder or bundle."""
+    source = release["source"]
+    if "url" in source:
+        commit = re.search(r"(?<![0-9a-f])([0-9a-f]{40})(?![0-9a-f])", source["url"])
+        where = f"at commit {commit.group(1)[:12]}" if commit else f"from {source['url']}"
+        return f"Drawn from the authors' released results {where}, not from a run of this workflow"
+    path = str(source["path"])
+    what = "a bundle of released results" if path.endswith((".tar.gz", ".tgz")) else "released results"
+    return f"Drawn from {what} at {path}, not from a run of this workflow"
 
 
 def claims_figure_title(wildcards: Any) -> str:

@@ -1,15 +1,15 @@
-# `snakemake lock` (on a machine with network): pin every remote source the config does not pin itself, in
+# `snakemake pin_sources` (on a machine with network): pin every remote source the config does not pin itself, in
 # config/sources.lock.yaml (downloads are kept in results/data/downloads/ for the run). Not part of `all`;
 # it has no output, so it runs whenever it is asked for, and adds only sources not yet locked.
 
 
 localrules:
-    lock,
+    pin_sources,
 
 
-rule lock:
+rule pin_sources:
     log:
-        "logs/lock.log",
+        "logs/pin_sources.log",
     conda:
         "../envs/core.yaml"
     params:

@@ -1,0 +1,46 @@
+"""Snakemake's own conventions where they exist (issue 29): config files compose without Snakemake announcing
+a merge that did not happen, the pinning rule has a name that cannot be taken for `--unlock`, and the workflow
+profile (profiles/default) holds only what is right beside any other profile."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import REPO, copy_workflow, snakemake
+
+# Keys a workflow profile must not hold: Snakemake lets it replace the same top-level key of `--profile`
+# (profiles/slurm's resources would be lost).
+PROFILE_ONLY_KEYS = {"resources", "default-resources", "set-resources", "executor", "jobs", "cores", "retries"}
+
+
+@pytest.mark.workflow
+def test_a_standalone_config_replaces_the_default_without_a_contradicting_message(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    paper = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "config/config.yaml", timeout=300)
+    assert paper.returncode == 0, paper.stderr[-2000:]
+    assert "is extended by" not in paper.stderr + paper.stdout and "is replaced by" not in paper.stderr
+    assert "demo-target" not in paper.stdout  # nothing of the demo's grid is left in the paper's
+    replaced = snakemake(workdir, "-n", "--replace-workflow-config", "--configfile", "config/demo.yaml", timeout=120)
+    assert replaced.returncode != 0
+    errors = [line for line in replaced.stderr.splitlines() if line.startswith("Config error:")]
+    assert len(errors) == 1 and "standalone: true" in errors[0], replaced.stderr[-2000:]
+    assert "Traceback" not in replaced.stderr
+
+
+@pytest.mark.workflow
+def test_the_pinning_rule_is_pin_sources_and_the_workflow_profile_is_read(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    listed = snakemake(workdir, "--list-target-rules", timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rules = set(listed.stdout.split())
+    assert "pin_sources" in rules and "lock" not in rules
+    assert "workflow specific profile profiles/default" in listed.stderr
+
+
+def test_the_workflow_profile_leaves_resources_and_execution_to_the_other_profiles():
+    default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert {"rerun-incomplete", "keep-going"} <= set(default)
+    assert not PROFILE_ONLY_KEYS & set(default)
+    for name in ("local", "slurm"):
+        profile = yaml.safe_load((REPO / f"profiles/{name}/config.yaml").read_text())
+        assert "printshellcmds" not in profile, name  # script rules: it prints only "Shell command: None"
