@@ -262,3 +262,60 @@ def test_micro_batches_keep_the_effective_batch():
     assert micro_batches(PAPER_HP) == [2, 1]
     assert micro_batches({"per_device_batch_size": 8, "gradient_accumulation_steps": 3}) == [8, 6, 4, 3, 2, 1]
     assert micro_batches({"per_device_batch_size": 8, "gradient_accumulation_steps": 1}, largest=5) == [4, 2, 1]
+
+
+def run_audit(*args: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from sgtr_em.memory import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["audit", *args])
+    return code, out.getvalue()
+
+
+@pytest.mark.parametrize("gpu_gib", [80, 141])
+def test_the_audit_passes_the_paper_config_on_80_and_141_gb_cards(gpu_gib):
+    code, report = run_audit("--configfile", "config/config.yaml", "--gpu-gib", str(gpu_gib))
+    assert code == 0, report
+    assert "All 975 GPU jobs fit." in report
+    # every GPU rule of both open models is audited, training included
+    for rule in ("train_stage", "eval_state", "eval_state_em_questions_identity_mmlu", "eval_state_summaries_xsum"):
+        assert f"\n{rule} " in report
+
+
+def test_the_audit_fails_an_undersized_card_naming_the_jobs():
+    code, report = run_audit("--configfile", "config/config.yaml", "--gpu-gib", "40")
+    assert code == 1
+    assert "would not fit" in report and "train_stage qwen2.5-32b/em-unpop/seed0 (and 249 more)" in report
+    assert "resources.gpu: 3" in report and "the weights and CUDA reserve need" in report
+
+
+def test_the_audit_would_have_caught_the_old_mmlu_grouping():
+    """Before: a whole MMLU subject (professional law, 1,534 five-shot prompts) in one batch, a copy of its shared
+    prefix per prompt; at Qwen2.5-32B's shape that batch plans over a terabyte against the ~13 GiB an 80 GB card
+    has left. Now the subject is cut into batches that each fit."""
+    from sgtr_em.batching import padded_length, shared_prefix_batches
+    from sgtr_em.memory import InferenceMemory, inference_budget, planned_free_bytes
+    from sgtr_em.memory_audit import Workloads
+
+    shape = SHAPES["qwen2.5-32b"]
+    memory = InferenceMemory(shape)
+    budget = inference_budget(planned_free_bytes(shape, H100_BYTES))
+    (prefix, questions), *_ = Workloads().mmlu_groups(["professional_law"], None)
+    old_batch = memory.shared_prefix(1, len(questions), padded_length(prefix), padded_length(questions[0]))
+    assert old_batch > 50 * budget and old_batch > 1000 * GIB
+
+    lengths = [prefix + q for q in questions]
+    groups = [(prefix, list(range(len(questions))))]
+
+    def fits(n_groups, members, prefix_length, suffix_length):
+        return memory.shared_prefix(n_groups, members, prefix_length, suffix_length) <= budget
+
+    batches = shared_prefix_batches(groups, lengths, 64, fits)
+    assert len(batches) > 1 and sum(len(b.members) for b in batches) == len(questions)
+    assert all(
+        memory.shared_prefix(len(b.groups), len(b.members), b.prefix_length, b.suffix_length) <= budget for b in batches
+    )
