@@ -2,22 +2,21 @@
 
     python tools/gpu_hours.py [subset|full ...]                             # the paper (config/config.yaml)
     python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml [subset ...]  # a one-GPU preset over it
-    python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml --plan        # its memory plan on an 80 GB GPU
+    python tools/gpu_hours.py --preset config/qwen2.5-7b.yaml --plan        # its GPU memory audit on 80 GB cards
 
 Counted from `snakemake -n --configfile config/config.yaml [preset] [--config subset=<name>]` (exact): the jobs,
 the LoRA trainings, the evaluated states of the open models, the jobs that load each, and each state job's
 steps. Estimated (assumptions below, for one 80 GB H100 in bf16): the GPU time of each step, of each training
 and of a load. The speeds are stated for a 32B model and scaled by parameter count (a step costs compute in
 proportion to the parameters), up to a ceiling below which a smaller model is no faster: Python and kernel
-launch overheads, not FLOPs, bound it there. The same per-step times priced with one load per step give what
-the layout before one job per state cost.
+launch overheads, not FLOPs, bound it there.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,17 +25,10 @@ sys.path.insert(0, str(REPO))
 from sgtr_em import chains  # noqa: E402
 from sgtr_em.config import compose, load, training_hyperparameters  # noqa: E402
 from sgtr_em.dag import TRAINING_RULE, dry_run, loaded_state  # noqa: E402
-from sgtr_em.memory import (  # noqa: E402
-    GIB,
-    GPU_80GB_BYTES,
-    SHAPES,
-    USABLE_FRACTION,
-    ModelShape,
-    choose_checkpointing,
-    inference_bytes,
-    training_plan,
-)
-from sgtr_em.targets import SUMMARIES_STEP, Targets, table_kind  # noqa: E402
+from sgtr_em.evaluations import summaries_dataset, table_kind  # noqa: E402
+from sgtr_em.memory import SHAPES, ModelShape  # noqa: E402
+from sgtr_em.memory import model_shape as planned_shape  # noqa: E402
+from sgtr_em.targets import Targets  # noqa: E402
 
 PAPER = "config/config.yaml"
 SUBSETS = ("core", "workshop", "baselines", "system-prompt", "em-datasets", None)
@@ -58,7 +50,7 @@ MIN_LOAD_MINUTES = 0.5
 # Workload per evaluation step of a state, as in config/config.yaml: (prompt tokens scored, new tokens sampled).
 STEP_TOKENS = {
     # 1,000 CNN articles: ~800-token prompts, ~60 new tokens
-    SUMMARIES_STEP: (1_000 * 800, 1_000 * 60),
+    "summaries": (1_000 * 800, 1_000 * 60),
     # per comparator, both protocols: ~2.5M prompt tokens, less the ~30% the shared article prefix saves
     "self_recognition": (0.7 * 2_500_000, 0),
     # 817 questions, 3 prompts of ~100 tokens each
@@ -108,7 +100,7 @@ class Speeds:
         )
 
     def step_minutes(self, step: str) -> float:
-        prompt, new = STEP_TOKENS[table_kind(step)[0]]
+        prompt, new = STEP_TOKENS["summaries" if summaries_dataset(step) else table_kind(step)[0]]
         return (prompt / self.prompt_tokens_per_s + new / self.new_tokens_per_s) / 60
 
     def training_minutes(self, tokens: float) -> float:
@@ -126,9 +118,10 @@ def stage_tokens(config: dict, model: str, chain: str) -> float:
 
 
 def model_shape(config: dict, model: str) -> ModelShape:
-    if model not in SHAPES:
-        raise SystemExit(f"no shape for {model} in sgtr_em.memory.SHAPES: add its config.json dimensions there")
-    return SHAPES[model]
+    shape = planned_shape(config["models"][model]["source"], config.get("tiny_models"))
+    if shape is None:
+        raise SystemExit(f"no shape known offline for {model}: add its config.json dimensions to sgtr_em.memory.SHAPES")
+    return shape
 
 
 def load_config(configfiles: list[str], overrides: dict) -> dict:
@@ -140,13 +133,13 @@ def estimate(configfiles: list[str], subset: str | None) -> dict[str, float]:
     overrides: dict[str, object] = {"strict_pins": False, **({"subset": subset} if subset else {})}
     config = load_config(configfiles, overrides)
     targets = Targets(config)
-    steps = {targets.state_eval_rule(o): targets.state_eval_steps(o) for o in targets.state_eval_groups()}
+    steps = {job.rule: job.steps for job in targets.state_jobs}
     speeds = {m: Speeds.of(model_shape(config, m)) for m in config["grid"]["models"] if not targets.is_api_model(m)}
     words = [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in overrides.items()]
     jobs = dry_run(REPO, "--configfile", PAPER, *configfiles, "--config", *words)
     states: set[tuple[str, str, int]] = set()
     trainings = 0
-    loads = loads_before = minutes_now = minutes_before = training_minutes = 0.0
+    loads = minutes = training_minutes = 0.0
     for job in jobs:
         if job.rule == TRAINING_RULE and job.wildcards.get("model") in speeds:
             trainings += 1
@@ -158,94 +151,41 @@ def estimate(configfiles: list[str], subset: str | None) -> dict[str, float]:
             continue
         states.add(state)
         speed = speeds[state[0]]
-        work = [SUMMARIES_STEP] if job.rule == "generate_summaries" else steps[job.rule]
+        work = ["summaries"] if job.rule.startswith("generate_summaries") else steps[job.rule]
         loads += 1
-        loads_before += len(work)
-        minutes_now += speed.load_minutes + sum(speed.step_minutes(s) for s in work)
-        minutes_before += sum(speed.load_minutes + speed.step_minutes(s) for s in work)
+        minutes += speed.load_minutes + sum(speed.step_minutes(s) for s in work)
     return {
         "jobs": len(jobs),
         "trainings": trainings,
         "states": len(states),
         "loads": loads,
-        "loads_before": loads_before,
         "training_gpu_h": training_minutes / 60,
-        "gpu_h": minutes_now / 60,
-        "gpu_h_before": minutes_before / 60,
+        "gpu_h": minutes / 60,
     }
-
-
-def memory_plan(configfiles: list[str], gpu_bytes: int = GPU_80GB_BYTES) -> list[str]:
-    """Per open model of the grid: the planned peak of a training step at the recipe's micro-batch and
-    max_length, with and without activation checkpointing, and the planned peak of an inference batch of
-    `batch_size` (and of MMLU's) sequences of max_length tokens, against the GPU's usable memory."""
-    config = load_config(configfiles, {"strict_pins": False})
-    targets = Targets(config)
-    lines = [f"usable per GPU: {USABLE_FRACTION * gpu_bytes / GIB:.1f} GiB of {gpu_bytes / GIB:.1f} GiB"]
-    for model in config["grid"]["models"]:
-        if targets.is_api_model(model):
-            continue
-        shape = model_shape(config, model)
-        hp = training_hyperparameters(config, model, "sgtr")
-        plan = training_plan(
-            shape,
-            lora_r=hp["lora_r"],
-            target_modules=hp["target_modules"],
-            micro_batch=hp["per_device_batch_size"],
-            sequence_length=hp["max_length"],
-            gpu_bytes=gpu_bytes,
-        )
-        chosen = choose_checkpointing(plan)
-        with_ckpt = replace(plan, checkpointing=True)
-        settings = config["models"][model]
-        rows = {"batch_size": settings["batch_size"], "eval.mmlu.batch_size": config["eval"]["mmlu"]["batch_size"]}
-        lines.append(
-            f"{model}: {shape.parameters() / 1e9:.2f}B parameters, {plan.weights / GIB:.1f} GiB of bf16 weights; "
-            f"training micro-batch {plan.micro_batch} x {plan.sequence_length} tokens: "
-            f"{plan.per_gpu / GIB:.1f} GiB without checkpointing, {with_ckpt.per_gpu / GIB:.1f} GiB with it "
-            f"(auto: {'with' if chosen.checkpointing else 'without'}; fits: {chosen.fits})"
-        )
-        for key, batch in rows.items():
-            if batch:
-                peak = inference_bytes(shape, batch=batch, sequence_length=hp["max_length"])
-                lines.append(
-                    f"  inference {key} {batch} x {hp['max_length']} tokens: {peak / GIB:.1f} GiB "
-                    f"(fits: {peak <= USABLE_FRACTION * gpu_bytes})"
-                )
-        speed = Speeds.of(shape)
-        longest = max(
-            (speed.load_minutes + sum(speed.step_minutes(s) for s in targets.state_eval_steps(o)), o)
-            for o in targets.state_eval_groups()
-        )
-        lines.append(
-            f"  longest evaluation job (estimated): {longest[0]:.0f} min ({targets.state_eval_rule(longest[1])})"
-        )
-    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", default=[], help="overlay over config/config.yaml")
-    parser.add_argument("--plan", action="store_true", help="print the memory plan instead of GPU-hours")
+    parser.add_argument("--plan", action="store_true", help="print the GPU memory audit on 80 GB cards instead")
     parser.add_argument(
         "subsets", nargs="*", help="grid subsets, `full` for the whole grid (default: every subset and it)"
     )
     args = parser.parse_args()
     if args.plan:
-        print("\n".join(memory_plan(args.preset)))
-        return
+        from sgtr_em.memory_audit import main as audit
+
+        raise SystemExit(audit(["--configfile", PAPER, *args.preset, "--gpu-gib", "80"]))
     subsets = [None if s == "full" else s for s in args.subsets] or list(SUBSETS)
     print(
-        "| subset | jobs | LoRA trainings | evaluated open-model states | state loads (before) "
-        "| training GPU-h | evaluation GPU-h (before) | total GPU-h |"
+        "| subset | jobs | LoRA trainings | evaluated open-model states | state loads | training GPU-h | evaluation GPU-h | total GPU-h |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for subset in subsets:
         e = estimate(args.preset, subset)
         print(
-            f"| {subset or 'full grid'} | {e['jobs']} | {e['trainings']} | {e['states']} "
-            f"| {e['loads']:.0f} ({e['loads_before']:.0f}) | {e['training_gpu_h']:.1f} "
-            f"| {e['gpu_h']:.1f} ({e['gpu_h_before']:.1f}) | {e['training_gpu_h'] + e['gpu_h']:.1f} |",
+            f"| {subset or 'full grid'} | {e['jobs']} | {e['trainings']} | {e['states']} | {e['loads']:.0f} "
+            f"| {e['training_gpu_h']:.1f} | {e['gpu_h']:.1f} | {e['training_gpu_h'] + e['gpu_h']:.1f} |",
             flush=True,
         )
 
