@@ -18,6 +18,16 @@ there. The checks:
 - resume: a training SIGKILLed after a checkpoint resumes from it and ends where the uninterrupted one does;
 - mfu, compute_fraction, bandwidth_fraction: the benchmarks' ratios to the GPU's limits (training model
   FLOP utilisation; scoring against the bf16 compute limit; generation against the memory-bandwidth limit);
+- parent_adapter_training: a child stage trained on a parent adapter merged in, on 2,048-token rows (the
+  recipe's max_length), its memory plan made before the model loads; the two-stage state then loads and scores;
+- oom_split: a batch planned with a budget larger than the memory left (a filler tensor takes most of the GPU)
+  runs out of memory, is split in halves until it fits, and gives the same probabilities as unhindered
+  batches (on a CPU the out-of-memory error is simulated);
+- mmlu_sized_group: 1,534 prompts sharing one five-shot-sized prefix (MMLU's largest subject) cut into batches
+  by the row cap and the memory budget, each batch's measured peak within the plan's, probabilities against each
+  prompt's own forward;
+- real_vocabulary: a model with Qwen2.5's 151,936-token vocabulary: scoring against each prompt's own forward,
+  and seeded sampling that gives the same tokens whether prompts run in one batch or one at a time;
 - duration: the whole run in under 8 minutes.
 """
 
@@ -226,6 +236,198 @@ def check_generation(model_dir: Path) -> Check:
         "seeded_generation",
         passed(ok),
         f"{len(conversations)} prompts in batches of 4: seed 0 twice {'identical' if first == again else 'DIFFERENT'}, seed 1 {'differs' if first != other else 'IDENTICAL'}",
+        values,
+    )
+
+
+# The issue-25 paths: how many prompts share one prefix (MMLU's largest subject), and of how many tokens.
+MMLU_GROUP = {"cuda": (1_534, 900), "cpu": (40, 120)}
+# A planned batch's measured peak (torch's allocator, above the weights) against its plan.
+BATCH_PLAN_TOLERANCE = 0.25
+
+
+def long_rows(n: int, words: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"Article {i}: " + " ".join(f"word{(i + k) % 89}" for k in range(words))},
+                {"role": "assistant", "content": "12"[i % 2]},
+            ]
+        }
+        for i in range(n)
+    ]
+
+
+def check_parent_adapter_training(model_dir: Path, parent: Path, work: Path, kind: str) -> Check:
+    """A child stage on a merged parent adapter, trained on rows of max_length tokens; the state loads."""
+    from .backends.hf import HFChatModel
+    from .train import train_lora
+
+    train_file = work / "long.jsonl"
+    write_jsonl(train_file, long_rows(4, 500))  # about 2,000 tokens each with the tiny tokenizer
+    hp = {**RESUME_HP, "max_length": 2_048, "checkpoint_steps": 0}
+    meta = train_lora(model_dir, [parent], train_file, work / "child", hp, seed=0, work_dir=work / "work-child")
+    plan = meta["memory_plan"]
+    model = HFChatModel(model_dir, [parent, work / "child"], batch_size=4)
+    probs = model.option_probs([[{"role": "user", "content": "Which one, 1 or 2?"}]], ["1", "2"])[0]
+    losses = meta["loss_per_step"]
+    ok = bool(losses) and all(math.isfinite(x) for x in losses) and 0 <= probs["1"] <= 1
+    if kind == "cuda":
+        ok = ok and plan is not None and plan["sequence_length"] >= 1_500
+    planned = f"plan {plan['per_gpu_gib']} GiB at {plan['sequence_length']} tokens" if plan else "no plan on CPU"
+    return Check(
+        "parent_adapter_training",
+        passed(ok),
+        f"child of a merged parent: {len(losses)} steps on ~2,048-token rows, {planned}; the two-stage state scores",
+        {"memory_plan": plan, "loss_per_step": losses, "executed_batch": meta.get("executed_batch")},
+    )
+
+
+def simulated_out_of_memory(model: Any, rows: int) -> None:
+    """Make the model's decoder raise an out-of-memory error on any forward of more than `rows` prompts."""
+    import torch
+
+    decoder = model.model.get_decoder()
+    forward = decoder.forward
+
+    def limited(*args, **kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[0] > rows:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated on a CPU)")
+        return forward(*args, **kwargs)
+
+    decoder.forward = limited
+
+
+def check_oom_split(model_dir: Path, kind: str) -> Check:
+    """A budget larger than the memory left: the batch runs out of memory, is split, and changes nothing."""
+    import logging
+
+    import torch
+
+    from .backends.hf import HFChatModel
+    from .bench import pair_conversations
+
+    conversations = pair_conversations(32, 300)
+    reference = HFChatModel(model_dir, batch_size=32)
+    expected = reference.option_probs(conversations, ["1", "2"])
+    del reference
+    free_gpu_memory()
+    model = HFChatModel(model_dir, batch_size=32)
+    filler = None
+    if kind == "cuda":
+        # leave ~1 GiB free, and plan as if a whole free GPU were there
+        free, _ = torch.cuda.mem_get_info()
+        filler = torch.empty(max(free - (1 << 30), 0), dtype=torch.uint8, device="cuda")
+        model.budget = 64 * (1 << 30)
+    else:
+        simulated_out_of_memory(model, 4)
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("sgtr_em.backends.hf").addHandler(handler)
+    try:
+        got = model.option_probs(conversations, ["1", "2"])
+    finally:
+        logging.getLogger("sgtr_em.backends.hf").removeHandler(handler)
+        del filler
+    splits = sum("ran out of GPU memory" in r for r in records)
+    worst = max(abs(a[o] - b[o]) for a, b in zip(got, expected, strict=True) for o in ("1", "2"))
+    tolerance = 0.0 if kind == "cpu" else 1e-2
+    return Check(
+        "oom_split",
+        passed(splits > 0 and worst <= tolerance),
+        f"{splits} out-of-memory splits{' (simulated)' if kind == 'cpu' else ''}; largest difference from unhindered batches {worst:.2g} (tolerance {tolerance:g})",
+        {"splits": splits, "worst_difference": worst},
+    )
+
+
+def check_mmlu_sized_group(model_dir: Path, kind: str) -> Check:
+    """An MMLU subject's worth of prompts on one shared prefix: cut by the cap and the budget, each batch within
+    its plan, probabilities as each prompt's own forward gives them."""
+    import torch
+
+    from .backends.hf import HFChatModel
+    from .batching import shared_prefix_batches, shared_prefix_groups
+
+    members, prefix_words = MMLU_GROUP[kind]
+    header = "The following are multiple choice questions (with answers). " + " ".join(
+        f"shot{k % 53}" for k in range(prefix_words)
+    )
+    conversations = [
+        [{"role": "user", "content": f"{header}\nQuestion {i}: which is right? A. x{i} B. y C. z D. w\nAnswer:"}]
+        for i in range(members)
+    ]
+    model = HFChatModel(model_dir, batch_size=64)
+    token_ids = model._token_ids(model.prompts(conversations))
+    groups = shared_prefix_groups(token_ids)
+    batches = shared_prefix_batches(groups, [len(t) for t in token_ids], model.batch_size)
+    values: dict[str, Any] = {"prompts": members, "groups": len(groups), "batches": len(batches)}
+    if kind == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    probs = model.option_probs(conversations, list("ABCD"))
+    ok = len(groups) == 1 and all(len(b.members) <= model.batch_size for b in batches)
+    memory_plan, budget = model.memory, model.budget
+    if kind == "cuda" and memory_plan is not None and budget is not None:
+        measured = torch.cuda.max_memory_allocated() - before
+
+        def fits(n_groups: int, n_members: int, prefix: int, suffix: int) -> bool:
+            return memory_plan.shared_prefix(n_groups, n_members, prefix, suffix) <= budget
+
+        planned = max(
+            memory_plan.shared_prefix(len(b.groups), len(b.members), b.prefix_length, b.suffix_length)
+            for b in shared_prefix_batches(groups, [len(t) for t in token_ids], model.batch_size, fits)
+        )
+        values.update(measured_gib=measured / (1 << 30), planned_gib=planned / (1 << 30), budget_gib=budget / (1 << 30))
+        ok = ok and measured <= budget and measured <= planned * (1 + BATCH_PLAN_TOLERANCE)
+    sample = conversations[:: max(members // 8, 1)][:8]
+    expected = reference_option_logprobs(model, sample, list("ABCD"))
+    got = [[math.log(p[o]) for o in "ABCD"] for p in probs[:: max(members // 8, 1)][:8]]
+    worst = max(centred_error(g, e) for g, e in zip(got, expected, strict=True))
+    values["worst_error"] = worst
+    ok = ok and worst <= SCORING_TOLERANCE[kind]
+    memory = (
+        f", peak {values['measured_gib']:.2f} GiB planned {values['planned_gib']:.2f} (budget {values['budget_gib']:.1f})"
+        if "measured_gib" in values
+        else ""
+    )
+    return Check(
+        "mmlu_sized_group",
+        passed(ok),
+        f"{members} prompts on one shared prefix in {len(batches)} batches of <= {model.batch_size}{memory}; largest error against a per-prompt forward {worst:.2g}",
+        values,
+    )
+
+
+def check_real_vocabulary(model_dir: Path, kind: str) -> Check:
+    """151,936-wide logits: scoring against each prompt's own forward; seeded sampling batched and alone."""
+    from .backends.hf import HFChatModel, prompt_seeds
+
+    model = HFChatModel(model_dir, batch_size=8)
+    conversations = [[{"role": "user", "content": f"Tell me about {w} " * (k + 1)}] for k, w in enumerate("abcdefgh")]
+    ok, values = compare_option_probs(model, conversations, SCORING_TOLERANCE[kind])
+    prompts = model.prompts(conversations)
+    token_ids = model._token_ids(prompts)
+    seeds = prompt_seeds(prompts, 0)
+    length = max(map(len, token_ids))
+    settings: dict[str, Any] = {"max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+    together = model._generate_batch(model._encode(token_ids, length, "left"), seeds, **settings)
+    alone = [
+        model._generate_batch(model._encode([t], length, "left"), [s], **settings)[0]
+        for t, s in zip(token_ids, seeds, strict=True)
+    ]
+    agreement = sum(a == b for x, y in zip(together, alone, strict=True) for a, b in zip(x, y, strict=False)) / sum(
+        map(len, alone)
+    )
+    # bf16 logits of a batch and of one prompt may differ in their last bits, which can move a draw among 152k
+    # near-equal tokens of a random-init model; on a CPU in fp32 they agree exactly
+    needed = 1.0 if kind == "cpu" else 0.9
+    values.update(vocabulary=model.model.config.vocab_size, sampled_agreement=agreement)
+    return Check(
+        "real_vocabulary",
+        passed(ok and agreement >= needed and model.model.config.vocab_size >= 150_000),
+        f"vocabulary {model.model.config.vocab_size}: scoring error {values['worst_error']:.2g}; seeded samples batched vs alone agree on {agreement:.0%} of tokens (needed {needed:.0%})",
         values,
     )
 
@@ -464,7 +666,20 @@ def run(shape: str, out: Path, work: Path) -> dict[str, Any]:
     guarded(checks, ["option_probabilities"], lambda: check_option_path(paths_model, kind))
     guarded(checks, ["shared_prefix_scoring"], lambda: check_shared_prefix(paths_model, kind))
     guarded(checks, ["seeded_generation"], lambda: check_generation(paths_model))
-    guarded(checks, ["training", "resume"], lambda: check_resume(paths_model, work / f"resume-{plan['paths']}", kind))
+    resume_work = work / f"resume-{plan['paths']}"
+    guarded(checks, ["training", "resume"], lambda: check_resume(paths_model, resume_work, kind))
+    guarded(
+        checks,
+        ["parent_adapter_training"],
+        lambda: check_parent_adapter_training(paths_model, resume_work / "reference", resume_work, kind),
+    )
+    guarded(checks, ["oom_split"], lambda: check_oom_split(models[plan["scoring"]], kind))
+    guarded(checks, ["mmlu_sized_group"], lambda: check_mmlu_sized_group(paths_model, kind))
+    guarded(
+        checks,
+        ["real_vocabulary"],
+        lambda: check_real_vocabulary(build_model(plan["paths"], work, real_vocabulary=True), kind),
+    )
     guarded(
         checks,
         ["checkpointing_plan", "mfu"],

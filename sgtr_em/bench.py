@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,10 @@ def record(
     return result
 
 
-def build_model(shape: str, work: Path) -> Path:
-    """A model directory: the tiny demo model (CPU), or random-init Qwen2.5 shapes saved with the tiny tokenizer."""
+def build_model(shape: str, work: Path, real_vocabulary: bool = False) -> Path:
+    """A model directory: the tiny demo model (CPU), or random-init Qwen2.5 shapes saved with the tiny tokenizer.
+    `real_vocabulary`: the model's own vocabulary size (152k for Qwen2.5; token ids past the tokenizer's are
+    scored and sampled, never decoded), so that its logits are as wide as a real model's."""
     from .io import read_articles
     from .tiny import build_tiny_model
 
@@ -95,15 +98,24 @@ def build_model(shape: str, work: Path) -> Path:
             pretrain_epochs=1,
             vocab_size=1024,
         )
-    if shape == "tiny":
+    if shape == "tiny" and not real_vocabulary:
         return tiny
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    target = work / shape
+    target = work / (f"{shape}-vocab" if real_vocabulary else shape)
     if not target.exists():
         tokenizer = AutoTokenizer.from_pretrained(tiny)
-        dims = SHAPES[f"qwen2.5-{shape}"]
+        dims = SHAPES[f"qwen2.5-{shape}"] if shape != "tiny" else SHAPES["qwen2.5-0.5b"]
+        if shape == "tiny":  # the 0.5B model's vocabulary on a CPU-sized body
+            dims = replace(
+                dims,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+            )
         config = Qwen2Config(
             hidden_size=dims.hidden_size,
             intermediate_size=dims.intermediate_size,
@@ -113,7 +125,7 @@ def build_model(shape: str, work: Path) -> Path:
             # The tiny tokenizer's vocabulary, not Qwen's: every id the model samples then decodes, so replies
             # are text and benchmarks count the tokens generated. (Qwen's 152k-token tokenizer would need a
             # download; 150k placeholder tokens make every tokenizer load take seconds.)
-            vocab_size=len(tokenizer),
+            vocab_size=dims.vocab_size if real_vocabulary else len(tokenizer),
             tie_word_embeddings=dims.tie_word_embeddings,
             max_position_embeddings=4096,
         )

@@ -250,7 +250,9 @@ def audit(config: dict[str, Any], gpu_bytes: int, loads: Workloads | None = None
             weights = gpu_bytes - free  # the weights on the busiest GPU and the CUDA reserve
             budget = inference_budget(free)
             if budget <= 0:
-                result.consider("load", weights, False, f"the weights and CUDA reserve need {weights / GIB:.1f} GiB per GPU")
+                result.consider(
+                    "load", weights, False, f"the weights and CUDA reserve need {weights / GIB:.1f} GiB per GPU"
+                )
                 continue
             cap = inference_settings(config, model)["batch_size"]
             for step in state_steps(config, model, job.steps, loads):

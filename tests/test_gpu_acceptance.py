@@ -25,7 +25,17 @@ from sgtr_em.acceptance import (
 )
 
 GPU_ONLY = {"cuda", "checkpointing_plan", "mfu", "compute_fraction", "bandwidth_fraction", "duration"}
-ON_CPU = {"option_probabilities", "shared_prefix_scoring", "seeded_generation", "training", "resume"}
+ON_CPU = {
+    "option_probabilities",
+    "shared_prefix_scoring",
+    "seeded_generation",
+    "training",
+    "resume",
+    "parent_adapter_training",
+    "oom_split",
+    "mmlu_sized_group",
+    "real_vocabulary",
+}
 
 
 def acceptance(*args: str, cwd: Path) -> subprocess.CompletedProcess:
