@@ -112,17 +112,29 @@ def test_strict_pins_stops_an_unpinned_unlocked_source_when_the_config_is_loaded
 
 
 def test_a_hub_model_without_revision_is_locked_like_a_dataset():
-    """The paper's models (the authors' unsloth ids, no revision in the config) stop a strict run until the
-    lock records their commit, and then load at that commit."""
+    """Seed-OSS (the authors' unsloth id; no commit of theirs is recorded, so no revision in the config) stops
+    a strict run until the lock records its commit, and then loads at that commit."""
     raw = read_config("config.yaml")
-    assert raw["models"]["qwen2.5-32b"]["source"] == {"hf": "unsloth/Qwen2.5-32B-Instruct"}
+    assert raw["models"]["seed-oss-36b"]["source"] == {"hf": "unsloth/Seed-OSS-36B-Instruct"}
     without_models = {key: entry for key, entry in fixture_lock(raw).items() if key[0] != "hf-model"}
     with pytest.raises(
-        ConfigError, match=r"models\.qwen2\.5-32b\.source: hub model unsloth/Qwen2\.5-32B-Instruct@main"
+        ConfigError, match=r"models\.seed-oss-36b\.source: hub model unsloth/Seed-OSS-36B-Instruct@main"
     ):
         load(raw, workdir=REPO, lock=without_models)
     config = load(raw, workdir=REPO, lock=fixture_lock(raw))
-    assert re.fullmatch(r"[0-9a-f]{40}", config["models"]["qwen2.5-32b"]["source"]["revision"])
+    assert re.fullmatch(r"[0-9a-f]{40}", config["models"]["seed-oss-36b"]["source"]["revision"])
+
+
+def test_qwen_is_pinned_to_the_commit_the_authors_recorded():
+    """The commit `model_sha` of the authors' lm-evaluation-harness output for Qwen2.5-32B: in the config itself,
+    so neither the lock nor the day of a run decides which weights, tokenizer and template are used."""
+    raw = read_config("config.yaml")
+    source = raw["models"]["qwen2.5-32b"]["source"]
+    assert source == {"hf": "unsloth/Qwen2.5-32B-Instruct", "revision": "1b0051a19648244a48734e6cef41bb825ac2a0b0"}
+    lock = fixture_lock(raw)
+    assert not [entry for entry in lock.values() if entry.get("hf") == source["hf"]]  # nothing left to lock
+    config = load(raw, workdir=REPO, lock=lock)
+    assert config["models"]["qwen2.5-32b"]["source"]["revision"] == source["revision"]
 
 
 # ------------------------------------------------------------------------------------------- git blob --
