@@ -462,6 +462,15 @@ def check_references(config: dict[str, Any]) -> None:
     ]:
         if name not in comparators:
             raise ConfigError(f"config key {key}: unknown comparator {name!r} (configured: {', '.join(comparators)})")
+    for model in config["grid"]["models"]:
+        for intervention, names in models[model].get("pair_comparators", {}).items():
+            for name in names:
+                where = f"config key models.{model}.pair_comparators.{intervention}"
+                if name not in comparators:
+                    raise ConfigError(f"{where}: unknown comparator {name!r} (configured: {', '.join(comparators)})")
+                dataset = config["pairs"]["train_dataset"]
+                if "summaries" in comparators[name] and dataset not in comparators[name]["summaries"]:
+                    raise ConfigError(f"{where}: comparator {name!r} has no summaries of {dataset!r}")
     for name, spec in comparators.items():
         if "model" in spec and spec["model"] not in models:
             raise ConfigError(f"config key comparators.{name}.model: unknown model {spec['model']!r}")

@@ -383,10 +383,16 @@ class Targets:
     def pair_articles(self) -> str:
         return ARTICLES.format(dataset=self.config["pairs"]["train_dataset"])
 
-    @property
-    def pair_other_summaries(self) -> str:
-        pairs = self.config["pairs"]
-        return self.comparator_summaries(pairs["comparator"], pairs["train_dataset"])
+    def pair_comparators(self, wc: Wildcards) -> list[str]:
+        """Comparators whose summaries are 'other' in a pair file: the model's `pair_comparators` for the
+        intervention (one drawn per article), else `pairs.comparator`."""
+        own = self.model_settings(wc.model)["pair_comparators"].get(wc.intervention)
+        return list(own) if own else [self.config["pairs"]["comparator"]]
+
+    def pair_other_summaries(self, wc: Wildcards) -> list[str]:
+        """The 'other' summaries of a pair file, one file per comparator (`pair_comparators`)."""
+        dataset = self.config["pairs"]["train_dataset"]
+        return [self.comparator_summaries(other, dataset) for other in self.pair_comparators(wc)]
 
     def pair_source(self, chain: str, seed: int | str) -> str:
         """Path segment naming whose summaries are 'self' in the pairs of a chain's last stage: `base`, or

@@ -173,3 +173,15 @@ def test_the_manifest_waits_for_every_other_default_target():
     targets = Targets(load_config(read_config("demo.yaml")))
     assert set(targets.manifest_inputs()) == set(targets.all_targets()) - {MANIFEST}
     assert set(targets.figure_variants()) <= set(targets.manifest_inputs()) and targets.figure_variants()
+
+
+def test_gpt41_self_random_draws_other_from_the_authors_three_sources(paper):
+    """Only GPT-4.1's Self=Random pair file reads several comparators (the authors' file drew from Claude-2.1,
+    Llama and human); every other pair file reads pairs.comparator alone."""
+    confuse = wc(model="gpt-4.1", intervention="sgtr-confuse")
+    assert paper.pair_comparators(confuse) == ["claude-21", "llama", "human"]
+    assert paper.pair_other_summaries(confuse) == [
+        f"results/data/comparators/{name}/xsum.jsonl" for name in ("claude-21", "llama", "human")
+    ]
+    for model, intervention in (("gpt-4.1", "sgtr"), ("gpt-4.1", "sgtr-flip"), ("qwen2.5-32b", "sgtr-confuse")):
+        assert paper.pair_comparators(wc(model=model, intervention=intervention)) == ["claude-21"]
