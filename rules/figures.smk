@@ -51,6 +51,7 @@ rule figure:
         published=T.published_numbers,
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
+        extensions=T.figure_extensions,
     script:
         "../scripts/plot_figure.py"
 
@@ -77,6 +78,7 @@ rule figure_variant:
         published=T.published_numbers,
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
+        extensions=T.figure_extensions,
     script:
         "../scripts/plot_figure.py"
 
@@ -107,5 +109,6 @@ rule results_summary:
         published=reportlib.load_published(),
         run_name=config["run_name"],
         claim_models=list(T.claims_tables()),
+        extensions={m: T.extensions(m) for m in config["grid"]["models"]},
     script:
         "../scripts/results_summary.py"

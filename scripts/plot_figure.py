@@ -21,5 +21,6 @@ draw_figure(
     png=snakemake.output.png,
     pdf=snakemake.output.pdf,
     model=snakemake.wildcards.model,
+    extensions=getattr(snakemake.params, "extensions", ()),
 )
 logging.info("drew %s", snakemake.wildcards.figure)
