@@ -63,13 +63,14 @@ def test_paper_config_has_no_placeholder_and_pins_what_the_authors_published():
         "datasets.correct.badmed.source",  # Turner et al.'s archive
         "datasets.general.source",  # Dolly on the hub
         "release.source",  # the authors' repository archive (reviewer path)
-        "models.qwen2.5-32b.source",  # the authors' unsloth copies: hub revisions by `snakemake lock`
-        "models.seed-oss-36b.source",
+        "models.seed-oss-36b.source",  # the authors' unsloth copy: its revision by `snakemake lock`
     }
     authors = {
         remote.key: remote.source for remote in remote_sources(config) if AUTHORS in remote.source.get("url", "")
     }
-    assert len(authors) == 13  # 3 summary files, 2 article sets, 5 EM sets, word count, TruthfulQA, questions
+    # 6 summary files (Claude-2.1, human and llama of both article sets), 2 article sets, 5 EM sets, word count,
+    # TruthfulQA, questions
+    assert len(authors) == 16
     for key, source in authors.items():
         commit = source["url"].removeprefix(AUTHORS).split("/")[0]
         assert re.fullmatch(r"[0-9a-f]{40}", commit), key
