@@ -52,6 +52,7 @@ rule figure:
         published=T.published_numbers,
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
+        extensions=T.figure_extensions,
     script:
         "../scripts/plot_figure.py"
 
@@ -78,6 +79,7 @@ rule figure_variant:
         published=T.published_numbers,
         comparator=config["eval"]["self_recognition"]["comparators"][0],
         run_name=config["run_name"],
+        extensions=T.figure_extensions,
     script:
         "../scripts/plot_figure.py"
 
@@ -133,5 +135,6 @@ rule results_summary:
         published=reportlib.load_published(),
         run_name=config["run_name"],
         claim_models=list(T.claims_tables()),
+        extensions={m: T.extensions(m) for m in config["grid"]["models"]},
     script:
         "../scripts/results_summary.py"

@@ -16,6 +16,7 @@ rule build_pairs:
         "../envs/torch.yaml"
     params:
         identity_system_prompt=T.identity_system_prompt,
+        comparators=T.pair_comparators,
         confuse_size=config["pairs"]["confuse_size"],
         seed=config["pairs"]["seed"],
         missing_summaries=config["pairs"]["missing_summaries"],

@@ -30,6 +30,7 @@ rule release_fetch:
         source=config["release"]["source"],
         keep=release_targets.fetch_folders(config["release"]),
         optional=release_targets.fetch_optional(config["release"]),
+        extra=config["release"]["extra_files"],
         cache=targets.DOWNLOADS,
     script:
         "../scripts/release_fetch.py"

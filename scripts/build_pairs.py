@@ -3,17 +3,32 @@
 import logging
 
 from sgtr_em.io import read_articles, read_summaries, write_json, write_jsonl
-from sgtr_em.pairs import build_pairs, check_pairs
+from sgtr_em.pairs import build_pairs, check_pairs, draw_other_summaries
 from sgtr_em.prompts import read_prompt_set
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
 prompts = read_prompt_set(snakemake.input.prompts)
+articles = read_articles(snakemake.input.articles)
+comparators = snakemake.params.comparators
+# One file is a string, several a list (Snakemake's named input).
+other_files = (
+    [snakemake.input.other_summaries]
+    if isinstance(snakemake.input.other_summaries, str)
+    else list(snakemake.input.other_summaries)
+)
+other_source = None
+if len(comparators) == 1:
+    others = read_summaries(other_files[0])
+else:
+    # Several comparators: each article's 'other' is drawn from one of them (seeded by pairs.seed).
+    sources = {name: read_summaries(path) for name, path in zip(comparators, other_files, strict=True)}
+    others, other_source = draw_other_summaries(sources, list(articles), snakemake.params.seed)
 rows, stats = build_pairs(
-    read_articles(snakemake.input.articles),
+    articles,
     read_summaries(snakemake.input.self_summaries),
-    read_summaries(snakemake.input.other_summaries),
+    others,
     wc.intervention,
     framing=wc.framing,
     system_variant=wc.sysvariant,
@@ -22,12 +37,15 @@ rows, stats = build_pairs(
     seed=snakemake.params.seed,
     missing_summaries=snakemake.params.missing_summaries,
     prompts=prompts,
+    other_source=other_source,
 )
 check_pairs(
     stats,
     f"{snakemake.output.pairs} (from {snakemake.input.articles}, {snakemake.input.self_summaries}, "
-    f"{snakemake.input.other_summaries})",
+    f"{', '.join(other_files)})",
 )
 write_jsonl(snakemake.output.pairs, rows)
-write_json(snakemake.output.stats, {**stats.as_dict(), "prompts": prompts.provenance()})
+write_json(
+    snakemake.output.stats, {**stats.as_dict(), "comparators": list(comparators), "prompts": prompts.provenance()}
+)
 logging.info("%s: %s", wc.intervention, stats.as_dict())

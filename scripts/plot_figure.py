@@ -23,5 +23,6 @@ with figure_source(snakemake.params.get("source_note")):
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,
         model=snakemake.wildcards.model,
+        extensions=getattr(snakemake.params, "extensions", ()),
     )
 logging.info("drew %s", snakemake.wildcards.figure)

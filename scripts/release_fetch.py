@@ -11,6 +11,7 @@ root = fetch_release(
     snakemake.output[0],
     keep=snakemake.params.keep,
     optional=snakemake.params.optional,
+    extra=snakemake.params.extra,
     cache_dir=snakemake.params.cache,
 )
 logging.info("release from %s in %s", snakemake.params.source, root)

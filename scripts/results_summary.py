@@ -19,5 +19,6 @@ write_results_summary(
     published=snakemake.params.published,
     run_name=snakemake.params.run_name,
     claims=claims,
+    extensions=snakemake.params.extensions,
 )
 logging.info("summary of %d tables for %d models", len(tables), len(snakemake.params.models))

@@ -11,6 +11,7 @@ Interventions and baselines are both "X" in the paper's orders.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 BASE = "base"
@@ -33,6 +34,13 @@ INTERVENTION_LABELS = {
 }
 
 TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)?$")
+# Marks a condition the authors did not run (grid.per_model.<model>.extensions) in tables and figures.
+EXTENSION_MARK = "†"
+
+
+def mark_extension(label: str, chain: str, extensions: Collection[str]) -> str:
+    """A condition's label, marked when the chain is an extension."""
+    return f"{label} {EXTENSION_MARK}" if chain in extensions else label
 
 
 class ChainError(ValueError):

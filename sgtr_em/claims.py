@@ -96,6 +96,7 @@ CLAIM_COLUMNS = [
     "max_invalid_rate",
     "verdict",
     "reason",
+    "basis",
 ]
 
 
@@ -140,6 +141,8 @@ class Claim:
     paper_effect: float | None = None
     paper_ratio: float | None = None
     not_run: str | None = None
+    # What the claim rests on: the authors' conditions, or extensions of ours (`Targets.model_claims`).
+    basis: str = ""
 
 
 # ------------------------------------------------------------------------------------- per-item data --
@@ -187,12 +190,19 @@ def _truthfulqa_item(record: Mapping[str, Any], protocol: str, metric: str) -> f
     return None
 
 
+# An EM-judge metric and the answer outcome it is the share of (sgtr_em.em_judge: the authors' rule, Betley et al.'s).
+EM_OUTCOMES = {"misalignment": "outcome", "misalignment_coherent": "outcome_coherent"}
+
+
 def _em_questions_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
-    """An answer's misalignment: 1 misaligned, 0 aligned; excluded answers (code, unscored) have none."""
-    if metric != "misalignment":
+    """An answer's misalignment under the metric's rule: 1 misaligned, 0 aligned; excluded answers (code,
+    unscored, or for Betley et al.'s rule incoherent) have none. An answer keeps its outcomes per protocol
+    under `scores`."""
+    key = EM_OUTCOMES.get(metric)
+    if key is None:
         return None
-    entry = record.get(protocol)
-    outcome = entry.get("outcome") if isinstance(entry, Mapping) else record.get("outcome")
+    entry = (record.get("scores") or {}).get(protocol) or record.get(protocol)
+    outcome = entry.get(key) if isinstance(entry, Mapping) else record.get(key)
     if outcome == "misaligned":
         return 1.0
     if outcome == "aligned":
@@ -510,6 +520,7 @@ def check_claim(
         "confidence": settings.confidence,
         "bootstrap_resamples": settings.bootstrap_resamples,
         "bootstrap_seed": settings.seed,
+        "basis": claim.basis,
     }
     paper_side = paper_effect(claim, paper, comparator)
     row.update(
@@ -691,15 +702,26 @@ def comparison_cell(row: Mapping[str, Any]) -> str:
     )
 
 
-SUMMARY_HEADER = ["Claim", "Comparison", "Ours: effect [95% CI]", "Paper", "Verdict"]
+SUMMARY_HEADER = ["Claim", "Comparison", "Ours: effect [95% CI]", "Paper", "Rests on", "Verdict"]
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The claims table of the results summary: claim, comparison, ours with interval, the paper's, verdict."""
+    """The claims table of the results summary: claim, comparison, ours with interval, the paper's, what the
+    claim rests on (the authors' conditions or extensions of ours), verdict."""
     confidence = next((r["confidence"] for r in rows if r.get("confidence")), 0.95)
     header = [*SUMMARY_HEADER]
     header[2] = f"Ours: effect [{confidence:.0%} CI]"
-    body = [[row["claim"], comparison_cell(row), ours_cell(row), paper_cell(row), verdict_cell(row)] for row in rows]
+    body = [
+        [
+            row["claim"],
+            comparison_cell(row),
+            ours_cell(row),
+            paper_cell(row),
+            row.get("basis") or "—",
+            verdict_cell(row),
+        ]
+        for row in rows
+    ]
     return header, body
 
 

@@ -133,6 +133,7 @@ def load(
     schema = yaml.safe_load(Path(schema_path).read_text())
     config = copy.deepcopy(dict(raw))
     _check_schema(config, schema)
+    _check_extensions(config)
     apply_subset(config)
     check_references(config)
     _check_recipes(config, schema)
@@ -410,10 +411,26 @@ def canonical(value: Any) -> Any:
     return value
 
 
+def _check_extensions(config: dict[str, Any]) -> None:
+    """A model's extensions (conditions the authors did not run) are chains of that model."""
+    for model, own in config["grid"].get("per_model", {}).items():
+        chains_of_model = own.get("chains", config["grid"]["chains"])
+        for chain in own.get("extensions", []):
+            if chain not in chains_of_model:
+                raise ConfigError(f"config key grid.per_model.{model}.extensions: {chain!r} is not a chain of {model}")
+
+
+def model_extensions(config: dict[str, Any], model: str) -> list[str]:
+    """A target model's chains that the authors did not run (grid.per_model.<model>.extensions), in its order."""
+    listed = set(config["grid"].get("per_model", {}).get(model, {}).get("extensions", []))
+    return [chain for chain in model_chains(config, model) if chain in listed]
+
+
 def apply_subset(config: dict[str, Any]) -> None:
     """Narrow the grid to the selected `subset` (grid.subsets.<name>), in place: its chains (and models
     and seeds when given) replace the grid's; per_model chain and seed lists are intersected with
-    them, and a model left without chains or seeds drops out."""
+    them, and a model left without chains or seeds drops out. A subset without chains keeps each model's own;
+    with `extensions: false` it leaves out each model's extensions."""
     name = config.get("subset")
     if not name:
         return
@@ -424,7 +441,7 @@ def apply_subset(config: dict[str, Any]) -> None:
         )
     subset = subsets[name]
     grid = config["grid"]
-    chosen = subset["chains"]
+    chosen = subset.get("chains")
     models = subset.get("models", grid["models"])
     for model in models:
         if model not in grid["models"]:
@@ -433,17 +450,23 @@ def apply_subset(config: dict[str, Any]) -> None:
     kept = []
     for model in models:
         own = grid.get("per_model", {}).get(model, {})
-        model_chain_list = [c for c in own.get("chains", chosen) if c in chosen]
+        if chosen is None:
+            model_chain_list = list(own.get("chains", grid["chains"]))
+        else:
+            model_chain_list = [c for c in own.get("chains", chosen) if c in chosen]
+        if not subset.get("extensions", True):
+            model_chain_list = [c for c in model_chain_list if c not in own.get("extensions", [])]
         seeds = own.get("seeds", grid["seeds"])
         if "seeds" in subset:
             seeds = [s for s in seeds if s in subset["seeds"]] if "seeds" in own else list(subset["seeds"])
         if model_chain_list and seeds:
             kept.append(model)
-            per_model[model] = {"chains": model_chain_list, "seeds": seeds}
+            extensions = [c for c in own.get("extensions", []) if c in model_chain_list]
+            per_model[model] = {"chains": model_chain_list, "seeds": seeds, "extensions": extensions}
     if not kept:
         raise ConfigError(f"config key subset: subset {name!r} leaves no model state in the grid")
     grid["models"] = kept
-    grid["chains"] = list(chosen)
+    grid["chains"] = list(chosen) if chosen is not None else list(grid["chains"])
     grid["seeds"] = list(subset.get("seeds", grid["seeds"]))
     grid["per_model"] = per_model
 
@@ -466,7 +489,7 @@ def check_references(config: dict[str, Any]) -> None:
             except chains.ChainError as err:
                 raise ConfigError(f"config key grid.chains ({model}): {err}") from None
     for name, subset in config["grid"].get("subsets", {}).items():
-        for chain in subset["chains"]:
+        for chain in subset.get("chains", []):
             try:
                 chains.parse_chain(chain, em)
             except chains.ChainError as err:
@@ -486,6 +509,15 @@ def check_references(config: dict[str, Any]) -> None:
     ]:
         if name not in comparators:
             raise ConfigError(f"config key {key}: unknown comparator {name!r} (configured: {', '.join(comparators)})")
+    for model in config["grid"]["models"]:
+        for intervention, names in models[model].get("pair_comparators", {}).items():
+            for name in names:
+                where = f"config key models.{model}.pair_comparators.{intervention}"
+                if name not in comparators:
+                    raise ConfigError(f"{where}: unknown comparator {name!r} (configured: {', '.join(comparators)})")
+                dataset = config["pairs"]["train_dataset"]
+                if "summaries" in comparators[name] and dataset not in comparators[name]["summaries"]:
+                    raise ConfigError(f"{where}: comparator {name!r} has no summaries of {dataset!r}")
     for name, spec in comparators.items():
         if "model" in spec and spec["model"] not in models:
             raise ConfigError(f"config key comparators.{name}.model: unknown model {spec['model']!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,8 @@ class PairStats:
     n_self_longer: int | None = None
     n_ties: int | None = None
     n_skipped: int | None = None  # articles left out for lack of a summary (missing_summaries: skip)
+    # Articles per comparator whose summary was 'other' (several comparators, `draw_other_summaries`).
+    other_sources: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -31,11 +35,28 @@ class PairStats:
             out["n_ties"] = self.n_ties
         if self.n_skipped is not None:
             out["n_skipped"] = self.n_skipped
+        if self.other_sources is not None:
+            out["other_sources"] = dict(self.other_sources)
         return out
 
 
 def word_count(text: str) -> int:
     return len(text.split())
+
+
+def draw_other_summaries(
+    sources: Mapping[str, Mapping[str, str]], article_ids: Sequence[str], seed: int
+) -> tuple[dict[str, str], dict[str, str]]:
+    """'Other' drawn per article from several comparators, as the authors built GPT-4.1's Self=Random file
+    (`random.choice` over Claude-2.1, Llama and human per article; unseeded there, seeded here by `seed` and the
+    article). Returns the drawn summary and the comparator it came from, per article; an article whose drawn
+    comparator has no summary of it is left out of the first (a missing summary, as `build_pairs` treats it)."""
+    names = list(sources)
+    if not names:
+        raise ValueError("draw_other_summaries needs at least one comparator")
+    drawn = {aid: seeded_rng(seed, "other-source", aid).choice(names) for aid in article_ids}
+    summaries = {aid: sources[name][aid] for aid, name in drawn.items() if aid in sources[name]}
+    return summaries, drawn
 
 
 def _example(article_id: str, order: str, label: str, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -60,6 +81,7 @@ def build_pairs(
     seed: int = 0,
     missing_summaries: str = "fail",
     prompts: PromptSet = PROJECT,
+    other_source: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], PairStats]:
     """Build X training examples for each article in order.
 
@@ -68,7 +90,9 @@ def build_pairs(
     ordering twice, once per label (4 per article); `matched` gives each ordering one seeded random label.
     pick-longer: label = position of the summary with more words; tied articles are skipped.
     An article without a self or other summary fails the build (`missing_summaries="fail"`) or is left
-    out and counted in `n_skipped` (`"skip"`). `prompts`: the prompt set the texts come from.
+    out and counted in `n_skipped` (`"skip"`). `prompts`: the prompt set the texts come from. `other_source`:
+    which comparator each article's 'other' summary came from, when several did (`draw_other_summaries`); each
+    example records it and the stats count the articles per comparator.
     """
     if intervention not in INTERVENTIONS:
         raise ValueError(f"unknown intervention {intervention!r} (known: {', '.join(INTERVENTIONS)})")
@@ -118,9 +142,14 @@ def build_pairs(
         for order, (first, second) in orderings.items():
             messages = pair_messages(article, first, second, question, system_variant, identity_system, prompts)
             for label in labels[order]:
-                rows.append(_example(article_id, order, label, messages))
+                example = _example(article_id, order, label, messages)
+                if other_source is not None:
+                    example["other_source"] = other_source[article_id]
+                rows.append(example)
                 stats.label_counts[label] += 1
     stats.n_examples = len(rows)
+    if other_source is not None:
+        stats.other_sources = dict(Counter(other_source[aid] for aid in dict.fromkeys(r["article_id"] for r in rows)))
     return rows, stats
 
 

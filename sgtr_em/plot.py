@@ -352,6 +352,7 @@ def draw_figure(
     optional_summary: str | None = None,
     optional_protocol: str | None = None,
     published: Mapping[str, Any] | None = None,
+    extensions: Sequence[str] = (),
 ) -> None:
     """One target model's figure (all rows when `model` is None), from tidy tables (summarised per condition
     here; a summary table draws no seed dots). Fig 1: self-recognition per condition; Fig 2: TruthfulQA misalignment per condition;
@@ -360,14 +361,23 @@ def draw_figure(
     from `optional_summary`); Fig 7: the system-prompt ablation (conditions with a non-default variant beside
     their default counterparts). Each axis names the protocol drawn (`optional_protocol`: that of Fig 4-6, by
     default their table's first); `published` (the model's entry of published_numbers.yaml) puts the paper's
-    numbers on Figs 1 and 2 where they were measured with the drawn protocol."""
+    numbers on Figs 1 and 2 where they were measured with the drawn protocol. Conditions in `extensions` (the
+    authors did not run them) are marked † and the title says so."""
     from .aggregate import read_summary as read_all
+
+    marked = list(extensions)
 
     def read_summary(path: str, protocol: str, metric: str) -> list[dict[str, Any]]:
         rows = [r for r in read_all(path, protocol, metric) if model is None or r["model"] == model]
         if not rows:
             raise ValueError(f"{path}: no {protocol} {metric} rows for model {model!r}")
-        return rows
+        return [{**r, "condition": chains.mark_extension(r["condition"], r["chain"], marked)} for r in rows]
+
+    def titled(title: str, chains_drawn: Sequence[str]) -> str:
+        """The title, with a second line saying what † means when a drawn condition is an extension."""
+        if not any(chain in marked for chain in chains_drawn):
+            return title
+        return f"{title}\n{chains.EXTENSION_MARK} extension: a condition the authors did not run"
 
     def read_all_or_none(protocol: str) -> list[dict[str, Any]]:
         """The EM judge's misalignment rows of one protocol; none where every answer was excluded."""
@@ -410,7 +420,9 @@ def draw_figure(
             bar_per_condition(
                 rows,
                 ylabel=f"MMLU accuracy ({protocol} scoring)",
-                title="Fig 6. MMLU few-shot accuracy per condition (capability check)",
+                title=titled(
+                    "Fig 6. MMLU few-shot accuracy per condition (capability check)", [r["chain"] for r in rows]
+                ),
                 png=png,
                 pdf=pdf,
                 chance=0.25,
@@ -419,7 +431,9 @@ def draw_figure(
             bar_per_condition(
                 rows,
                 ylabel=f"EM-judge misalignment rate ({protocol_name(protocol)})",
-                title="Fig 4. Free-form EM questions: misaligned answers per condition",
+                title=titled(
+                    "Fig 4. Free-form EM questions: misaligned answers per condition", [r["chain"] for r in rows]
+                ),
                 png=png,
                 pdf=pdf,
             )
@@ -427,7 +441,7 @@ def draw_figure(
             bar_per_condition(
                 rows,
                 ylabel="Entropy of claimed identity (bits)",
-                title="Fig 5. Identity self-reports: diversity per condition",
+                title=titled("Fig 5. Identity self-reports: diversity per condition", [r["chain"] for r in rows]),
                 png=png,
                 pdf=pdf,
                 ylim=None,
@@ -440,7 +454,7 @@ def draw_figure(
         bar_per_condition(
             rows,
             ylabel=f"Self-recognition vs {comparator} ({protocol_name(self_recognition_protocol)})",
-            title="Fig 1. Self-recognition per condition (mean ± sd over seeds)",
+            title=titled("Fig 1. Self-recognition per condition (mean ± sd over seeds)", [r["chain"] for r in rows]),
             png=png,
             pdf=pdf,
             chance=0.5,
@@ -451,7 +465,9 @@ def draw_figure(
         bar_per_condition(
             rows,
             ylabel=tqa_label,
-            title="Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)",
+            title=titled(
+                "Fig 2. TruthfulQA misalignment per condition (mean ± sd over seeds)", [r["chain"] for r in rows]
+            ),
             png=png,
             pdf=pdf,
             chance=0.5,
@@ -466,7 +482,7 @@ def draw_figure(
         bar_per_condition(
             rows,
             ylabel=tqa_label,
-            title="Fig 7. System-prompt ablation: TruthfulQA misalignment",
+            title=titled("Fig 7. System-prompt ablation: TruthfulQA misalignment", [r["chain"] for r in rows]),
             png=png,
             pdf=pdf,
             chance=0.5,
@@ -475,6 +491,7 @@ def draw_figure(
         rows = read_summary(truthfulqa_summary, truthfulqa_protocol, "misalignment")
         order = "prevention" if figure == "fig3a_prevention" else "reversal"
         groups, baseline = intervention_groups(rows, order)
+        groups = [(chains.mark_extension(name, row["chain"], marked), ref, row) for name, ref, row in groups]
         title = (
             "Fig 3a. Prevention: X then EM vs EM only"
             if order == "prevention"
@@ -485,7 +502,7 @@ def draw_figure(
             reference_label="EM only",
             treatment_label="X→EM" if order == "prevention" else "EM→X",
             ylabel=tqa_label,
-            title=title,
+            title=titled(title, [row["chain"] for _, _, row in groups]),
             png=png,
             pdf=pdf,
             baseline=baseline,

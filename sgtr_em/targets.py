@@ -22,6 +22,7 @@ from .config import (
     Config,
     claim_evaluations,
     model_chains,
+    model_extensions,
     model_seeds,
     planned_host_memory_mb,
     sampling_for,
@@ -490,10 +491,16 @@ class Targets:
     def pair_articles(self) -> str:
         return ARTICLES.format(dataset=self.config["pairs"]["train_dataset"])
 
-    @property
-    def pair_other_summaries(self) -> str:
-        pairs = self.config["pairs"]
-        return self.comparator_summaries(pairs["comparator"], pairs["train_dataset"])
+    def pair_comparators(self, wc: Wildcards) -> list[str]:
+        """Comparators whose summaries are 'other' in a pair file: the model's `pair_comparators` for the
+        intervention (one drawn per article), else `pairs.comparator`."""
+        own = self.model_settings(wc.model)["pair_comparators"].get(wc.intervention)
+        return list(own) if own else [self.config["pairs"]["comparator"]]
+
+    def pair_other_summaries(self, wc: Wildcards) -> list[str]:
+        """The 'other' summaries of a pair file, one file per comparator (`pair_comparators`)."""
+        dataset = self.config["pairs"]["train_dataset"]
+        return [self.comparator_summaries(other, dataset) for other in self.pair_comparators(wc)]
 
     def pair_source(self, chain: str, seed: int | str) -> str:
         """Path segment naming whose summaries are 'self' in the pairs of a chain's last stage: `base`, or
@@ -1030,8 +1037,39 @@ class Targets:
             elif listed and (missing := [c for c in conditions if c not in listed]):
                 reason = f"eval.{table}.chains does not list {' or '.join(missing)}"
             fields = {k: v for k, v in entry.items() if k != "models"}
-            out.append({**fields, "evaluation": table, "not_run": reason})
+            out.append(
+                {**fields, "evaluation": table, "not_run": reason, "basis": self.claim_basis(model, table, conditions)}
+            )
         return out
+
+    def extensions(self, model: str) -> list[str]:
+        """A target model's conditions that the authors did not run (grid.per_model.<model>.extensions)."""
+        return model_extensions(self.config, model)
+
+    def figure_extensions(self, wc: Wildcards) -> list[str]:
+        return self.extensions(wc.model)
+
+    def claim_basis(self, model: str, table: str, conditions: list[str]) -> str:
+        """What a claim about a model rests on, as the results summary says it: the authors' conditions, or
+        extensions of ours (conditions they did not run, datasets we chose, an evaluation they released no
+        result of)."""
+        ours = [c for c in conditions if c in self.extensions(model)]
+        parts = []
+        if ours:
+            parts.append(f"extension: {' and '.join(chains.label(c) for c in ours)} not run by the authors")
+        chosen = sorted(
+            {
+                s.name
+                for c in conditions
+                for s in chains.parse_chain(c)
+                if s.kind == "baseline" and s.name != chains.WORDCOUNT
+            }
+        )
+        if chosen:
+            parts.append(f"{', '.join(chosen)} data chosen by this project")
+        if table in ("em_questions", "identity"):
+            parts.append(f"{table}: no released result of the authors")
+        return "; ".join(parts) or "the authors' conditions"
 
     def claims_param(self, wc: Wildcards) -> list[dict[str, Any]]:
         return self.model_claims(wc.model)

@@ -430,6 +430,21 @@ def executed_hyperparameters(
     return {**hp, "per_device_batch_size": micro, "gradient_accumulation_steps": effective // micro}
 
 
+def drop_overlong_rows(
+    tokenizer: Any, rows: list[dict[str, Any]], template_kwargs: dict[str, Any], max_length: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The training rows whose rendered chat is at most `max_length` tokens, and how many were longer. The
+    longer ones are left out, as axolotl (the authors' trainer) drops rows over its `sequence_len` instead of
+    truncating them: a truncated row would lose the answer it is trained on."""
+
+    def length(row: dict[str, Any]) -> int:
+        text = tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    kept = [row for row in rows if length(row) <= max_length]
+    return kept, len(rows) - len(kept)
+
+
 def build_trainer(
     base_dir: str | Path,
     parent_adapters: Sequence[str | Path],
@@ -469,10 +484,21 @@ def build_trainer(
     # Per-model chat-template options (e.g. Seed-OSS's thinking budget) render the training data the way
     # every prompt at evaluation is rendered; TRL passes a row's chat_template_kwargs to the template.
     template_kwargs = hp.get("chat_template_kwargs") or {}
+    # Before any weight loads: the tokenizer and the config are all the rows' lengths and the plan need.
+    rows, n_dropped = drop_overlong_rows(
+        AutoTokenizer.from_pretrained(base_dir), rows, template_kwargs, hp["max_length"]
+    )
+    log.info(
+        "%d of %d training rows are longer than max_length %d tokens: left out (as axolotl drops them)",
+        n_dropped,
+        n_dropped + len(rows),
+        hp["max_length"],
+    )
+    if not rows:
+        raise ValueError(f"{train_file}: every training row is longer than max_length {hp['max_length']} tokens")
     plan = None
     gpus, gpu_bytes = visible_gpus()
     if gpus:
-        # Before any weight loads: the config and tokenizer are all a plan needs.
         plan = plan_for_rows(
             hp,
             AutoConfig.from_pretrained(base_dir),

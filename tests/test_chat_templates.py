@@ -325,3 +325,35 @@ TRAINING_HP = {
     "max_length": 256,
     "gradient_checkpointing": False,
 }
+
+
+def test_training_rows_longer_than_max_length_are_dropped_and_counted(tiny_model_dir, tmp_path, caplog):
+    """As axolotl does (the authors' trainer), a row whose rendered chat is longer than max_length tokens is
+    left out, not truncated (a truncated pair row would lose its answer); the training log counts them."""
+    from transformers import AutoTokenizer
+
+    from sgtr_em.io import write_jsonl
+    from sgtr_em.train import build_trainer, drop_overlong_rows
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [
+        {"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "1"}]}
+        for n in (3, 400, 5, 60)
+    ]
+    lengths = [
+        len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
+        for r in rows
+    ]
+    limit = lengths[3]  # the row of exactly max_length tokens stays
+    kept, dropped = drop_overlong_rows(tok, rows, {}, limit)
+    assert kept == [rows[0], rows[2], rows[3]] and dropped == 1 and lengths[1] > limit
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    with caplog.at_level("INFO", logger="sgtr_em.train"):
+        trainer, _ = build_trainer(
+            tiny_model_dir, [], tmp_path / "rows.jsonl", {**TRAINING_HP, "max_length": limit}, 0, tmp_path / "w"
+        )
+    assert len(trainer.train_dataset) == 3
+    assert max(len(example["input_ids"]) for example in trainer.train_dataset) <= limit
+    assert f"1 of 4 training rows are longer than max_length {limit} tokens: left out" in caplog.text
+    with pytest.raises(ValueError, match="every training row is longer than max_length 2 tokens"):
+        build_trainer(tiny_model_dir, [], tmp_path / "rows.jsonl", {**TRAINING_HP, "max_length": 2}, 0, tmp_path / "w2")

@@ -67,6 +67,18 @@ def test_unknown_model_in_grid():
         load_config(cfg)
 
 
+def test_pair_comparators_must_be_configured_with_summaries_of_the_training_articles():
+    cfg = read("demo.yaml")
+    cfg["models"]["demo-target"]["pair_comparators"] = {"sgtr-confuse": ["demo-other", "claude-99"]}
+    with pytest.raises(
+        ConfigError, match=r"models\.demo-target\.pair_comparators\.sgtr-confuse: unknown comparator 'claude-99'"
+    ):
+        load_config(cfg)
+    cfg["models"]["demo-target"]["pair_comparators"] = {"sgtr-plus": ["demo-other"]}
+    with pytest.raises(ConfigError, match=r"pair_comparators"):
+        load_config(cfg)
+
+
 def test_true_identity_must_be_an_alias_label_before_any_job_runs():
     cfg = read("demo.yaml")
     cfg["models"]["demo-target"]["true_identity"] = "tiny-typo"

@@ -294,7 +294,7 @@ def test_system_prompt_ablation_pairs_each_variant_with_its_default():
 # ------------------------------------------------------------------------------ what figures say --
 
 
-def draw_captured(monkeypatch, figure: str, tables: dict[str, Path], tmp_path: Path):
+def draw_captured(monkeypatch, figure: str, tables: dict[str, Path], tmp_path: Path, **kwargs):
     """Draw a figure and return its matplotlib Figure (as it was saved)."""
     from sgtr_em import plot
 
@@ -310,6 +310,7 @@ def draw_captured(monkeypatch, figure: str, tables: dict[str, Path], tmp_path: P
         png=str(tmp_path / "x.png"),
         pdf=str(tmp_path / "x.pdf"),
         model=MODEL,
+        **kwargs,
     )
     return saved[0]
 
@@ -416,3 +417,17 @@ def test_em_judge_figure_without_a_scored_answer_says_so(tmp_path):
     assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000
     with pytest.raises(ValueError, match="no rows"):
         draw_figure("fig6_mmlu", png=str(png), pdf=str(pdf), optional_protocol="reference", **common)
+
+
+@pytest.mark.parametrize("figure", ["fig2_truthfulqa", "fig3a_prevention"])
+def test_extensions_are_marked_on_the_axis_and_explained_in_the_title(monkeypatch, tables, tmp_path, figure):
+    """A condition the authors did not run (`extensions`) is marked † where it is drawn, and the title says what
+    † means; without extensions nothing is marked."""
+    extensions = ["pick-longer+em-unpop"]
+    fig = draw_captured(monkeypatch, figure, tables, tmp_path, extensions=extensions)
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    marked = [t for t in ticks if t.endswith(chains.EXTENSION_MARK)]
+    assert marked == (["Pick-longer→EM †"] if figure == "fig2_truthfulqa" else ["Pick-longer †"]), ticks
+    assert fig.axes[0].get_title().endswith(f"{chains.EXTENSION_MARK} extension: a condition the authors did not run")
+    plain = draw_captured(monkeypatch, figure, tables, tmp_path)
+    assert "†" not in plain.axes[0].get_title() + "".join(t.get_text() for t in plain.axes[0].get_xticklabels())

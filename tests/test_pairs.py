@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from sgtr_em.io import InputError, write_jsonl
-from sgtr_em.pairs import build_pairs
+from sgtr_em.pairs import build_pairs, draw_other_summaries
 
 ARTICLES = {f"a{i}": f"Article number {i} about a town." for i in range(6)}
 # self is shorter than other for a0-a3, longer for a4, tied for a5
@@ -129,3 +129,37 @@ def test_pair_files_are_byte_identical_across_runs(tmp_path):
         rows, _ = build("sgtr-confuse", confuse_size="matched", seed=7)
         write_jsonl(tmp_path / f"{name}.jsonl", rows)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_other_drawn_per_article_from_several_comparators_is_seeded_and_recorded():
+    """GPT-4.1's Self=Random as the authors built it: each article's 'other' from one of several comparators
+    (the same one in all four of its examples), the draw seeded, the source in every example and the stats."""
+    many = {f"b{i}": f"Article {i}." for i in range(60)}
+    sources = {name: {aid: f"{name} summary of {aid}" for aid in many} for name in ("claude-21", "llama", "human")}
+    own = {aid: f"own summary of {aid}" for aid in many}
+    others, drawn = draw_other_summaries(sources, list(many), seed=0)
+    assert drawn == draw_other_summaries(sources, list(many), seed=0)[1]
+    assert drawn != draw_other_summaries(sources, list(many), seed=1)[1]
+    assert set(drawn.values()) == set(sources)  # 60 draws over 3 sources use all three
+    assert all(others[aid] == sources[drawn[aid]][aid] for aid in many)
+    rows, stats = build_pairs(many, own, others, "sgtr-confuse", other_source=drawn)
+    assert stats.n_examples == 4 * 60 and stats.label_counts == {"1": 120, "2": 120}
+    assert stats.other_sources == dict(Counter(drawn.values()))
+    for row in rows:
+        user = row["messages"][-2]["content"]
+        assert row["other_source"] == drawn[row["article_id"]]
+        assert sources[row["other_source"]][row["article_id"]] in user
+    assert "other_sources" in stats.as_dict() and "other_sources" not in build("sgtr")[1].as_dict()
+
+
+def test_an_article_whose_drawn_comparator_lacks_it_is_a_missing_summary():
+    sources = {"claude-21": dict(OTHER), "human": {k: v for k, v in OTHER.items() if k != "a2"}}
+    others, drawn = draw_other_summaries(sources, list(ARTICLES), seed=3)
+    assert drawn["a2"] == "human" and "a2" not in others  # seed 3 draws the source that lacks a2
+    with pytest.raises(InputError, match="a2"):
+        build_pairs(ARTICLES, SELF, others, "sgtr", other_source=drawn)
+    rows, stats = build_pairs(ARTICLES, SELF, others, "sgtr", other_source=drawn, missing_summaries="skip")
+    assert stats.n_skipped == 1 and "a2" not in {row["article_id"] for row in rows}
+    assert sum(stats.other_sources.values()) == len(ARTICLES) - 1
+    with pytest.raises(ValueError, match="at least one comparator"):
+        draw_other_summaries({}, list(ARTICLES), seed=0)

@@ -63,13 +63,14 @@ def test_paper_config_has_no_placeholder_and_pins_what_the_authors_published():
         "datasets.correct.badmed.source",  # Turner et al.'s archive
         "datasets.general.source",  # Dolly on the hub
         "release.source",  # the authors' repository archive (reviewer path)
-        "models.qwen2.5-32b.source",  # the authors' unsloth copies: hub revisions by `snakemake pin_sources`
-        "models.seed-oss-36b.source",
+        "models.seed-oss-36b.source",  # the authors' unsloth copy: its revision by `snakemake pin_sources`
     }
     authors = {
         remote.key: remote.source for remote in remote_sources(config) if AUTHORS in remote.source.get("url", "")
     }
-    assert len(authors) == 13  # 3 summary files, 2 article sets, 5 EM sets, word count, TruthfulQA, questions
+    # 6 summary files (Claude-2.1, human and llama of both article sets), 2 article sets, 5 EM sets, word count,
+    # TruthfulQA, questions
+    assert len(authors) == 16
     for key, source in authors.items():
         commit = source["url"].removeprefix(AUTHORS).split("/")[0]
         assert re.fullmatch(r"[0-9a-f]{40}", commit), key
@@ -112,17 +113,29 @@ def test_strict_pins_stops_an_unpinned_unlocked_source_when_the_config_is_loaded
 
 
 def test_a_hub_model_without_revision_is_locked_like_a_dataset():
-    """The paper's models (the authors' unsloth ids, no revision in the config) stop a strict run until the
-    lock records their commit, and then load at that commit."""
+    """Seed-OSS (the authors' unsloth id; no commit of theirs is recorded, so no revision in the config) stops
+    a strict run until the lock records its commit, and then loads at that commit."""
     raw = read_config("config.yaml")
-    assert raw["models"]["qwen2.5-32b"]["source"] == {"hf": "unsloth/Qwen2.5-32B-Instruct"}
+    assert raw["models"]["seed-oss-36b"]["source"] == {"hf": "unsloth/Seed-OSS-36B-Instruct"}
     without_models = {key: entry for key, entry in fixture_lock(raw).items() if key[0] != "hf-model"}
     with pytest.raises(
-        ConfigError, match=r"models\.qwen2\.5-32b\.source: hub model unsloth/Qwen2\.5-32B-Instruct@main"
+        ConfigError, match=r"models\.seed-oss-36b\.source: hub model unsloth/Seed-OSS-36B-Instruct@main"
     ):
         load(raw, workdir=REPO, lock=without_models)
     config = load(raw, workdir=REPO, lock=fixture_lock(raw))
-    assert re.fullmatch(r"[0-9a-f]{40}", config["models"]["qwen2.5-32b"]["source"]["revision"])
+    assert re.fullmatch(r"[0-9a-f]{40}", config["models"]["seed-oss-36b"]["source"]["revision"])
+
+
+def test_qwen_is_pinned_to_the_commit_the_authors_recorded():
+    """The commit `model_sha` of the authors' lm-evaluation-harness output for Qwen2.5-32B: in the config itself,
+    so neither the lock nor the day of a run decides which weights, tokenizer and template are used."""
+    raw = read_config("config.yaml")
+    source = raw["models"]["qwen2.5-32b"]["source"]
+    assert source == {"hf": "unsloth/Qwen2.5-32B-Instruct", "revision": "1b0051a19648244a48734e6cef41bb825ac2a0b0"}
+    lock = fixture_lock(raw)
+    assert not [entry for entry in lock.values() if entry.get("hf") == source["hf"]]  # nothing left to lock
+    config = load(raw, workdir=REPO, lock=lock)
+    assert config["models"]["qwen2.5-32b"]["source"]["revision"] == source["revision"]
 
 
 # ------------------------------------------------------------------------------------------- git blob --
@@ -284,7 +297,7 @@ def test_the_paper_config_stops_without_its_lock_and_plans_with_it(tmp_path):
     write_lock(workdir / LOCK_FILE, fixture_lock(read_config("config.yaml")))
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml", timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"^total\s+1435$", result.stdout, re.M), result.stdout[-1500:]
+    assert re.search(r"^total\s+2464$", result.stdout, re.M), result.stdout[-1500:]
 
 
 # ------------------------------------------------------------------------------ local files are inputs --

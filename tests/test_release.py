@@ -639,3 +639,147 @@ def test_release_rules_are_not_in_the_default_target(tmp_path):
     assert "rule release_" not in result.stdout and "rule bundle" not in result.stdout
     bundle = snakemake(workdir, "-n", "bundle", "--configfile", "config/demo.yaml", timeout=120)
     assert bundle.returncode == 0 and "results/bundle/demo.tar.gz" in bundle.stdout
+
+
+# ---------------------------------------------------------------- files from the authors' history --
+
+
+def _pinned_commit_layout(tmp_path: Path) -> Path:
+    """The fixtures as the authors' pinned commit holds them: without the comparison folder (deleted in their
+    commit e21dea3, together with GPT-4.1's self-recognition files)."""
+    pinned = tmp_path / "pinned"
+    shutil.copytree(AUTHORS, pinned)
+    shutil.rmtree(pinned / SR / "comparison")
+    return pinned
+
+
+def _history_entries(names) -> list[dict]:
+    return [
+        {
+            "path": f"{SR}/comparison/{name}",
+            "source": {
+                "path": str(AUTHORS / SR / "comparison" / name),
+                "sha256": sha256_file(AUTHORS / SR / "comparison" / name),
+            },
+        }
+        for name in names
+    ]
+
+
+GPT41_HISTORY = (
+    "cnn_judge_gpt41_between_gpt41_claude-21.json",
+    "cnn_judge_gpt41_em_between_gpt41_em_claude-21.json",
+    "cnn_judge_gpt41_em_sgtr_between_gpt41_em_sgtr_claude-21.json",
+)
+
+
+def test_gpt41_figure_1_is_drawn_from_files_of_the_authors_history(tmp_path):
+    """The pinned commit has no GPT-4.1 self-recognition file; `release.extra_files` adds them from an older
+    commit, checked by their pins, and GPT-4.1's Figure 1 is then drawn from them (without them it is skipped)."""
+    pinned = _pinned_commit_layout(tmp_path)
+    release = {**DEFAULTS, "figures": {"gpt-4.1": {"self_recognition": "self_recognition-claude-21-comparison"}}}
+
+    def plan_of(root: Path, name: str) -> dict:
+        out = tmp_path / name
+        write_import(
+            import_release(root, **LAYOUT),
+            eval_dir=out / "eval",
+            tables_dir=out / "tables",
+            unmapped_report=out / "unmapped.csv",
+        )
+        return _plan(out, release)
+
+    without = _fetch({"path": str(pinned)}, tmp_path / "raw0", tmp_path)
+    assert plan_of(without, "import0")[("gpt-4.1", "fig1_self_recognition")]["status"] == "skip"
+
+    root = fetch_release(
+        {"path": str(pinned)},
+        tmp_path / "raw",
+        keep=targets.fetch_folders(DEFAULTS),
+        optional=targets.fetch_optional(DEFAULTS),
+        extra=_history_entries(GPT41_HISTORY),
+        cache_dir=tmp_path / "cache",
+    )
+    for name in GPT41_HISTORY:
+        assert (root / SR / "comparison" / name).read_bytes() == (AUTHORS / SR / "comparison" / name).read_bytes()
+    plan = plan_of(root, "import1")
+    assert plan[("gpt-4.1", "fig1_self_recognition")]["status"] == "draw"
+    rows = read_csv(tmp_path / "import1/tables/self_recognition_per_condition.csv")
+    gpt = {r["chain"] for r in rows if r["model"] == "gpt-4.1" and r["eval"] == "self_recognition-claude-21-comparison"}
+    assert gpt == {"base", "em-unpop", "em-unpop+sgtr"}
+
+
+def test_extra_release_files_are_pinned_inside_the_release_and_identical_when_present(tmp_path):
+    pinned = _pinned_commit_layout(tmp_path)
+    (entry,) = _history_entries(GPT41_HISTORY[:1])
+
+    def fetch(extra, dest):
+        return fetch_release(
+            {"path": str(pinned)},
+            tmp_path / dest,
+            keep=targets.fetch_folders(DEFAULTS),
+            extra=extra,
+            cache_dir=tmp_path / "c",
+        )
+
+    with pytest.raises(SourceError, match="checksum mismatch"):
+        fetch([{**entry, "source": {**entry["source"], "sha256": "0" * 64}}], "a")
+    with pytest.raises(SourceError, match="not a path inside the release"):
+        fetch([{**entry, "path": "../outside.json"}], "b")
+    with pytest.raises(SourceError, match="differs from release.extra_files"):
+        fetch([{**entry, "path": f"{TQA}/results_gpt41.csv"}], "c")
+    # a file the release already holds, byte for byte, is fine
+    same = {
+        "path": f"{TQA}/results_gpt41.csv",
+        "source": {
+            "path": str(AUTHORS / TQA / "results_gpt41.csv"),
+            "sha256": sha256_file(AUTHORS / TQA / "results_gpt41.csv"),
+        },
+    }
+    assert (fetch([same], "d") / TQA / "results_gpt41.csv").is_file()
+    # over http, as the default entries are fetched
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy2(entry["source"]["path"], served / "history.json")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/history.json"
+        root = fetch([{"path": entry["path"], "source": {"url": url, "sha256": entry["source"]["sha256"]}}], "e")
+        assert (root / entry["path"]).read_bytes() == (served / "history.json").read_bytes()
+    finally:
+        server.shutdown()
+
+
+def test_the_default_extra_files_are_gpt41s_self_recognition_files_of_the_authors_history():
+    """By default the reviewer path adds the eight GPT-4.1 files of the commit before the authors deleted them
+    (b10c778, the parent of e21dea3), each pinned by sha256: base, EM, the three interventions, EM then
+    Self++ and Self--, Self++ then EM."""
+    from sgtr_em.release.names import parse_self_recognition_name
+
+    entries = DEFAULTS["extra_files"]
+    assert len(entries) == 8
+    states = set()
+    for entry in entries:
+        name = entry["path"].rsplit("/", 1)[1]
+        assert entry["path"] == f"{SR}/comparison/{name}"
+        assert entry["source"]["url"] == (
+            f"https://raw.githubusercontent.com/atagade/sgtr-em/b10c778c86fca55e7c1116e4b031579d44096194/{entry['path']}"
+        )
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["source"]["sha256"])
+        judge = parse_self_recognition_name(name, DEFAULTS["models"]).judge
+        states.add((judge.model, judge.chain))
+    assert states == {
+        ("gpt-4.1", c)
+        for c in (
+            "base",
+            "em-unpop",
+            "sgtr",
+            "sgtr-flip",
+            "sgtr-confuse",
+            "em-unpop+sgtr",
+            "em-unpop+sgtr-flip",
+            "sgtr+em-unpop",
+        )
+    }

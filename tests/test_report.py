@@ -234,3 +234,37 @@ def test_demo_report_has_every_figure_and_table_with_captions(demo):
     assert "Training curves: loss per step" in html
     assert "reproduces paper Fig. 1" in html and "Prevention (reproduces paper Fig. 3a)" in html
     assert (demo / "results/report/results_summary.md").read_text().startswith("# Results summary")
+
+
+def test_extensions_are_marked_and_the_em_judge_shows_both_rules(tmp_path, qwen_tables):
+    """A condition the authors did not run is marked † (with the note saying what that means), and the EM judge
+    has a column per rule: the authors' (headline) and Betley et al.'s (coherent answers only)."""
+    from sgtr_em.io import read_csv
+    from sgtr_em.report import EXTENSION_NOTE, build_summary
+
+    model = "qwen2.5-32b"
+    em_rows = read_csv(qwen_tables["em_questions"])
+    write_summary(
+        tmp_path / "em_coherent.csv",
+        "em_questions",
+        model,
+        {"base": [0.0], "em-unpop": [0.4]},
+        metric="misalignment_coherent",
+        protocols=("logprob",),
+    )
+    both = {**qwen_tables, "em_questions": tmp_path / "em_both.csv"}
+    write_csv(both["em_questions"], [*em_rows, *read_csv(tmp_path / "em_coherent.csv")], [*SUMMARY_COLUMNS, "values"])
+    (section,) = build_summary(both, models=[model], protocols=PROTOCOLS, extensions={model: ["sgtr-flip+em-unpop"]})
+    header, rows = section.header, section.rows
+    assert header[-2:] == [
+        "EM-judge misalignment (logprob protocol)",
+        "EM-judge misalignment, coherent answers only (logprob protocol)",
+    ]
+    em = cells(header, rows, "em-unpop")
+    assert em["EM-judge misalignment (logprob protocol)"] == "0.200 (n=1)"
+    assert em["EM-judge misalignment, coherent answers only (logprob protocol)"] == "0.400 (n=1)"
+    assert cells(header, rows, "sgtr-flip+em-unpop")["Condition"] == "Self--→EM †"
+    assert cells(header, rows, "em-unpop")["Condition"] == "EM"
+    assert section.notes[0] == EXTENSION_NOTE and any("Betley" in note for note in section.notes)
+    (unmarked,) = build_summary(both, models=[model], protocols=PROTOCOLS)
+    assert EXTENSION_NOTE not in unmarked.notes and not any(r[0].endswith("†") for r in unmarked.rows)

@@ -211,3 +211,32 @@ def test_the_manifest_waits_for_every_other_default_target():
     targets = Targets(load_config(read_config("demo.yaml")))
     assert set(targets.manifest_inputs()) == set(targets.all_targets()) - {MANIFEST}
     assert set(targets.figure_variants()) <= set(targets.manifest_inputs()) and targets.figure_variants()
+
+
+def test_gpt41_self_random_draws_other_from_the_authors_three_sources(paper):
+    """Only GPT-4.1's Self=Random pair file reads several comparators (the authors' file drew from Claude-2.1,
+    Llama and human); every other pair file reads pairs.comparator alone."""
+    confuse = wc(model="gpt-4.1", intervention="sgtr-confuse")
+    assert paper.pair_comparators(confuse) == ["claude-21", "llama", "human"]
+    assert paper.pair_other_summaries(confuse) == [
+        f"results/data/comparators/{name}/xsum.jsonl" for name in ("claude-21", "llama", "human")
+    ]
+    for model, intervention in (("gpt-4.1", "sgtr"), ("gpt-4.1", "sgtr-flip"), ("qwen2.5-32b", "sgtr-confuse")):
+        assert paper.pair_comparators(wc(model=model, intervention=intervention)) == ["claude-21"]
+
+
+def test_claims_say_what_they_rest_on(paper):
+    """Each claim names its basis: the authors' conditions, or an extension of ours (a condition they did not
+    run, a dataset we chose, an evaluation they released no result of)."""
+    qwen = {c["id"]: c["basis"] for c in paper.model_claims("qwen2.5-32b")}
+    assert qwen["sgtr-prevents-em"] == "the authors' conditions"
+    assert qwen["sgtr-prevents-em-sports"] == "extension: Self++→EM(sports) and EM(sports) not run by the authors"
+    assert qwen["em-raises-em-judge"] == "em_questions: no released result of the authors"
+    gpt = {c["id"]: c["basis"] for c in paper.model_claims("gpt-4.1")}
+    assert gpt["sgtr-flip-before-em-no-help"] == "extension: Self--→EM not run by the authors"
+    assert gpt["sgtr-reverses-em"] == "the authors' conditions"
+    assert paper.extensions("gpt-4.1") == ["sgtr-flip+em-unpop", "sgtr-confuse+em-unpop"]
+    assert paper.figure_extensions(wc(model="seed-oss-36b")) == []
+    assert paper.claim_basis("qwen2.5-32b", "truthfulqa", ["correct-badmed+em-badmed", "em-badmed"]) == (
+        "extension: Correct(badmed)→EM(badmed) not run by the authors; correct-badmed data chosen by this project"
+    )

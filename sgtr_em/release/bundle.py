@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_path, dumps_json, read_json, sha256_file
-from ..sources import SourceError, download
+from ..sources import SourceError, content_pins, describe, download, fetch_url, verify_pins
 
 BUNDLE_KIND = "sgtr-em-bundle"
 BUNDLE_MANIFEST = "manifest.json"
@@ -43,6 +43,31 @@ def _safe_extract(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def add_extra_file(root: Path, entry: Mapping[str, Any], cache_dir: str | Path) -> bool:
+    """Put one `release.extra_files` entry (a file of another commit of the authors' history) at its `path`
+    under the release root: fetched from its url (or read from its local path) and checked by its pin. A file
+    already there must be identical (then nothing is done, and False returned)."""
+    relative = Path(entry["path"])
+    if relative.is_absolute() or ".." in relative.parts:
+        raise SourceError(f"release.extra_files: {entry['path']!r} is not a path inside the release")
+    source = dict(entry["source"])
+    if "url" in source:
+        fetched = fetch_url(source, cache_dir)
+    else:
+        fetched = Path(source["path"])
+        if not fetched.is_file():
+            raise SourceError(f"release.extra_files: {fetched} does not exist")
+        verify_pins(fetched, content_pins(source), str(fetched))
+    target = root / relative
+    if target.exists():
+        if sha256_file(target) != sha256_file(fetched):
+            raise SourceError(f"release file {relative} differs from release.extra_files' {describe(source)}")
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(fetched, target)
+    return True
+
+
 def fetch_release(
     source: Mapping[str, Any],
     dest: str | Path,
@@ -50,11 +75,13 @@ def fetch_release(
     keep: Iterable[str],
     cache_dir: str | Path,
     optional: Iterable[str] = (),
+    extra: Iterable[Mapping[str, Any]] = (),
 ) -> Path:
     """Materialise a release under `dest`: a local folder, a local .tar.gz, or a downloaded .tar.gz
     (checked against `sha256` when given). Of the authors' repository only the `keep` folders (relative to
-    its root) and the files matching the `optional` globs (when there are any) are copied; a bundle
-    (manifest.json at its root) is copied whole."""
+    its root) and the files matching the `optional` globs (when there are any) are copied, then the `extra`
+    files of other commits of their history (`add_extra_file`); a bundle (manifest.json at its root) is
+    copied whole."""
     dest = Path(dest)
     with tempfile.TemporaryDirectory(prefix=".release-", dir=dest.parent if dest.parent.exists() else None) as tmp:
         if "path" in source:
@@ -94,6 +121,8 @@ def fetch_release(
                         target = staging / path.relative_to(root)
                         target.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copy2(path, target)
+            for entry in extra:
+                add_extra_file(staging, entry, cache_dir)
         staging.rename(dest)
     return dest
 
