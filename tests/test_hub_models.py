@@ -75,11 +75,13 @@ def test_a_second_checkout_reuses_the_first_checkouts_model_snapshot(tmp_path, s
     records = []
     for name in ("first", "second"):
         workdir, config = hub_checkout(tmp_path / name)
-        target = SUMMARIES.format(model="demo-target")
+        # the comparator's summaries: one generate_summaries job, one model (a grid state's come from its
+        # evaluation job, which reads the comparator's too)
+        target = SUMMARIES.format(model="demo-other")
         result = snakemake(workdir, target, "--cores", "2", "--configfile", config, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         assert (workdir / target).stat().st_size > 0  # the job loaded the model from the record's snapshot
-        record_path = workdir / "results/models/demo-target.json"
+        record_path = workdir / "results/models/demo-other.json"
         record = json.loads(record_path.read_text())
         assert record == {
             "repo_id": REPO_ID,
@@ -89,7 +91,7 @@ def test_a_second_checkout_reuses_the_first_checkouts_model_snapshot(tmp_path, s
         }
         # Snakemake write-protects the record, and the checkout holds no model file of its own.
         assert record_path.stat().st_mode & 0o222 == 0
-        assert sorted(p.name for p in (workdir / "results/models").iterdir()) == ["demo-target.json"]
+        assert sorted(p.name for p in (workdir / "results/models").iterdir()) == ["demo-other.json"]
         assert not [p for p in (workdir / "results").rglob("*.safetensors")]
         records.append(record)
     assert records[0] == records[1]

@@ -105,7 +105,8 @@ def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_core_job():
     core = next(job for job in t.state_jobs if job.rule == "eval_state")
     outputs = t.state_job_outputs(core)
     assert outputs["summaries-cnn"] == targets.SUMMARIES.replace("{dataset}", "cnn")
-    assert list(outputs) == ["summaries-cnn", "self_recognition-claude-21", "self_recognition-human", "truthfulqa"]
+    comparators = [f"self_recognition-{c}" for c in t.config["eval"]["self_recognition"]["comparators"]]
+    assert list(outputs) == ["summaries-cnn", *comparators, "truthfulqa"]
     base = next(job for job in t.state_jobs if job.rule == "eval_state_summaries_xsum")
     assert base.steps[:2] == ("summaries-cnn", "summaries-xsum") and base.chains == ("base",) and base.seeds == (0,)
     optional = next(job for job in t.state_jobs if job.rule == "eval_state_em_questions_identity_mmlu")
