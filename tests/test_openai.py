@@ -286,13 +286,13 @@ def test_api_demo_runs_the_whole_dag_and_a_forced_rerun_sends_no_request(served,
         "--cores",
         "2",
         "--forcerun",
-        "train_stage",
+        "train_stage_api",
         "--configfile",
         "config/demo-api.yaml",
         timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "train_stage" in rerun.stdout + rerun.stderr
+    assert "train_stage_api" in rerun.stdout + rerun.stderr
     assert served.requests == []
 
 

@@ -54,9 +54,27 @@ REMADE_ON_THE_CLUSTER = (
 )
 
 
+def gpu_partition_profile(workdir: Path) -> None:
+    """The site's GPU partition in the profile's default-resources, as a cluster that needs one sets it."""
+    import yaml
+
+    path = workdir / "profiles/slurm/config.yaml"
+    profile = yaml.safe_load(path.read_text())
+    profile["default-resources"]["slurm_partition"] = "gpu"
+    path.write_text(yaml.safe_dump(profile))
+
+
+def job_partition(job_id: str) -> str:
+    """The partition a (recently finished) SLURM job ran on: slurm.conf keeps jobs for MinJobAge seconds."""
+    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    match = re.search(r"\bPartition=(\S+)", shown)
+    return match.group(1) if match else f"unknown ({shown.strip()[:200]})"
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster, demo, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm") / "workflow")
+    gpu_partition_profile(workdir)
     shutil.copytree(demo / "results", workdir / "results")
     for path in REMADE_ON_THE_CLUSTER:
         (shutil.rmtree if (workdir / path).is_dir() else os.remove)(workdir / path)
@@ -74,10 +92,16 @@ def test_model_jobs_went_through_sbatch_on_the_gpu_partition(slurm_run):
         assert re.fullmatch(r"\d+", log.stem), log  # named by SLURM job id
         text = log.read_text()
         assert "train_stage" in text
-    # the fake GPU was allocated: jobs see it, and they ran on the gpu partition
-    # the overlay's grid (base, sgtr): sgtr runs no optional evaluation, base all of the demo's
-    for rule in ("train_stage", "eval_state", "eval_state_em_questions_identity_mmlu", "generate_summaries"):
+    # the overlay's grid (base, sgtr): base's core job also writes the summaries the pairs are built from, and its
+    # optional job runs the demo's optional evaluations; sgtr runs none
+    rules = ("train_stage", "eval_state", "eval_state_summaries_cnn_xsum", "eval_state_em_questions_identity_mmlu")
+    for rule in (*rules, "generate_summaries"):
         assert slurm_job_logs(slurm_run, rule), rule
+    # on the gpu partition: the target's from the profile's default-resources (its config names none), the
+    # comparator's (generate_summaries) from its config
+    for rule in (*rules, "generate_summaries"):
+        for log in slurm_job_logs(slurm_run, rule):
+            assert job_partition(log.stem) == "gpu", (rule, log.stem)
 
 
 def test_outputs_equal_a_local_run(slurm_run, demo):
@@ -170,3 +194,38 @@ def test_gpu_check_reports_the_devices(cluster, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = (workdir / "results/gpu_check.txt").read_text()
     assert "CUDA_VISIBLE_DEVICES=0" in report and "torch" in report
+
+
+def test_api_model_jobs_run_on_the_submit_host_never_through_sbatch(cluster, tmp_path):
+    """The API demo (a fake OpenAI server on this host) under the SLURM profile: fine-tuning, summaries and the
+    state evaluations of an API model are local rules (a compute node may have no network); only the CPU work
+    between them goes through sbatch."""
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI(job_polls=2, expected_key="sk-slurm-test")
+    url = server.start()
+    try:
+        workdir = copy_workflow(tmp_path / "workflow")
+        result = subprocess.run(
+            [
+                SNAKEMAKE,
+                *SLURM,
+                "--configfile",
+                "config/demo-api.yaml",
+                "--config",
+                'grid={"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]}',
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=workflow_env(OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-slurm-test"),
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (workdir / "results/adapters/api-target/sgtr/seed0/openai_model.json").is_file()
+    submitted = {p.name.removeprefix("rule_") for p in (workdir / "logs/slurm").iterdir()}
+    assert submitted and not [rule for rule in submitted if rule.endswith("_api")], submitted
+    ran = result.stdout + result.stderr
+    assert "localrule train_stage_api:" in ran and re.search(r"localrule eval_state\w*_api:", ran)
