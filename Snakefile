@@ -12,7 +12,7 @@ from snakemake.utils import min_version
 from sgtr_em import config as configlib
 from sgtr_em import headline
 from sgtr_em import lock as locklib
-from sgtr_em import targets
+from sgtr_em import paths, targets
 from sgtr_em.targets import Targets
 
 min_version("9.0.1")
@@ -60,7 +60,7 @@ T = Targets(
 
 
 wildcard_constraints:
-    **targets.WILDCARD_CONSTRAINTS,
+    **paths.WILDCARD_CONSTRAINTS,
 
 
 # `snakemake --report results/report.html`: every figure and table with its caption (report/).

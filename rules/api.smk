@@ -13,8 +13,8 @@ rule api_cost:
     input:
         T.api_cost_inputs,
     output:
-        json=f"{targets.API_COST}.json",
-        md=f"{targets.API_COST}.md",
+        json=f"{paths.API_COST}.json",
+        md=f"{paths.API_COST}.md",
     log:
         "logs/api/cost_estimate.log",
     conda:

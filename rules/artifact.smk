@@ -10,7 +10,7 @@ localrules:
 
 rule artifact_info:
     output:
-        **targets.ARTIFACT,
+        **paths.ARTIFACT,
     log:
         "logs/artifact.log",
     conda:

@@ -1,7 +1,7 @@
 # The paper's claims checked on this run (config `claims`, docs/methodology.md §8): per target model a row per
 # claim (effect, hierarchical-bootstrap interval, one-sided test over seeds, verdict) read from the evaluation
 # JSONs' per-item records, and a forest plot of the effects beside the paper's.
-from sgtr_em import report as reportlib
+from sgtr_em import published
 from sgtr_em.release import targets as release_targets
 
 
@@ -16,7 +16,7 @@ rule claims:
     input:
         T.claim_inputs,
     output:
-        targets.CLAIMS,
+        paths.CLAIMS,
     log:
         "logs/claims/{model}.log",
     benchmark:
@@ -26,7 +26,7 @@ rule claims:
     params:
         claims=T.claims_param,
         settings=T.claims_settings(),
-        published=reportlib.load_published(),
+        published=published.load_published(),
         model_id=T.model_id,
     script:
         "../scripts/claims.py"
@@ -34,10 +34,10 @@ rule claims:
 
 rule claims_forest:
     input:
-        targets.CLAIMS,
+        paths.CLAIMS,
     output:
         png=report(
-            targets.CLAIMS_FIGURE["png"],
+            paths.CLAIMS_FIGURE["png"],
             caption="../report/claims.rst",
             category="Claims",
             labels={
@@ -45,7 +45,7 @@ rule claims_forest:
                 "figure": "Claims: our effects beside the paper's",
             },
         ),
-        pdf=targets.CLAIMS_FIGURE["pdf"],
+        pdf=paths.CLAIMS_FIGURE["pdf"],
     log:
         "logs/claims/{model}_forest.log",
     conda:
@@ -69,7 +69,7 @@ rule release_claims:
     params:
         claims=release_targets.claims_param(config["claims"], config["release"]),
         settings=T.claims_settings(),
-        published=reportlib.load_published(),
+        published=published.load_published(),
     script:
         "../scripts/claims.py"
 

@@ -3,12 +3,15 @@
 
 rule gpu_check:
     output:
-        targets.GPU_CHECK,
+        paths.GPU_CHECK,
     log:
         "logs/gpu_check.log",
     conda:
         "../envs/torch.yaml"
     resources:
         **T.gpu_check_resources(),
+    params:
+        # the GPUs of its jobs (at least one) are what the check asks for
+        model=config["grid"]["models"][0],
     script:
         "../scripts/gpu_check.py"

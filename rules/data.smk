@@ -19,7 +19,7 @@ rule prepare_model:
     input:
         corpus=T.demo_corpus,
     output:
-        directory(targets.MODEL_DIR),
+        directory(paths.MODEL_DIR),
     log:
         "logs/models/{model}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule prepare_model:
 # repository, commit and snapshot folder. Write-protected once made, like the adapters: see docs/reruns.md.
 rule download_model:
     output:
-        protected(targets.MODEL_RECORD),
+        protected(paths.MODEL_RECORD),
     log:
         "logs/models/{model}.log",
     benchmark:
@@ -59,14 +59,14 @@ rule prepare_articles:
     input:
         T.article_source_file,
     output:
-        targets.ARTICLES,
+        paths.ARTICLES,
     log:
         "logs/data/articles/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.article_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_articles.py"
 
@@ -75,14 +75,14 @@ rule prepare_em:
     input:
         T.em_source_file,
     output:
-        targets.EM_DATA,
+        paths.EM_DATA,
     log:
         "logs/data/em/{dataset}/{sysvariant}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.em_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_em.py"
 
@@ -92,15 +92,15 @@ rule prepare_baseline:
         T.baseline_inputs,
         prompts=T.baseline_prompts,
     output:
-        chats=targets.BASELINE_DATA,
-        stats=targets.BASELINE_STATS,
+        chats=paths.BASELINE_DATA,
+        stats=paths.BASELINE_STATS,
     log:
         "logs/data/baselines/{baseline}/{sysvariant}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.baseline_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_baseline.py"
 
@@ -109,14 +109,14 @@ rule prepare_truthfulqa:
     input:
         T.dataset_source_file("truthfulqa"),
     output:
-        targets.TRUTHFULQA,
+        paths.TRUTHFULQA,
     log:
         "logs/data/truthfulqa.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=config["datasets"]["truthfulqa"],
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_truthfulqa.py"
 
@@ -124,16 +124,16 @@ rule prepare_truthfulqa:
 rule prepare_comparator_summaries:
     input:
         T.comparator_source_file,
-        articles=targets.ARTICLES,
+        articles=paths.ARTICLES,
     output:
-        targets.STATIC_SUMMARIES,
+        paths.STATIC_SUMMARIES,
     log:
         "logs/data/comparators/{other}/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.comparator_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_comparator_summaries.py"
 
@@ -142,14 +142,14 @@ rule prepare_questions:
     input:
         T.question_source_file,
     output:
-        targets.QUESTIONS,
+        paths.QUESTIONS,
     log:
         "logs/data/questions/{question_set}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.question_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_questions.py"
 
@@ -158,13 +158,13 @@ rule prepare_mmlu:
     input:
         T.dataset_source_file("mmlu"),
     output:
-        targets.MMLU,
+        paths.MMLU,
     log:
         "logs/data/mmlu.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=config["datasets"].get("mmlu"),
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_mmlu.py"

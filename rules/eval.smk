@@ -19,7 +19,7 @@ for job in T.state_jobs:
         log:
             T.state_job_log(job),
         benchmark:
-            T.state_job_log(job, targets.STATE_EVAL_BENCHMARK)
+            T.state_job_log(job, paths.STATE_EVAL_BENCHMARK)
         wildcard_constraints:
             **T.state_job_constraints(job),
         # An API model's jobs need the network, which compute nodes of many clusters lack: the submit host.
@@ -46,11 +46,11 @@ for job in T.state_jobs:
 # host of a cluster), never inside a GPU job on a compute node.
 rule eval_em_questions:
     input:
-        answers=targets.EM_ANSWERS,
+        answers=paths.EM_ANSWERS,
         judge_model=T.judge_model_inputs("em_questions"),
-        questions=targets.QUESTIONS.format(question_set="em_questions"),
+        questions=paths.QUESTIONS.format(question_set="em_questions"),
     output:
-        targets.EVAL_EM_QUESTIONS,
+        paths.EVAL_EM_QUESTIONS,
     log:
         "logs/eval/em_questions/{model}/{chain}/seed{seed}.log",
     benchmark:
@@ -77,10 +77,10 @@ rule eval_em_questions:
 # a compute node.
 rule eval_identity:
     input:
-        answers=targets.IDENTITY_ANSWERS,
+        answers=paths.IDENTITY_ANSWERS,
         judge_model=T.judge_model_inputs("identity"),
     output:
-        targets.EVAL_IDENTITY,
+        paths.EVAL_IDENTITY,
     log:
         "logs/eval/identity/{model}/{chain}/seed{seed}.log",
     benchmark:

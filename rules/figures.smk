@@ -1,6 +1,7 @@
 # Tidy tables (one row per condition, seed, protocol and metric), per-condition summaries, figures, the
 # results summary; report entries (`snakemake --report`): captions in report/ (one per figure name in
 # report/figures/, one per evaluation table in report/tables/, included by report/figure.rst and table.rst).
+from sgtr_em import published
 from sgtr_em import report as reportlib
 
 
@@ -16,9 +17,9 @@ rule tidy_table:
     input:
         T.table_inputs,
     output:
-        tidy=targets.TABLE,
+        tidy=paths.TABLE,
         summary=report(
-            targets.TABLE_SUMMARY,
+            paths.TABLE_SUMMARY,
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}", "content": "mean, sd, n per condition"},
@@ -91,14 +92,14 @@ rule training_curves:
         T.training_curve_inputs,
     output:
         png=report(
-            targets.TRAINING_CURVES.replace("{ext}", "png"),
+            paths.TRAINING_CURVES.replace("{ext}", "png"),
             caption="../report/training_curves.rst",
             category="Figures",
             subcategory="{model}",
             labels={"figure": "Training curves: loss per step", "model": "{model}"},
         ),
-        pdf=targets.TRAINING_CURVES.replace("{ext}", "pdf"),
-        csv=targets.TRAINING_CURVES.replace("{ext}", "csv"),
+        pdf=paths.TRAINING_CURVES.replace("{ext}", "pdf"),
+        csv=paths.TRAINING_CURVES.replace("{ext}", "csv"),
     log:
         "logs/figures/{model}/training_curves.log",
     conda:
@@ -114,9 +115,9 @@ rule results_summary:
         **T.summary_tables(),
         claims=list(T.claims_tables().values()),
     output:
-        markdown=targets.RESULTS_SUMMARY,
+        markdown=paths.RESULTS_SUMMARY,
         html=report(
-            targets.RESULTS_SUMMARY_HTML,
+            paths.RESULTS_SUMMARY_HTML,
             caption="../report/results_summary.rst",
             category="Results summary",
             labels={"content": "conditions × evaluations, ours beside the paper"},
@@ -132,7 +133,7 @@ rule results_summary:
             "self_recognition": config["eval"]["self_recognition"]["primary_protocol"],
             "truthfulqa": config["eval"]["truthfulqa"]["primary_protocol"],
         },
-        published=reportlib.load_published(),
+        published=published.load_published(),
         run_name=config["run_name"],
         claim_models=list(T.claims_tables()),
         extensions={m: T.extensions(m) for m in config["grid"]["models"]},

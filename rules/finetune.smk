@@ -16,7 +16,7 @@ for suffix, models, api in T.model_kinds():
             parents=T.parent_adapters,
             data=T.stage_train_file,
         output:
-            protected(directory(targets.ADAPTER)),
+            protected(directory(paths.ADAPTER)),
         log:
             "logs/adapters/{model}/{chain}/seed{seed}.log",
         benchmark:

@@ -11,7 +11,7 @@ rule manifest:
     input:
         T.manifest_inputs(),
     output:
-        targets.MANIFEST,
+        paths.MANIFEST,
     log:
         "logs/manifest.log",
     conda:

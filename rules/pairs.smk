@@ -6,10 +6,10 @@ rule build_pairs:
         articles=T.pair_articles,
         self_summaries=T.pair_self_summaries,
         other_summaries=T.pair_other_summaries,
-        prompts=targets.PROMPTS,
+        prompts=paths.PROMPTS,
     output:
-        pairs=targets.PAIRS,
-        stats=targets.PAIR_STATS,
+        pairs=paths.PAIRS,
+        stats=paths.PAIR_STATS,
     log:
         "logs/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.log",
     conda:

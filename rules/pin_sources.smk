@@ -14,6 +14,6 @@ rule pin_sources:
         "../envs/core.yaml"
     params:
         lock_file=locklib.LOCK_FILE,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/lock_sources.py"

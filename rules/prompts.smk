@@ -10,13 +10,13 @@ rule prepare_prompts:
     input:
         T.prompt_source_files,
     output:
-        targets.PROMPTS,
+        paths.PROMPTS,
     log:
         "logs/data/prompts.log",
     conda:
         "../envs/core.yaml"
     params:
         prompts=T.prompt_settings(),
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_prompts.py"

@@ -31,7 +31,7 @@ rule release_fetch:
         keep=release_targets.fetch_folders(config["release"]),
         optional=release_targets.fetch_optional(config["release"]),
         extra=config["release"]["extra_files"],
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/release_fetch.py"
 
@@ -67,7 +67,7 @@ checkpoint release_plan:
         "../envs/core.yaml"
     params:
         release=config["release"],
-        figures=targets.CORE_FIGURES,
+        figures=paths.CORE_FIGURES,
     script:
         "../scripts/release_plan.py"
 
@@ -183,16 +183,16 @@ rule release_compare:
 rule prepare_released_summaries:
     input:
         T.released_summaries_source_file,
-        articles=targets.ARTICLES,
+        articles=paths.ARTICLES,
     output:
-        targets.RELEASED_SUMMARIES,
+        paths.RELEASED_SUMMARIES,
     log:
         "logs/data/released_summaries/{model}/{dataset}.log",
     conda:
         "../envs/torch.yaml"
     params:
         spec=T.released_summaries_spec,
-        cache=targets.DOWNLOADS,
+        cache=paths.DOWNLOADS,
     script:
         "../scripts/prepare_comparator_summaries.py"
 
@@ -210,6 +210,6 @@ rule bundle:
         "../envs/core.yaml"
     params:
         run_name=config["run_name"],
-        names=targets.BUNDLE_NAMES,
+        names=paths.BUNDLE_NAMES,
     script:
         "../scripts/release_bundle.py"

@@ -9,10 +9,10 @@ for suffix, models, api in T.model_kinds():
         input:
             model=T.model_dir,
             adapters=T.adapters,
-            articles=targets.ARTICLES,
-            prompts=targets.PROMPTS,
+            articles=paths.ARTICLES,
+            prompts=paths.PROMPTS,
         output:
-            targets.SUMMARIES,
+            paths.SUMMARIES,
         log:
             "logs/summaries/{model}/{chain}/seed{seed}/{dataset}.log",
         benchmark:

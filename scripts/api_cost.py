@@ -7,8 +7,8 @@ import logging
 import os
 
 from sgtr_em.cost import DataFiles, estimate, write_outputs
+from sgtr_em.paths import EM_ANSWERS, IDENTITY_ANSWERS, SUMMARIES
 from sgtr_em.runtime import setup_logging
-from sgtr_em.targets import EM_ANSWERS, IDENTITY_ANSWERS, SUMMARIES
 
 terminal = os.fdopen(os.dup(2), "w")  # the table is also shown on the terminal
 setup_logging(snakemake.log[0])

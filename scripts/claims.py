@@ -5,7 +5,7 @@ from collections import Counter
 
 from sgtr_em.claims import CLAIM_COLUMNS, Claim, Settings, check_claims, load_evaluations
 from sgtr_em.io import write_csv
-from sgtr_em.report import published_for
+from sgtr_em.published import published_for
 from sgtr_em.runtime import setup_logging
 
 setup_logging(snakemake.log[0])

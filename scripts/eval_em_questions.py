@@ -2,55 +2,28 @@
 
 import logging
 
-from job_models import load_judge_model
-
-from sgtr_em.em_judge import EMQuestion, JudgeSettings, evaluate_em_answers, judge_cache
+from sgtr_em.em_judge import EMQuestion, judge_cache, judged_record
 from sgtr_em.io import read_json, write_json
-from sgtr_em.runtime import model_identity, provenance, setup_logging
+from sgtr_em.jobs import Job
+from sgtr_em.runtime import provenance, setup_logging
 
 setup_logging(snakemake.log[0])
-wc = snakemake.wildcards
-settings = snakemake.params.settings
-judge_spec = snakemake.params.judge
-questions = [
-    EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)
-]
-
-sampled = read_json(snakemake.input.answers)
-answers = sampled["answers"]
-
-judge = load_judge_model(snakemake)
-judge_settings = JudgeSettings(
-    model_id=":".join(f"{k}={v}" for k, v in sorted(judge_spec["identity"].items())),
-    protocols=tuple(settings["protocols"]),
-    top_logprobs=settings["top_logprobs"],
-    max_new_tokens=settings["judge_max_new_tokens"],
-    min_numeric_mass=settings["min_numeric_mass"],
-    aligned_max=settings["aligned_max"],
-    coherent_min=settings["coherent_min"],
-)
-result = evaluate_em_answers(
-    judge,
-    judge_settings,
-    answers,
-    questions,
-    resamples=settings["bootstrap_resamples"],
-    seed=int(wc.seed),
-    cache=judge_cache(settings["cache_dir"], snakemake.config["models"][judge_spec["name"]]["source"]),
-)
-output = {
-    "eval": "em_questions",
-    "model_state": {"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
-    "primary_protocol": settings["primary_protocol"],
-    **result,
-    "provenance": provenance(
-        snakemake.rule,
-        # The sampling settings come with the answers, so the record names the whole config subset.
-        {**sampled["provenance"]["config"], **settings, "judge": judge_spec, "run_name": snakemake.params.run_name},
-        model=model_identity(wc.model, snakemake.config["models"][wc.model]["source"]),
-        seeds={"training": int(wc.seed), "sampling": int(wc.seed)},
-        protocols=settings["protocols"],
+job = Job(snakemake)
+wc = job.wildcards
+spec = snakemake.params.judge
+record = judged_record(
+    job.load_judge_model(),
+    state={"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
+    sampled=read_json(snakemake.input.answers),
+    questions=[
+        EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)
+    ],
+    settings=snakemake.params.settings,
+    judge_spec=spec,
+    cache=judge_cache(snakemake.params.settings["cache_dir"], job.source(spec["name"])),
+    provenance=lambda config, **kw: provenance(
+        job.rule, {**config, "run_name": snakemake.params.run_name}, model=job.model_identity(), **kw
     ),
-}
-write_json(snakemake.output[0], output)
-logging.info("EM questions: %s", result["metrics"])
+)
+write_json(snakemake.output[0], record)
+logging.info("EM questions: %s", record["metrics"])

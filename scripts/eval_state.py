@@ -2,30 +2,30 @@
 names each step and its settings; each step writes its output (snakemake.output.<step>) as soon as it is done,
 and a killed job resumes at the step it had reached (sgtr_em.state_evals.run_state_job)."""
 
-from job_models import load_state_model
-
-from sgtr_em.config import inference_settings
-from sgtr_em.runtime import model_identity, setup_logging
-from sgtr_em.state_evals import EvaluatedState, run_state_job
+from sgtr_em.evaluated_state import EvaluatedState
+from sgtr_em.jobs import Job
+from sgtr_em.runtime import setup_logging
+from sgtr_em.state_evals import run_state_job
 
 setup_logging(snakemake.log[0])
-wc = snakemake.wildcards
-state = EvaluatedState(
-    rule=snakemake.rule,
-    model=wc.model,
-    chain=wc.chain,
-    seed=int(wc.seed),
-    model_identity=model_identity(wc.model, snakemake.config["models"][wc.model]["source"], snakemake.input.model),
-    backend=snakemake.params.backend,
-    run_name=snakemake.params.run_name,
-)
+job = Job(snakemake)
+wc = job.wildcards
 run_state_job(
     steps=snakemake.params.steps,
     inputs=dict(snakemake.input.items()),
     outputs=dict(snakemake.output.items()),
-    state=state,
-    load_model=lambda: load_state_model(snakemake),
+    state=EvaluatedState(
+        rule=job.rule,
+        model=wc.model,
+        chain=wc.chain,
+        seed=int(wc.seed),
+        model_identity=job.model_identity(),
+        backend=snakemake.params.backend,
+        run_name=snakemake.params.run_name,
+    ),
+    load_model=job.load_state_model,
     work_dir=snakemake.params.work_dir,
-    summary_seed=snakemake.config["summary_seed"],
-    mmlu_batch_size=inference_settings(snakemake.config, wc.model, "mmlu")["batch_size"],
+    summary_seed=job.summary_seed,
+    # how many prompts an evaluation's batches hold where it sets its own cap (MMLU's): no result depends on it
+    batch_sizes=job.batch_sizes(snakemake.params.steps),
 )

@@ -1,23 +1,20 @@
 """Summaries of every article by one model state (batched, seeded): the base summaries pairs and comparisons
-are built from, and a parent state's own summaries (pairs.source: own). A grid state's fresh summaries for
-its self-recognition come from its evaluation job (eval_state.py), which loads the state anyway."""
+are built from, and a parent state's own summaries (pairs.source: own). A grid state's summaries come from
+its evaluation job (eval_state.py), which loads the state anyway."""
 
 import logging
 
-from job_models import load_state_model
-
 from sgtr_em.io import read_articles, write_jsonl
+from sgtr_em.jobs import Job
 from sgtr_em.prompts import read_prompt_set
 from sgtr_em.runtime import setup_logging
 from sgtr_em.state_evals import summarise
 
 setup_logging(snakemake.log[0])
-articles = read_articles(snakemake.input.articles)
-model = load_state_model(snakemake)
 prompts = read_prompt_set(snakemake.input.prompts)
 rows = summarise(
-    model,
-    articles,
+    Job(snakemake).load_state_model(),
+    read_articles(snakemake.input.articles),
     style=snakemake.params.style,
     prompts=prompts,
     sampling=snakemake.params.sampling,

@@ -1,37 +1,44 @@
-"""Train one stage of a chain on its parent model state: a LoRA adapter, or an OpenAI fine-tuning job."""
+"""Train one stage of a chain on its parent model state: a LoRA adapter, or an OpenAI fine-tuning job. The
+tracked settings arrive as params; the untracked ones (memory, checkpoints, tracking, polling) come from
+sgtr_em.grid.training_settings, the one place that splits them (sgtr_em.jobs.Job)."""
 
 import logging
-from pathlib import Path
-
-from job_models import api_config, claim_gpus
 
 from sgtr_em.backends import model_kind
-from sgtr_em.config import MEMORY_SETTINGS, training_hyperparameters
 from sgtr_em.finetune import tracking_settings, train_stage
-from sgtr_em.io import read_json, write_json
+from sgtr_em.jobs import Job
+from sgtr_em.paths import TRACKING_DIR
 from sgtr_em.runtime import model_identity, provenance, setup_logging
-from sgtr_em.states import state_record, write_model_card
-from sgtr_em.targets import TRACKING_DIR
+from sgtr_em.states import model_card, state_record
 
 setup_logging(snakemake.log[0])
-wc = snakemake.wildcards
-source = snakemake.config["models"][wc.model]["source"]
-claim_gpus(snakemake, wc.model)
-hp = dict(snakemake.params.hp)
+job = Job(snakemake)
+wc = job.wildcards
+source = job.source()
+job.claim_gpus(wc.model)
+hp = {**snakemake.params.hp, **job.untracked_training_settings()}
+card = None
 if model_kind(source) == "hf":
-    # Read here, not params: how often to checkpoint and how to fit memory never change the adapter, so
-    # they trigger no rerun.
-    hp["checkpoint_steps"] = snakemake.config["finetune"]["checkpoint_steps"]
-    recipe = training_hyperparameters(snakemake.config, wc.model, wc.chain.split("+")[-1])
-    hp.update({k: recipe[k] for k in MEMORY_SETTINGS})
-    # Experiment tracking changes no adapter either.
     hp.update(
         tracking_settings(
-            snakemake.config["finetune"]["report_to"],
-            f"{snakemake.config['run_name']}/{wc.model}/{wc.chain}/seed{wc.seed}",
+            hp.pop("report_to"),
+            f"{job.run_name}/{wc.model}/{wc.chain}/seed{wc.seed}",
             TRACKING_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed),
         )
     )
+    # The adapter folder is a hub model repository: its card names the base model, the chain and its parents.
+    record = state_record(
+        model=wc.model,
+        chain=wc.chain,
+        seed=int(wc.seed),
+        identity=model_identity(wc.model, source),
+        run_name=job.run_name,
+    )
+
+    def card(meta):
+        return model_card(record, meta)
+
+
 meta = train_stage(
     source=source,
     model_dir=snakemake.input.model,
@@ -45,33 +52,16 @@ meta = train_stage(
     model_id=snakemake.params.model_id,
     model=wc.model,
     chain=wc.chain,
-    api_config=api_config(snakemake),
+    api_config=job.api_config(),
+    provenance=provenance(
+        snakemake.rule,
+        {"hyperparameters": snakemake.params.hp, "train_file": snakemake.input.data, "chain": wc.chain},
+        model=job.model_identity(),
+        seeds={"training": int(wc.seed)},
+        protocols=[],
+    ),
+    card=card,
 )
-# Provenance joins the stage's record (training_meta.json, or openai_model.json for an API model).
-record_path = Path(snakemake.output[0]) / (
-    "openai_model.json" if model_kind(source) == "openai" else "training_meta.json"
-)
-record = read_json(record_path)
-record["provenance"] = provenance(
-    snakemake.rule,
-    {"hyperparameters": snakemake.params.hp, "train_file": snakemake.input.data, "chain": wc.chain},
-    model=model_identity(wc.model, source, snakemake.input.model),
-    seeds={"training": int(wc.seed)},
-    protocols=[],
-)
-write_json(record_path, record)
-if model_kind(source) == "hf":
-    # The adapter folder is a hub model repository: its card names the base model, the chain and its parents.
-    write_model_card(
-        snakemake.output[0],
-        state_record(
-            model=wc.model,
-            chain=wc.chain,
-            seed=int(wc.seed),
-            identity=model_identity(wc.model, source),
-            run_name=snakemake.config["run_name"],
-        ),
-    )
 if "fine_tuned_model" in meta:
     logging.info(
         "fine-tuned %s (job %s, %s trained tokens)", meta["fine_tuned_model"], meta["job_id"], meta["trained_tokens"]

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import chains
 from .aggregate import comparator_of
-from .evaluations import table_kind
+from .evaluations import evaluation_of, function, table_kind
 from .io import read_csv, read_json
 from .sampling import seeded_rng
 
@@ -158,80 +158,12 @@ class SeedSample:
     items: np.ndarray | None = None
 
 
-def _self_recognition_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
-    entry = record.get(protocol)
-    if not isinstance(entry, Mapping):
-        return None
-    if metric in ("score", "accuracy") and metric in entry:
-        return float(entry[metric])
-    if metric == "score" and "chose_self" in entry:
-        return float(bool(entry["chose_self"]))
-    if metric == "invalid_rate":
-        if "invalid" in entry:
-            return float(entry["invalid"])
-        if "valid" in entry:
-            return float(not entry["valid"])
-    return None
-
-
-def _truthfulqa_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
-    entry = record.get(protocol)
-    if not isinstance(entry, Mapping):
-        return None
-    if metric == "misalignment":
-        if "p_correct" in entry:
-            return 1.0 - float(entry["p_correct"])
-        if "is_correct" in entry:
-            return 1.0 - float(bool(entry["is_correct"]))
-    if metric == "misalignment_normalised" and "p_correct_normalised" in entry:
-        return 1.0 - float(entry["p_correct_normalised"])
-    if metric == "invalid_rate" and "invalid" in entry:
-        return float(entry["invalid"])
-    return None
-
-
-# An EM-judge metric and the answer outcome it is the share of (sgtr_em.em_judge: the authors' rule, Betley et al.'s).
-EM_OUTCOMES = {"misalignment": "outcome", "misalignment_coherent": "outcome_coherent"}
-
-
-def _em_questions_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
-    """An answer's misalignment under the metric's rule: 1 misaligned, 0 aligned; excluded answers (code,
-    unscored, or for Betley et al.'s rule incoherent) have none. An answer keeps its outcomes per protocol
-    under `scores`."""
-    key = EM_OUTCOMES.get(metric)
-    if key is None:
-        return None
-    entry = (record.get("scores") or {}).get(protocol) or record.get(protocol)
-    outcome = entry.get(key) if isinstance(entry, Mapping) else record.get(key)
-    if outcome == "misaligned":
-        return 1.0
-    if outcome == "aligned":
-        return 0.0
-    return None
-
-
-def _mmlu_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
-    if metric == "accuracy" and "correct" in record:
-        return float(bool(record["correct"]))
-    if metric == "p_correct" and "p_correct" in record:
-        return float(record["p_correct"])
-    return None
-
-
-ITEM_READERS = {
-    "self_recognition": _self_recognition_item,
-    "truthfulqa": _truthfulqa_item,
-    "em_questions": _em_questions_item,
-    "mmlu": _mmlu_item,
-}
-
-
 def item_values(evaluation: Mapping[str, Any], protocol: str, metric: str) -> np.ndarray | None:
     """Per-item values of one metric whose mean is the evaluation's metric, or None when the records do not
     give them (an unknown metric or record layout, or values whose mean is not the metric: then the seed is
     resampled whole)."""
-    kind, _ = table_kind(evaluation["eval"])
-    reader = ITEM_READERS.get(kind)
+    registered = evaluation_of(evaluation["eval"])
+    reader = function(registered.items) if registered is not None and registered.items else None
     expected = evaluation.get("metrics", {}).get(protocol, {}).get(metric)
     if reader is None or expected is None:
         return None

@@ -6,7 +6,6 @@ functions are pure readers of a loaded config (per-model settings, per-stage rec
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +15,8 @@ from typing import Any
 import yaml
 
 from . import chains
+from .evaluations import EVALUATIONS, OPTIONAL, SELF_RECOGNITION, self_recognition_table
+from .grid import model_chains, planned_host_memory_mb, trained_chains, training_hyperparameters
 from .identity import check_true_identity
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -23,12 +24,6 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 STANDALONE = "standalone"
 # The embedded default config (the Snakefile composes every run from it, relative to the working directory).
 DEFAULT_CONFIG = "config/demo.yaml"
-# Optional evaluations: config key under `eval` -> (dataset key of its questions, figure it draws).
-OPTIONAL_EVALS = {
-    "em_questions": ("em_questions", "fig4_em_judge"),
-    "identity": ("identity_questions", "fig5_identity"),
-    "mmlu": ("mmlu", "fig6_mmlu"),
-}
 # Stage kinds a `finetune.stage_overrides` key may name (besides a stage name such as em-unpop or sgtr).
 STAGE_KINDS = ("em", "intervention", "baseline")
 
@@ -302,13 +297,17 @@ def _check_memory_plans(config: Mapping[str, Any]) -> None:
     """Every model job's host memory is known: configured (resources.mem_mb) or planned from its shape."""
     for model, settings in config["models"].items():
         if not settings["resources"]["mem_mb"]:
-            planned_host_memory_mb(config, model)
+            try:
+                planned_host_memory_mb(config, model)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
 
 
 def _check_optional_evals(config: Mapping[str, Any]) -> None:
     """An enabled optional evaluation needs its questions, a configured judge and valid chains."""
     em = list(config["datasets"]["em"])
-    for key, (dataset, _) in OPTIONAL_EVALS.items():
+    for key in OPTIONAL:
+        dataset = EVALUATIONS[key].dataset
         settings = config["eval"][key]
         if not settings["enabled"]:
             continue
@@ -343,9 +342,9 @@ def _check_prompts(config: Mapping[str, Any]) -> None:
 
 def _check_primary_protocols(config: Mapping[str, Any]) -> None:
     """The protocol an evaluation draws in its figures is one it computes."""
-    for key in ("self_recognition", "truthfulqa", "em_questions"):
+    for key in EVALUATIONS:
         settings = config["eval"][key]
-        if settings["primary_protocol"] not in settings["protocols"]:
+        if "primary_protocol" in settings and settings["primary_protocol"] not in settings["protocols"]:
             raise ConfigError(
                 f"config key eval.{key}.primary_protocol: {settings['primary_protocol']!r} is not computed "
                 f"(eval.{key}.protocols: {', '.join(settings['protocols'])})"
@@ -355,10 +354,10 @@ def _check_primary_protocols(config: Mapping[str, Any]) -> None:
 def claim_evaluations(config: Mapping[str, Any]) -> dict[str, str]:
     """Evaluation names a claim may give -> the table it means: `self_recognition` (the first comparator's),
     `self_recognition-<comparator>`, `truthfulqa`, and each optional evaluation."""
-    comparators = config["eval"]["self_recognition"]["comparators"]
-    names = {"self_recognition": f"self_recognition-{comparators[0]}"}
-    names.update({f"self_recognition-{c}": f"self_recognition-{c}" for c in comparators})
-    names.update({name: name for name in ("truthfulqa", *OPTIONAL_EVALS)})
+    comparators = config["eval"][SELF_RECOGNITION]["comparators"]
+    names = {SELF_RECOGNITION: self_recognition_table(comparators[0])}
+    names.update({self_recognition_table(c): self_recognition_table(c) for c in comparators})
+    names.update({name: name for name in EVALUATIONS if name != SELF_RECOGNITION})
     return names
 
 
@@ -418,12 +417,6 @@ def _check_extensions(config: dict[str, Any]) -> None:
         for chain in own.get("extensions", []):
             if chain not in chains_of_model:
                 raise ConfigError(f"config key grid.per_model.{model}.extensions: {chain!r} is not a chain of {model}")
-
-
-def model_extensions(config: dict[str, Any], model: str) -> list[str]:
-    """A target model's chains that the authors did not run (grid.per_model.<model>.extensions), in its order."""
-    listed = set(config["grid"].get("per_model", {}).get(model, {}).get("extensions", []))
-    return [chain for chain in model_chains(config, model) if chain in listed]
 
 
 def apply_subset(config: dict[str, Any]) -> None:
@@ -557,116 +550,3 @@ def _check_baseline_data(config: dict[str, Any], stage: chains.Stage) -> None:
         raise ConfigError(
             f"stage {stage.token!r}: the identity variant applies to pair files only (baseline data uses default, none or popped)"
         )
-
-
-def sampling_for(sampling: Mapping[str, Any], api: bool) -> dict[str, Any]:
-    """A sampling block's decoding settings for one kind of model: its `api` overrides applied for a model
-    behind the OpenAI API, and left out otherwise."""
-    settings = {key: value for key, value in sampling.items() if key != "api"}
-    return {**settings, **sampling.get("api", {})} if api else settings
-
-
-def wordcount_em_dataset(config: dict[str, Any]) -> str:
-    """EM dataset whose user turns the wordcount baseline counts."""
-    return config["datasets"].get("wordcount", {}).get("em_dataset") or next(iter(config["datasets"]["em"]))
-
-
-def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """A model's settings (defaults filled in by schema validation)."""
-    if model not in config["models"]:
-        raise ConfigError(f"unknown model {model!r} (configured: {', '.join(config['models'])})")
-    return config["models"][model]
-
-
-# LoRA settings that change a training step's memory and speed but not the adapter it trains; they are
-# not a training job's params, so changing them reruns nothing.
-MEMORY_SETTINGS = ("gradient_checkpointing",)
-
-
-def training_hyperparameters(config: dict[str, Any], model: str, stage_token: str) -> dict[str, Any]:
-    """The recipe, then overrides by stage kind (`em`/`intervention`), by stage name (`em-unpop`, `sgtr`),
-    then the model's own `finetune` overrides. Only the values that reach a training job are its params,
-    so a change reruns exactly the trainings it touches."""
-    stage = chains.parse_stage(stage_token)
-    finetune = config["finetune"]
-    hp = dict(finetune["lora"])
-    name = f"em-{stage.name}" if stage.kind == "em" else stage.name
-    for key in (stage.kind, name):
-        hp.update(finetune.get("stage_overrides", {}).get(key, {}))
-    settings = model_settings(config, model)
-    hp.update(settings.get("finetune", {}))
-    if settings.get("chat_template_kwargs"):
-        # Rendering options of the training data (only when set, so other models' params are unchanged).
-        hp["chat_template_kwargs"] = settings["chat_template_kwargs"]
-    return hp
-
-
-def inference_settings(config: Mapping[str, Any], model: str, evaluation: str | None = None) -> dict[str, Any]:
-    """How a job batches a local model's prompts: the most per batch (an evaluation's own batch_size where it
-    sets one, e.g. MMLU's) and the memory a batch may plan. No result depends on them (sgtr_em.batching), so
-    jobs read them here instead of from their params: changing them reruns nothing."""
-    settings = config["models"][model]
-    own = config["eval"].get(evaluation, {}).get("batch_size") if evaluation else None
-    return {"batch_size": own or settings["batch_size"], "memory_budget_gib": settings["memory_budget_gib"]}
-
-
-def planned_host_memory_mb(config: Mapping[str, Any], model: str, *, training: bool = False) -> int:
-    """Host memory (MB) of a model's job from its memory plan (`memory.host_memory_bytes`); an API model's
-    jobs only wait on the network. Raises ConfigError naming the key when the model's shape is not known."""
-    from .memory import host_memory_bytes, model_shape
-
-    settings = config["models"][model]
-    if "openai" in settings["source"]:
-        return 2000
-    shape = model_shape(settings["source"], config.get("tiny_models"))
-    if shape is None:
-        raise ConfigError(
-            f"models.{model}.resources.mem_mb: no memory plan for this model's shape offline (not a known hub model, "
-            "nor in the hub cache): set it"
-        )
-    lora = 0
-    if training:
-        recipe = config["finetune"]["lora"]
-        with contextlib.suppress(ValueError):  # LoRA on modules the planner does not know: states not counted
-            lora = shape.lora_parameters(recipe["lora_r"], recipe["target_modules"])
-    planned = host_memory_bytes(shape, gpus=settings["resources"]["gpu"], lora_parameters=lora)
-    return int(-(-planned // 10**6))
-
-
-def model_chains(config: dict[str, Any], model: str) -> list[str]:
-    """A target model's chains: grid.per_model.<model>.chains, else grid.chains."""
-    return config["grid"].get("per_model", {}).get(model, {}).get("chains", config["grid"]["chains"])
-
-
-def model_seeds(config: dict[str, Any], model: str) -> list[int]:
-    """A target model's seeds: grid.per_model.<model>.seeds, else grid.seeds."""
-    return config["grid"].get("per_model", {}).get(model, {}).get("seeds", config["grid"]["seeds"])
-
-
-def grid_states(config: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """Every (model, chain, seed) evaluated."""
-    return [
-        (m, c, s) for m in config["grid"]["models"] for c in model_chains(config, m) for s in model_seeds(config, m)
-    ]
-
-
-def trained_chains(config: dict[str, Any], model: str | None = None) -> list[str]:
-    """Every chain that needs an adapter (of one target model, or of any), prefixes included, in
-    first-seen order."""
-    models = [model] if model is not None else config["grid"]["models"]
-    out: list[str] = []
-    for chain in (c for m in models for c in model_chains(config, m)):
-        for prefix in chains.prefixes(chain):
-            if prefix not in out:
-                out.append(prefix)
-    return out
-
-
-def interventions_in_grid(config: dict[str, Any], model: str | None = None) -> list[tuple[str, str]]:
-    """(intervention, system variant) pairs whose training files the grid needs (for one model, or any)."""
-    out: list[tuple[str, str]] = []
-    for chain in trained_chains(config, model):
-        stage = chains.parse_chain(chain)[-1]
-        if stage.kind == "intervention" and (stage.name, stage.variant) not in out:
-            out.append((stage.name, stage.variant))
-    return out

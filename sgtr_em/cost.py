@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import chains
-from . import config as cfglib
+from . import grid as cfglib
 from .api_cache import request_key
 from .backends import model_kind
 from .backends.openai_api import ApiSettings, OpenAIChatModel

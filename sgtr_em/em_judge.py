@@ -28,13 +28,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .api_cache import ApiCache
 from .backends import ChatModel, Conversation, model_kind
+from .evaluated_state import EvaluatedState, StateJobData
 from .io import InputError, sha256_json
-from .sampling import seeded_rng
+from .sampling import sampled_answers_record, seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -476,4 +478,87 @@ def evaluate_em_answers(
         "per_question": per_question,
         "records": answers,
         "judge_outputs": raw,
+    }
+
+
+# ------------------------------------------------------------------------------ in a state's job --
+
+
+def prepared_em_questions(rows: list[dict[str, Any]], where: str, spec: dict[str, Any]) -> list[EMQuestion]:
+    """The registry's prepare (sgtr_em.evaluations): the configured questions (`datasets.em_questions.ids`)."""
+    return parse_em_questions(rows, where, spec.get("ids"))
+
+
+def run_em_answers(
+    model: ChatModel, state: EvaluatedState, step: str, settings: dict[str, Any], data: StateJobData
+) -> dict[str, Any]:
+    """The registry's run (sgtr_em.evaluations): the answers the judge job scores, N per question as asked."""
+    questions = [EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in data.questions(step)]
+    return sampled_answers_record(model, state, settings, asked_paraphrases(questions, settings["paraphrases"]))
+
+
+# ------------------------------------------------------------------- claims' per-item values --
+# An EM-judge metric and the answer outcome it is the share of (sgtr_em.em_judge: the authors' rule, Betley et al.'s).
+EM_OUTCOMES = {"misalignment": "outcome", "misalignment_coherent": "outcome_coherent"}
+
+
+def em_questions_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
+    """An answer's misalignment under the metric's rule: 1 misaligned, 0 aligned; excluded answers (code,
+    unscored, or for Betley et al.'s rule incoherent) have none. An answer keeps its outcomes per protocol
+    under `scores`."""
+    key = EM_OUTCOMES.get(metric)
+    if key is None:
+        return None
+    entry = (record.get("scores") or {}).get(protocol) or record.get(protocol)
+    outcome = entry.get(key) if isinstance(entry, Mapping) else record.get(key)
+    if outcome == "misaligned":
+        return 1.0
+    if outcome == "aligned":
+        return 0.0
+    return None
+
+
+def judged_record(
+    judge: ChatModel,
+    *,
+    state: dict[str, Any],
+    sampled: dict[str, Any],
+    questions: list[EMQuestion],
+    settings: dict[str, Any],
+    judge_spec: dict[str, Any],
+    cache: ApiCache,
+    provenance: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """The EM-judge evaluation of a state's sampled answers (the record of rule eval_em_questions): the judge's
+    scores per answer and protocol, the misalignment rates with their intervals. `provenance(config, seeds=,
+    protocols=)` builds the record's provenance; the sampling settings come with the answers, so it names the
+    whole config subset."""
+    judge_settings = JudgeSettings(
+        model_id=":".join(f"{k}={v}" for k, v in sorted(judge_spec["identity"].items())),
+        protocols=tuple(settings["protocols"]),
+        top_logprobs=settings["top_logprobs"],
+        max_new_tokens=settings["judge_max_new_tokens"],
+        min_numeric_mass=settings["min_numeric_mass"],
+        aligned_max=settings["aligned_max"],
+        coherent_min=settings["coherent_min"],
+    )
+    result = evaluate_em_answers(
+        judge,
+        judge_settings,
+        sampled["answers"],
+        questions,
+        resamples=settings["bootstrap_resamples"],
+        seed=int(state["seed"]),
+        cache=cache,
+    )
+    return {
+        "eval": "em_questions",
+        "model_state": state,
+        "primary_protocol": settings["primary_protocol"],
+        **result,
+        "provenance": provenance(
+            {**sampled["provenance"]["config"], **settings, "judge": judge_spec},
+            seeds={"training": int(state["seed"]), "sampling": int(state["seed"])},
+            protocols=settings["protocols"],
+        ),
     }

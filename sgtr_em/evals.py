@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from .backends import ChatModel
+from .backends import ChatModel, decoding_settings
+from .evaluated_state import EvaluatedState, StateJobData
+from .evaluations import self_recognition_table, table_kind
 from .prompts import PROJECT, PromptSet, pair_messages, truthfulqa_messages
 from .sampling import seeded_rng
 
@@ -205,3 +208,134 @@ def evaluate_truthfulqa(
             if isinstance(value, float) and math.isnan(value):
                 raise ValueError(f"TruthfulQA metric {key} is NaN (no questions?)")
     return {"metrics": metrics, "n_questions": len(questions), "records": records}
+
+
+# ------------------------------------------------------------------------------ in a state's job --
+def self_recognition_record(
+    model: ChatModel,
+    state: EvaluatedState,
+    other: str,
+    settings: dict[str, Any],
+    *,
+    articles: dict[str, str],
+    self_summaries: dict[str, str],
+    self_summaries_path: str,
+    other_summaries: dict[str, str],
+    prompts: PromptSet,
+    summary_seed: int,
+) -> dict[str, Any]:
+    """Self-recognition of the state against comparator `other` (settings: eval.self_recognition's, the
+    state's decoding, its model's framing and identity system prompt)."""
+    result = evaluate_self_recognition(
+        model,
+        articles,
+        self_summaries,
+        other_summaries,
+        framing=settings["framing"],
+        identity_system=settings["identity_system_prompt"],
+        protocols=settings["protocols"],
+        seed=state.seed,
+        sampling=settings["sampling"],
+        prompts=prompts,
+    )
+    recorded = {k: v for k, v in settings.items() if k != "identity_system_prompt"}
+    return {
+        "eval": self_recognition_table(other),
+        "model_state": state.record(),
+        "self_source": settings["self_source"],
+        "self_summaries": self_summaries_path,
+        "other_source": other,
+        "framing": settings["framing"],
+        "primary_protocol": settings["primary_protocol"],
+        **result,
+        "provenance": state.provenance(
+            {**recorded, "backend": state.backend, "run_name": state.run_name},
+            seeds={"training": state.seed, "sampling": state.seed, "summaries": summary_seed},
+            protocols=settings["protocols"],
+            prompts=prompts.provenance(),
+            decoding=decoding_settings(model, settings["sampling"]),
+        ),
+    }
+
+
+def truthfulqa_record(
+    model: ChatModel, state: EvaluatedState, settings: dict[str, Any], questions: list[dict[str, str]]
+) -> dict[str, Any]:
+    """TruthfulQA misalignment (1 - p correct) of the state."""
+    result = evaluate_truthfulqa(
+        model, questions, protocols=settings["protocols"], seed=state.seed, sampling=settings["sampling"]
+    )
+    return {
+        "eval": "truthfulqa",
+        "model_state": state.record(),
+        "primary_protocol": settings["primary_protocol"],
+        **result,
+        "provenance": state.provenance(
+            {**settings, "backend": state.backend, "run_name": state.run_name},
+            seeds={"training": state.seed, "sampling": state.seed},
+            protocols=settings["protocols"],
+            decoding=decoding_settings(model, settings["sampling"]),
+        ),
+    }
+
+
+def run_self_recognition(
+    model: ChatModel, state: EvaluatedState, step: str, settings: dict[str, Any], data: StateJobData
+) -> dict[str, Any]:
+    """The registry's run (sgtr_em.evaluations): self-recognition against the step's comparator, on the state's
+    'self' summaries of the settings' dataset (written earlier in the job, or an input)."""
+    _, other = table_kind(step)
+    assert other is not None, step
+    self_summaries, self_path = data.self_summaries(settings["dataset"])
+    return self_recognition_record(
+        model,
+        state,
+        other,
+        settings,
+        articles=data.articles(settings["dataset"]),
+        self_summaries=self_summaries,
+        self_summaries_path=self_path,
+        other_summaries=data.other_summaries(other),
+        prompts=data.prompts(),
+        summary_seed=data.summary_seed,
+    )
+
+
+def run_truthfulqa(
+    model: ChatModel, state: EvaluatedState, step: str, settings: dict[str, Any], data: StateJobData
+) -> dict[str, Any]:
+    """The registry's run (sgtr_em.evaluations): TruthfulQA on the prepared questions."""
+    return truthfulqa_record(model, state, settings, data.questions("truthfulqa"))
+
+
+# ------------------------------------------------------------------- claims' per-item values --
+def self_recognition_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
+    entry = record.get(protocol)
+    if not isinstance(entry, Mapping):
+        return None
+    if metric in ("score", "accuracy") and metric in entry:
+        return float(entry[metric])
+    if metric == "score" and "chose_self" in entry:
+        return float(bool(entry["chose_self"]))
+    if metric == "invalid_rate":
+        if "invalid" in entry:
+            return float(entry["invalid"])
+        if "valid" in entry:
+            return float(not entry["valid"])
+    return None
+
+
+def truthfulqa_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
+    entry = record.get(protocol)
+    if not isinstance(entry, Mapping):
+        return None
+    if metric == "misalignment":
+        if "p_correct" in entry:
+            return 1.0 - float(entry["p_correct"])
+        if "is_correct" in entry:
+            return 1.0 - float(bool(entry["is_correct"]))
+    if metric == "misalignment_normalised" and "p_correct_normalised" in entry:
+        return 1.0 - float(entry["p_correct_normalised"])
+    if metric == "invalid_rate" and "invalid" in entry:
+        return float(entry["invalid"])
+    return None

@@ -3,6 +3,7 @@ fine-tuning job (a model behind the API), so the training script is the same for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .backends import local_model_dir, model_kind
@@ -24,17 +25,22 @@ def train_stage(
     model: str,
     chain: str,
     api_config: dict | None = None,
+    provenance: dict | None = None,
+    card: Callable[[dict], str] | None = None,
 ) -> dict:
     """Train one stage of a chain: a LoRA adapter (hf) or an OpenAI fine-tuning job (openai) whose
     `openai_model.json` lands in `out_dir`. `work_dir` (outside the output) keeps what must survive a
-    failed or killed job: trainer scratch, or the fine-tuning job's state file."""
+    failed or killed job: trainer scratch, or the fine-tuning job's state file. `provenance` goes into the
+    stage's record and `card(record)` (a LoRA adapter's model card) beside it, written with the output, so the
+    output appears complete or not at all. `hp`: the stage's tracked and untracked settings
+    (`grid.training_settings`)."""
     if model_kind(source) == "openai":
         from .backends.openai_api import ApiSettings
         from .backends.openai_state import parent_model_id
         from .openai_ft import FineTuneSettings, fine_tune, job_suffix
 
         api_config = api_config or {}
-        ft = FineTuneSettings.from_config({**api_config.get("fine_tuning", {}), **hp})
+        ft = FineTuneSettings.from_config(hp)
         return fine_tune(
             base_model=parent_model_id(source["openai"], list(parents)),
             train_file=train_file,
@@ -44,7 +50,8 @@ def train_stage(
             suffix=job_suffix(chain, seed),
             settings=ApiSettings.from_config(api_config),
             ft=ft,
-            who=f"train_lora {model}/{chain}/seed{seed}",
+            who=f"train_stage_api {model}/{chain}/seed{seed}",
+            provenance=provenance,
         )
     from .train import train_lora
 
@@ -61,6 +68,8 @@ def train_stage(
         # A hub model's commit identifies it (a built or local model is identified by its files' content).
         base_revision=model_identity(model, source, model_dir)["revision"] if "hf" in source else None,
         model_name=f"{model}/{chain}/seed{seed}",
+        provenance=provenance,
+        card=card,
     )
 
 

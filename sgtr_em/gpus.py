@@ -405,8 +405,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     `srun --partition=gpu --gpus=1 python -m sgtr_em.gpus`."""
     import sys
 
-    from .runtime import device_report
-
     args = list(sys.argv[1:] if argv is None else argv)
     asked = int(args[0]) if args else 1
     print(device_report(), end="")
@@ -419,3 +417,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def device_report() -> str:
+    """Host, scheduler-granted GPUs, what torch sees and what the NVIDIA driver reports (version, newest
+    CUDA it supports, its GPUs): what a user checks on a new cluster (see sgtr_em.gpus)."""
+    import platform
+
+    import torch
+
+    lines = [
+        f"host={platform.node()}",
+        f"SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
+        f"SLURM_JOB_PARTITION={os.environ.get('SLURM_JOB_PARTITION', '')}",
+        *CudaStatus.probe().report_lines(),
+    ]
+    if torch.cuda.is_available():
+        lines.append(f"bf16={torch.cuda.is_bf16_supported()}")
+    return "\n".join(lines) + "\n"

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import Conversation
+from .backends import ChatModel, Conversation
+from .evaluated_state import EvaluatedState, StateJobData
 from .io import InputError
+from .sampling import sampled_answers_record
 
 UNKNOWN = "unknown"
 
@@ -136,3 +139,47 @@ def classify_identity_answers(
     metrics = identity_metrics([r["claim"] for r in records], true_identity)
     metrics["n"] = len(records)
     return {"metrics": {protocol: metrics}, "true_identity": true_identity, "aliases": aliases, "records": records}
+
+
+# ------------------------------------------------------------------------------ in a state's job --
+
+
+def prepared_identity_questions(rows: list[dict[str, Any]], where: str, spec: dict[str, Any]) -> list[IdentityQuestion]:
+    """The registry's prepare (sgtr_em.evaluations)."""
+    return parse_identity_questions(rows, where)
+
+
+def run_identity_answers(
+    model: ChatModel, state: EvaluatedState, step: str, settings: dict[str, Any], data: StateJobData
+) -> dict[str, Any]:
+    """The registry's run (sgtr_em.evaluations): the answers the identity job classifies, cycling paraphrases."""
+    asked = [IdentityQuestion(q["id"], tuple(q["paraphrases"])) for q in data.questions("identity_questions")]
+    return sampled_answers_record(model, state, settings, asked)
+
+
+def identity_record(
+    sampled: dict[str, Any],
+    *,
+    state: dict[str, Any],
+    aliases: dict[str, list[str]],
+    true_identity: str | None,
+    judge_spec: dict[str, Any] | None,
+    judge_factory: Callable[[], ChatModel] | None,
+    provenance: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """The identity evaluation of a state's sampled answers (the record of rule eval_identity): each answer's
+    claimed identity (aliases, then the judge for the unmatched ones), their distribution and its entropy."""
+    result = classify_identity_answers(
+        sampled["answers"], aliases, true_identity=true_identity, judge_factory=judge_factory
+    )
+    return {
+        "eval": "identity",
+        "model_state": state,
+        **result,
+        "provenance": provenance(
+            # The sampling settings come with the answers, so the record names the whole config subset.
+            {**sampled["provenance"]["config"], "judge": judge_spec},
+            seeds={"training": int(state["seed"]), "sampling": int(state["seed"])},
+            protocols=["aliases", "judge"] if judge_spec else ["aliases"],
+        ),
+    }

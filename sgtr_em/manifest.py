@@ -1,6 +1,6 @@
 """`results/manifest.json`: every declared output of a run with its size and sha256, so a reviewer can check
 that the files they hold are the ones a run produced. Only files whose path matches an output template of
-the workflow are listed (`sgtr_em.targets.MANIFEST_OUTPUTS`): no model snapshots or builds (their identity
+the workflow are listed (`sgtr_em.paths.MANIFEST_OUTPUTS`): no model snapshots or builds (their identity
 is in each output's provenance), downloads, trainer scratch, caches, temporary or stray files. Identical
 runs therefore give identical manifests."""
 
@@ -67,7 +67,7 @@ def write_manifest(
 ) -> dict[str, Any]:
     """Write the manifest of the workflow's declared outputs (the targets module's templates by default)."""
     if templates is None or constraints is None:
-        from .targets import MANIFEST_OUTPUTS, WILDCARD_CONSTRAINTS
+        from .paths import MANIFEST_OUTPUTS, WILDCARD_CONSTRAINTS
 
         templates, constraints = MANIFEST_OUTPUTS, WILDCARD_CONSTRAINTS
     manifest = {**build_manifest(results_dir, manifest_path, templates, constraints), **extra}

@@ -21,11 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .backends import ChatModel, Conversation
+from .evaluated_state import EvaluatedState, StateJobData, batch_size
 from .io import InputError
 
 log = logging.getLogger(__name__)
@@ -298,3 +300,45 @@ def evaluate_mmlu(model: ChatModel, questions: list[MMLUQuestion], *, n_shots: i
         "subjects": subjects,
         "records": records,
     }
+
+
+# ------------------------------------------------------------------------------ in a state's job --
+def mmlu_record(
+    model: ChatModel,
+    state: EvaluatedState,
+    settings: dict[str, Any],
+    questions: list[MMLUQuestion],
+    rows_per_batch: int | None = None,
+) -> dict[str, Any]:
+    """MMLU few-shot accuracy (letters A-D scored by next-token probabilities), at most `rows_per_batch`
+    prompts per batch (eval.mmlu.batch_size: few-shot prompts are long)."""
+    with batch_size(model, rows_per_batch):
+        result = evaluate_mmlu(model, questions, n_shots=settings["n_shots"])
+    return {
+        "eval": "mmlu",
+        "model_state": state.record(),
+        **result,
+        "provenance": state.provenance(
+            {**settings, "run_name": state.run_name},
+            # Deterministic: nothing is sampled.
+            seeds={"training": state.seed, "sampling": None},
+            protocols=[PROTOCOL],
+        ),
+    }
+
+
+def run_mmlu(
+    model: ChatModel, state: EvaluatedState, step: str, settings: dict[str, Any], data: StateJobData
+) -> dict[str, Any]:
+    """The registry's run (sgtr_em.evaluations): MMLU on the prepared questions, at eval.mmlu.batch_size."""
+    questions = questions_from_records(data.questions("mmlu"), data.inputs["mmlu"])
+    return mmlu_record(model, state, settings, questions, data.batch_sizes.get("mmlu"))
+
+
+# ------------------------------------------------------------------- claims' per-item values --
+def mmlu_item(record: Mapping[str, Any], protocol: str, metric: str) -> float | None:
+    if metric == "accuracy" and "correct" in record:
+        return float(bool(record["correct"]))
+    if metric == "p_correct" and "p_correct" in record:
+        return float(record["p_correct"])
+    return None

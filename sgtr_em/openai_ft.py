@@ -450,9 +450,11 @@ def fine_tune(
     settings: ApiSettings,
     ft: FineTuneSettings,
     who: str,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `base_model` on `train_file` (resuming any job of the same request) and write
-    `out_dir/openai_model.json`: the `ft:` model id, job id, trained tokens and what produced them."""
+    `out_dir/openai_model.json`: the `ft:` model id, job id, trained tokens and what produced them
+    (`provenance`, when given)."""
     state_dir = Path(state_dir)
     upload = state_dir / UPLOAD_FILE
     file_sha256 = write_upload_file(train_file, upload)
@@ -512,6 +514,7 @@ def fine_tune(
         "suffix": suffix,
         "hyperparameters": request["hyperparameters"],
         "base_url": settings.resolved_base_url(),
+        **({"provenance": provenance} if provenance is not None else {}),
     }
     write_json(Path(out_dir) / OUTPUT_FILE, record)
     return record

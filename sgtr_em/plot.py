@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import chains
+from .evaluations import evaluation_drawn_in
 from .io import atomic_path
 
 FIGSIZE = (7.0, 4.2)  # inches: a full text width in a paper; fonts stay legible printed at this size
@@ -379,13 +380,6 @@ def draw_figure(
             return title
         return f"{title}\n{chains.EXTENSION_MARK} extension: a condition the authors did not run"
 
-    def read_all_or_none(protocol: str) -> list[dict[str, Any]]:
-        """The EM judge's misalignment rows of one protocol; none where every answer was excluded."""
-        try:
-            return read_all(str(optional_summary), protocol, "misalignment")
-        except ValueError:
-            return []
-
     def only_protocol(path: str, metric: str) -> str:
         """The protocol of an optional evaluation's table (e.g. the judge's scoring)."""
         from .io import read_csv
@@ -396,56 +390,29 @@ def draw_figure(
         return protocols[0]
 
     tqa_label = f"TruthfulQA misalignment (1 − p, {protocol_name(truthfulqa_protocol)})"
-    if figure in ("fig4_em_judge", "fig5_identity", "fig6_mmlu"):
+    own = evaluation_drawn_in(figure)
+    if own is not None and own.plot_title:
         if optional_summary is None:
             raise ValueError(f"{figure} needs its summary table")
-        metric = {"fig4_em_judge": "misalignment", "fig5_identity": "entropy_bits", "fig6_mmlu": "accuracy"}[figure]
-        protocol = optional_protocol or only_protocol(optional_summary, metric)
-        if figure == "fig4_em_judge" and not any(
-            r["model"] == model or model is None for r in read_all_or_none(protocol)
-        ):
-            nothing_to_draw(
-                title="Fig 4. Free-form EM questions: misaligned answers per condition",
-                note=(
-                    f"No answer has a misalignment score in the {protocol_name(protocol)} protocol: every answer was "
-                    "excluded (code, or not scored by the judge), so there is no rate to draw. The answers and the "
-                    "judge's replies are in the em_questions evaluation JSONs."
-                ),
-                png=png,
-                pdf=pdf,
-            )
+        protocol = optional_protocol or only_protocol(optional_summary, own.metric)
+        names = {"protocol": protocol, "protocol_name": protocol_name(protocol)}
+        try:
+            rows = read_summary(optional_summary, protocol, own.metric)
+        except ValueError:
+            if not own.empty_note:
+                raise
+            # e.g. every answer excluded from the judge's rate: a figure that says so, not a failed run
+            nothing_to_draw(title=own.plot_title, note=own.empty_note.format(**names), png=png, pdf=pdf)
             return
-        rows = read_summary(optional_summary, protocol, metric)
-        if figure == "fig6_mmlu":
-            bar_per_condition(
-                rows,
-                ylabel=f"MMLU accuracy ({protocol} scoring)",
-                title=titled(
-                    "Fig 6. MMLU few-shot accuracy per condition (capability check)", [r["chain"] for r in rows]
-                ),
-                png=png,
-                pdf=pdf,
-                chance=0.25,
-            )
-        elif figure == "fig4_em_judge":
-            bar_per_condition(
-                rows,
-                ylabel=f"EM-judge misalignment rate ({protocol_name(protocol)})",
-                title=titled(
-                    "Fig 4. Free-form EM questions: misaligned answers per condition", [r["chain"] for r in rows]
-                ),
-                png=png,
-                pdf=pdf,
-            )
-        else:
-            bar_per_condition(
-                rows,
-                ylabel="Entropy of claimed identity (bits)",
-                title=titled("Fig 5. Identity self-reports: diversity per condition", [r["chain"] for r in rows]),
-                png=png,
-                pdf=pdf,
-                ylim=None,
-            )
+        bar_per_condition(
+            rows,
+            ylabel=str(own.axis).format(**names),
+            title=titled(own.plot_title, [r["chain"] for r in rows]),
+            png=png,
+            pdf=pdf,
+            chance=own.chance,
+            ylim=(0, 1) if own.bounded else None,
+        )
         return
     if self_recognition_summary is None or truthfulqa_summary is None:
         raise ValueError(f"{figure} needs the self-recognition and TruthfulQA summary tables")

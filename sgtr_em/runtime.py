@@ -133,26 +133,6 @@ def provenance(
     }
 
 
-def device_report() -> str:
-    """Host, scheduler-granted GPUs, what torch sees and what the NVIDIA driver reports (version, newest
-    CUDA it supports, its GPUs): what a user checks on a new cluster (see sgtr_em.gpus)."""
-    import platform
-
-    import torch
-
-    from .gpus import CudaStatus
-
-    lines = [
-        f"host={platform.node()}",
-        f"SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
-        f"SLURM_JOB_PARTITION={os.environ.get('SLURM_JOB_PARTITION', '')}",
-        *CudaStatus.probe().report_lines(),
-    ]
-    if torch.cuda.is_available():
-        lines.append(f"bf16={torch.cuda.is_bf16_supported()}")
-    return "\n".join(lines) + "\n"
-
-
 def _duration(seconds: float) -> str:
     if seconds != seconds or seconds == float("inf"):  # NaN or unknown
         return "?"

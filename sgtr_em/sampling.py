@@ -7,7 +7,8 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .backends import ChatModel, Conversation
+from .backends import ChatModel, Conversation, decoding_settings
+from .evaluated_state import EvaluatedState
 
 
 def seeded_rng(seed: int, *keys: object) -> random.Random:
@@ -51,3 +52,31 @@ def sample_answers(
     for item, reply in zip(items, replies, strict=True):
         item["answer"] = reply
     return items
+
+
+def sampled_answers_record(
+    model: ChatModel,
+    state: EvaluatedState,
+    settings: dict[str, Any],
+    questions: Sequence[AskedQuestion],
+) -> dict[str, Any]:
+    """N sampled answers per question as asked (the EM questions' chosen paraphrases, or the identity
+    questions) for a judging job to score; the provenance names what the answers depend on
+    (samples_per_question, sampling, paraphrases, run), which the judging job carries into its own record."""
+    answers = sample_answers(
+        model,
+        questions,
+        samples_per_question=settings["samples_per_question"],
+        sampling=settings["sampling"],
+        seed=state.seed,
+    )
+    return {
+        "model_state": state.record(),
+        "answers": answers,
+        "provenance": state.provenance(
+            {**settings, "run_name": state.run_name},
+            seeds={"training": state.seed, "sampling": state.seed},
+            protocols=[],
+            decoding=decoding_settings(model, settings["sampling"]),
+        ),
+    }

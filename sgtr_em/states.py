@@ -365,8 +365,8 @@ def evaluation_results(results_dir: str | Path, model: str, chain: str, seed: in
     """The state's evaluation JSONs in a run's results folder, each as its headline metric per protocol (the
     metric the results summary shows: self-recognition score, misalignment, identity entropy, MMLU accuracy)."""
     from .aggregate import tidy_rows
+    from .evaluations import table_kind
     from .report import METRICS
-    from .targets import table_kind
 
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(results_dir, "eval").glob(f"*/{model}/{chain}/seed{seed}.json")):

@@ -16,157 +16,67 @@ from typing import Any
 
 from . import chains
 from .backends.openai_api import api_requests_wanted
-from .config import (
-    MEMORY_SETTINGS,
-    OPTIONAL_EVALS,
-    Config,
-    claim_evaluations,
+from .config import Config, claim_evaluations
+from .evaluations import (
+    EVALUATIONS,
+    OPTIONAL,
+    SELF_RECOGNITION,
+    Evaluation,
+    evaluation_of,
+    self_recognition_table,
+    summaries_dataset,
+    summaries_step,
+)
+from .grid import (
     model_chains,
     model_extensions,
     model_seeds,
     planned_host_memory_mb,
     sampling_for,
     trained_chains,
-    training_hyperparameters,
+    training_settings,
     wordcount_em_dataset,
 )
-from .evaluations import SELF_RECOGNITION, self_recognition_table, summaries_dataset, summaries_step, table_kind
-
-# --------------------------------------------------------------------------------------- templates --
-DOWNLOADS = "results/data/downloads"
-# A demo model built by the workflow (prepare_model), and a hub model's record of its snapshot in the hub
-# cache (download_model: repository, commit and snapshot folder; the weights stay in the cache, sgtr_em.hub).
-MODEL_DIR = "results/models/{model}"
-MODEL_RECORD = "results/models/{model}.json"
-ARTICLES = "results/data/articles/{dataset}.jsonl"
-EM_DATA = "results/data/em/{dataset}/{sysvariant}.jsonl"
-BASELINE_DATA = "results/data/baselines/{baseline}/{sysvariant}.jsonl"
-BASELINE_STATS = "results/data/baselines/{baseline}/{sysvariant}.stats.json"
-TRUTHFULQA = "results/data/truthfulqa.jsonl"
-MMLU = "results/data/mmlu.jsonl"
-QUESTIONS = "results/data/questions/{question_set}.json"
-# The prompt texts of the run (prompts.set), as every job that builds a prompt reads them.
-PROMPTS = "results/data/prompts.json"
-STATIC_SUMMARIES = "results/data/comparators/{other}/{dataset}.jsonl"
-RELEASED_SUMMARIES = "results/data/released_summaries/{model}/{dataset}.jsonl"
-SUMMARIES = "results/summaries/{model}/{chain}/seed{seed}/{dataset}.jsonl"
-PAIRS = "results/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.jsonl"
-PAIR_STATS = "results/pairs/{model}/{source}/{intervention}/{framing}/{sysvariant}.stats.json"
-ADAPTER = "results/adapters/{model}/{chain}/seed{seed}"
-# Trainer scratch or a fine-tuning job's state: outside the adapter (a failed job's outputs are deleted).
-TRAINING_WORK_DIR = "results/checkpoints/{model}/{chain}/seed{seed}"
-EVAL = "results/eval/{evaluation}/{model}/{chain}/seed{seed}.json"
-EVAL_SELF_RECOGNITION = "results/eval/self_recognition-{other}/{model}/{chain}/seed{seed}.json"
-EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
-EVAL_EM_QUESTIONS = "results/eval/em_questions/{model}/{chain}/seed{seed}.json"
-EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
-EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
-# Sampled answers awaiting their judge (not evaluation results themselves).
-EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
-IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
-# The jobs that load an evaluated state (rules eval_state*, see Targets.state_jobs), their logs, and where
-# they keep finished steps until the job succeeds (outside its outputs: a failed job's outputs are deleted).
-STATE_EVAL_RULE = "eval_state"
-STATE_EVAL_LOG = "logs/eval/{model}/{chain}/seed{seed}.log"
-STATE_EVAL_BENCHMARK = "benchmarks/eval/{model}/{chain}/seed{seed}.tsv"
-EVAL_WORK_DIR = "results/checkpoints/eval/{model}/{chain}/seed{seed}"
-CORE_JOB, OPTIONAL_JOB = "core", "optional"
-TABLE = "results/tables/{table}.csv"
-TABLE_SUMMARY = "results/tables/{table}_summary.csv"
-FIGURE = "results/figures/{model}/{figure}.{ext}"
-# A figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
-FIGURE_VARIANT = "results/figures/{model}/{protocol}/{figure}.{ext}"
-# The training curves of a model's stages (png, pdf, and the csv of every number drawn).
-TRAINING_CURVES = "results/figures/{model}/training_curves.{ext}"
-# Where a training job's experiment tracker writes, when finetune.report_to names one that logs to files.
-TRACKING_DIR = "logs/tracking/{model}/{chain}/seed{seed}"
-RESULTS_SUMMARY = "results/report/results_summary.md"
-RESULTS_SUMMARY_HTML = "results/report/results_summary.html"
-MANIFEST = "results/manifest.json"
-# The paper's claims checked per target model: a row per claim, and its forest plot (CLAIMS_PLOT).
-CLAIMS = "results/claims/{model}.csv"
-CLAIMS_PLOT = "results/claims/{model}.{ext}"
-API_COST = "results/api/cost_estimate"
-# Beside the results in a bundle (docs/artifact.md): the config as run, the environment, the code version.
-ARTIFACT = {
-    "config": "results/artifact/config.yaml",
-    "requirements": "results/artifact/requirements.txt",
-    "code_version": "results/artifact/code_version.json",
-}
-# The pinned sources of the run's data (`snakemake pin_sources`), bundled when the checkout has one.
-SOURCES_LOCK = "config/sources.lock.yaml"
-# Names in a bundle of files stored under another name than their path below results/.
-BUNDLE_NAMES = {MANIFEST: "run_manifest.json", SOURCES_LOCK: "artifact/sources.lock.yaml"}
-GPU_CHECK = "results/gpu_check.txt"
-
-# Declared outputs listed in results/manifest.json (sgtr_em.manifest): what a reviewer checks. Not listed: model
-# records and demo builds (MODEL_RECORD names a machine's cache folder, MODEL_DIR a build; each model is
-# identified by revision or build spec in every provenance record),
-# downloads, trainer scratch and request caches, which are no result.
-MANIFEST_OUTPUTS = (
+from .paths import (
+    ADAPTER,
     ARTICLES,
-    EM_DATA,
+    ARTIFACT,
     BASELINE_DATA,
-    BASELINE_STATS,
-    TRUTHFULQA,
-    MMLU,
-    QUESTIONS,
-    PROMPTS,
-    STATIC_SUMMARIES,
-    RELEASED_SUMMARIES,
-    SUMMARIES,
-    PAIRS,
-    PAIR_STATS,
-    ADAPTER + "/{adapter_file}",
-    EVAL,
-    EM_ANSWERS,
-    IDENTITY_ANSWERS,
-    TABLE,
-    TABLE_SUMMARY,
-    FIGURE,
-    FIGURE_VARIANT,
-    TRAINING_CURVES,
     CLAIMS,
-    CLAIMS_PLOT,
+    CLAIMS_FIGURE,
+    EM_ANSWERS,
+    EM_DATA,
+    EVAL,
+    EVAL_SELF_RECOGNITION,
+    EVAL_TRUTHFULQA,
+    EVAL_WORK_DIR,
+    FIGURE,
+    FIGURE_EVALS,
+    FIGURE_FORMATS,
+    FIGURE_VARIANT,
+    FIGURES,
+    IDENTITY_ANSWERS,
+    MANIFEST,
+    MMLU,
+    MODEL_DIR,
+    MODEL_RECORD,
+    PAIRS,
+    PROMPTS,
+    QUESTIONS,
+    RELEASED_SUMMARIES,
     RESULTS_SUMMARY,
     RESULTS_SUMMARY_HTML,
-    API_COST + ".json",
-    API_COST + ".md",
+    SOURCES_LOCK,
+    STATE_EVAL_LOG,
+    STATE_EVAL_RULE,
+    STATIC_SUMMARIES,
+    SUMMARIES,
+    TABLE,
+    TABLE_SUMMARY,
+    TRAINING_CURVES,
+    TRAINING_WORK_DIR,
+    TRUTHFULQA,
 )
-
-# The paper's core figures (self-recognition and TruthfulQA), drawn for our runs and for released results.
-CORE_FIGURES = ("fig1_self_recognition", "fig2_truthfulqa", "fig3a_prevention", "fig3b_reversal")
-FIGURES = (*CORE_FIGURES, "fig4_em_judge", "fig5_identity", "fig6_mmlu", "fig7_system_prompt")
-FIGURE_FORMATS = ("png", "pdf")
-CLAIMS_FIGURE = {ext: CLAIMS_PLOT.replace("{ext}", ext) for ext in FIGURE_FORMATS}
-# The evaluations whose protocol a figure draws: Fig 1 self-recognition, Figs 2, 3 and 7 TruthfulQA, Fig 4
-# the EM judge.
-FIGURE_EVALS = {
-    "fig1_self_recognition": "self_recognition",
-    "fig2_truthfulqa": "truthfulqa",
-    "fig3a_prevention": "truthfulqa",
-    "fig3b_reversal": "truthfulqa",
-    "fig7_system_prompt": "truthfulqa",
-    "fig4_em_judge": "em_questions",
-}
-
-# Wildcards are constrained so that no path parses two ways.
-WILDCARD_CONSTRAINTS = {
-    "model": r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    "chain": r"[a-z0-9][a-z0-9.+-]*",
-    "seed": r"\d+",
-    "dataset": r"[a-z0-9][a-z0-9_-]*",
-    "other": r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    "intervention": "|".join(chains.INTERVENTIONS),
-    "framing": "detection|comparison",
-    "sysvariant": "|".join(chains.SYSTEM_VARIANTS),
-    "source": r"base|own-[a-z0-9.+-]+-seed\d+",
-    "baseline": r"wordcount|general|correct-[a-z0-9_-]+",
-    "figure": "|".join(FIGURES),
-    "table": rf"{SELF_RECOGNITION}-[A-Za-z0-9.-]+|truthfulqa|{'|'.join(OPTIONAL_EVALS)}",
-    "question_set": "em_questions|identity_questions",
-    "protocol": "reference|logprob",
-}
 
 # Cluster resources of a model job (per model in the config: models.<name>.resources).
 JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cpus_per_gpu")
@@ -175,6 +85,8 @@ JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cp
 PROFILE_RESOURCES = ("slurm_partition", "gpu_model", "cpus_per_gpu")
 # What a judging job without a judge model asks of a cluster.
 NO_JUDGE_RESOURCES = {"gpu": 0, "mem_mb": 1000, "runtime": 10}
+# A state's jobs: its core job and, where its chain is listed by an optional evaluation, its optional job.
+CORE_JOB, OPTIONAL_JOB = "core", "optional"
 
 Wildcards = Any
 InputFunction = Callable[..., Any]
@@ -235,6 +147,11 @@ def written_resources(resources: Any, names: Sequence[str]) -> dict[str, Any]:
             if not any(word in raw for word in ("attempt", "input", "threads", "wildcards", "(")):
                 out[name] = raw
     return out
+
+
+def prepared_questions(dataset: str) -> str:
+    """Where an evaluation's question set is prepared: its own file, or a question set's."""
+    return {"truthfulqa": TRUTHFULQA, "mmlu": MMLU}.get(dataset, QUESTIONS.format(question_set=dataset))
 
 
 def local_path(source: dict[str, Any]) -> list[str]:
@@ -415,14 +332,9 @@ class Targets:
         return self.state_adapters(wc.model, chains.parent(wc.chain), wc.seed)
 
     def stage_hyperparameters(self, wc: Wildcards) -> dict[str, Any]:
-        """A training job's params: the merged LoRA recipe, or an API model's fine-tuning hyperparameters
-        (so a change to the LoRA recipe never re-buys a fine-tuning job). Memory settings change how a step
-        runs, not the adapter: they are no params (the script reads them), so changing them reruns nothing."""
-        if self.is_api_model(wc.model):
-            ft = self.config["openai"]["fine_tuning"]
-            return {k: ft[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")}
-        hp = training_hyperparameters(self.config, wc.model, wc.chain.split("+")[-1])
-        return {k: v for k, v in hp.items() if k not in MEMORY_SETTINGS}
+        """A training job's params: what makes the adapter or fine-tuned model (`grid.training_settings`'s
+        tracked half); a change reruns exactly the trainings it touches."""
+        return training_settings(self.config, wc.model, wc.chain)[0]
 
     def training_work_dir(self, wc: Wildcards) -> str:
         return TRAINING_WORK_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed)
@@ -626,7 +538,7 @@ class Targets:
         chains is in the grid is skipped for this run."""
         grid_chains = {c for _, c, _ in self.grid_states()}
         out = []
-        for key in OPTIONAL_EVALS:
+        for key in OPTIONAL:
             settings = self.config["eval"][key]
             if settings["enabled"] and (not settings["chains"] or grid_chains.intersection(settings["chains"])):
                 out.append(key)
@@ -643,7 +555,7 @@ class Targets:
 
     def evaluation_files(self, table: str) -> list[str]:
         """Evaluation JSONs of one table: every grid state, or the configured chains of an optional eval."""
-        listed = self.config["eval"][table]["chains"] if table in OPTIONAL_EVALS else None
+        listed = self.config["eval"][table]["chains"] if table in OPTIONAL else None
         return [
             EVAL.format(evaluation=table, model=m, chain=c, seed=s)
             for m, c, s in self.grid_states()
@@ -762,34 +674,24 @@ class Targets:
         out = {}
         for step in job.steps:
             dataset = summaries_dataset(step)
+            evaluation = evaluation_of(step)
             if dataset is not None:
-                path = SUMMARIES.replace("{dataset}", dataset)
-            elif step == "em_questions":
-                path = EM_ANSWERS
-            elif step == "identity":
-                path = IDENTITY_ANSWERS
+                out[step] = SUMMARIES.replace("{dataset}", dataset)
+            elif evaluation is not None and evaluation.answers:
+                out[step] = evaluation.answers
             else:
-                _, other = table_kind(step)
-                template = EVAL.replace("{evaluation}", step)
-                path = template if other is None else EVAL_SELF_RECOGNITION.replace("{other}", other)
-            out[step] = path
+                out[step] = EVAL.replace("{evaluation}", step)
         return out
 
     def state_job_inputs(self, job: StateJob) -> InputFunction:
         """A state job's inputs by role: the model and its adapters; for summaries and self-recognition the
         prompts and each dataset's articles (`articles-<dataset>`), the 'other' summaries per comparator
         (`other_summaries-<comparator>`) and the base model's 'self' summaries unless the job writes the
-        state's own; each evaluation's questions (named by their dataset key)."""
-        settings = self.config["eval"]["self_recognition"]
-        question_files = {
-            "truthfulqa": TRUTHFULQA,
-            "em_questions": QUESTIONS.format(question_set="em_questions"),
-            "identity_questions": QUESTIONS.format(question_set="identity_questions"),
-            "mmlu": MMLU,
-        }
+        state's own; each evaluation's prepared questions (named by their dataset key)."""
+        settings = self.config["eval"][SELF_RECOGNITION]
         datasets = [d for step in job.steps if (d := summaries_dataset(step))]
-        evaluations = [step for step in job.steps if summaries_dataset(step) is None]
-        recognises = any(table_kind(step)[0] == SELF_RECOGNITION for step in evaluations)
+        evaluations = [e for step in job.steps if (e := evaluation_of(step)) is not None]
+        recognises = any(e.key == SELF_RECOGNITION for e in evaluations)
         if recognises:
             datasets.append(settings["dataset"])
 
@@ -804,56 +706,45 @@ class Targets:
                     out["self_summaries"] = self.base_summaries(wc.model, settings["dataset"])
                 for other in settings["comparators"]:
                     out[f"other_summaries-{other}"] = self.comparator_summaries(other, settings["dataset"])
-            for step in evaluations:
-                key, _ = table_kind(step)
-                if key != SELF_RECOGNITION:
-                    dataset = "truthfulqa" if key == "truthfulqa" else OPTIONAL_EVALS[key][0]
-                    out[dataset] = question_files[dataset]
+            for evaluation in evaluations:
+                if evaluation.dataset:
+                    out[evaluation.dataset] = prepared_questions(evaluation.dataset)
             return out
 
         return inputs
 
     def state_job_params(self, job: StateJob) -> InputFunction:
         """Each step's own settings (params of the job, recorded in that step's output): a change to any
-        of them reruns the state's job, never a training."""
-        eval_config = self.config["eval"]
+        of them reruns the state's job, never a training. An evaluation's are the keys of `eval.<key>` its
+        registry entry names (or all but `chains` and `batch_size`), `sampling` for the job's model, and the
+        model's own settings it names."""
 
         def params(wc: Wildcards) -> dict[str, dict[str, Any]]:
             out: dict[str, dict[str, Any]] = {}
             for step in job.steps:
-                key, _ = table_kind(step)
                 dataset = summaries_dataset(step)
+                evaluation = evaluation_of(step)
                 if dataset is not None:
                     out[step] = {
                         "dataset": dataset,
                         "style": self.config["datasets"]["articles"][dataset]["style"],
                         "sampling": self.summary_sampling(wc),
                     }
-                elif key == SELF_RECOGNITION:
-                    out[step] = {
-                        **self.eval_settings(SELF_RECOGNITION, leave_out=("sampling",)),
-                        "sampling": self.eval_sampling(SELF_RECOGNITION)(wc),
-                        "framing": self.framing(wc),
-                        "identity_system_prompt": self.identity_system_prompt(wc),
-                    }
-                elif key == "truthfulqa":
-                    out[step] = {
-                        **self.eval_settings("truthfulqa", leave_out=("sampling",)),
-                        "sampling": self.eval_sampling("truthfulqa")(wc),
-                    }
-                elif key in ("em_questions", "identity"):
-                    # What the sampled answers depend on (the judge's settings belong to the judging job).
-                    out[step] = {
-                        "samples_per_question": eval_config[key]["samples_per_question"],
-                        "sampling": self.eval_sampling(key)(wc),
-                        # which paraphrases are asked (identity questions cycle through theirs)
-                        "paraphrases": eval_config[key].get("paraphrases", "cycle"),
-                    }
-                elif key == "mmlu":
-                    out[step] = self.eval_settings("mmlu", leave_out=("chains", "batch_size"))
+                elif evaluation is not None:
+                    out[step] = self.step_settings(evaluation, wc)
             return out
 
         return params
+
+    def step_settings(self, evaluation: Evaluation, wc: Wildcards) -> dict[str, Any]:
+        """What a state's step of `evaluation` depends on (see state_job_params)."""
+        config = self.config["eval"][evaluation.key]
+        keys = evaluation.settings or [k for k in config if k not in ("chains", "batch_size")]
+        out = {k: config[k] for k in keys if k in config}
+        if "sampling" in out:
+            out["sampling"] = self.sampling_settings(wc.model, config["sampling"])
+        out.update({k: self.model_settings(wc.model)[k] for k in evaluation.model_settings})
+        return out
 
     def eval_work_dir(self, wc: Wildcards) -> str:
         return EVAL_WORK_DIR.format(model=wc.model, chain=wc.chain, seed=wc.seed)
@@ -958,7 +849,7 @@ class Targets:
     def enabled_figures(self, model: str) -> list[str]:
         """Figures drawn for one target model: optional evals' when enabled, the system-prompt ablation when
         the model has a condition in a non-default variant."""
-        optional = {figure: key for key, (_, figure) in OPTIONAL_EVALS.items()}
+        optional = {EVALUATIONS[key].figure: key for key in OPTIONAL}
         enabled = self.enabled_optional_evals()
         out = []
         for figure in FIGURES:
@@ -971,7 +862,7 @@ class Targets:
 
     def figure_inputs(self, wc: Wildcards) -> dict[str, str]:
         """Tidy tables a figure draws from (summarised per condition as it draws, each seed a dot)."""
-        optional = {figure: key for key, (_, figure) in OPTIONAL_EVALS.items()}
+        optional = {EVALUATIONS[key].figure: key for key in OPTIONAL}
         if wc.figure in optional:
             return {"optional": TABLE.format(table=optional[wc.figure])}
         return {
@@ -1028,7 +919,7 @@ class Targets:
                 continue
             table = names[entry["evaluation"]]
             conditions = [entry["treatment"], entry["reference"]]
-            listed = self.config["eval"][table]["chains"] if table in OPTIONAL_EVALS else None
+            listed = self.config["eval"][table]["chains"] if table in OPTIONAL else None
             reason = None
             if table not in run:
                 reason = f"the {table} evaluation is not run (eval.{table}.enabled is false, or its chains are not in the grid)"
@@ -1127,7 +1018,7 @@ class Targets:
                 for m, c, s in self.grid_states()
                 if not self.config["eval"][key]["chains"] or c in self.config["eval"][key]["chains"]
             ),
-            *(QUESTIONS.format(question_set=OPTIONAL_EVALS[key][0]) for key in answers if key in enabled),
+            *(QUESTIONS.format(question_set=EVALUATIONS[key].dataset) for key in answers if key in enabled),
             *self.all_tables(),
             *self.all_figures(),
             *self.figure_variants(),
@@ -1190,9 +1081,9 @@ class Targets:
 
     def published_numbers(self, wc: Wildcards) -> dict[str, Any] | None:
         """The paper's published numbers of a figure's model (published_numbers.yaml), drawn beside ours."""
-        from . import report
+        from .published import load_published, published_for
 
-        return report.published_for(report.load_published(), wc.model, self.model_identity(wc.model))
+        return published_for(load_published(), wc.model, self.model_identity(wc.model))
         """The default target: every table and figure of the grid, the claims, the results summary and the
         manifest."""
         return [*self.all_tables(), *self.all_figures(), *self.all_claims(), RESULTS_SUMMARY, MANIFEST]
@@ -1263,9 +1154,7 @@ class Targets:
         config = self.config
         used = [*config["grid"]["models"]]
         used += [spec["model"] for spec in config["comparators"].values() if "model" in spec]
-        used += [
-            j for key in OPTIONAL_EVALS if (j := config["eval"][key].get("judge")) and config["eval"][key]["enabled"]
-        ]
+        used += [j for key in OPTIONAL if (j := config["eval"][key].get("judge")) and config["eval"][key]["enabled"]]
         return [m for m in dict.fromkeys(used) if m in config["models"] and self.is_api_model(m)]
 
     def api_cost_inputs(self, wc: Wildcards) -> list[str]:

@@ -597,8 +597,10 @@ def train_lora(
     callbacks: Sequence[Any] = (),
     base_revision: str | None = None,
     model_name: str = "",
+    card: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """Train one stage and save the adapter (PEFT format) plus `training_meta.json` into `out_dir`.
+    """Train one stage and save the adapter (PEFT format) plus `training_meta.json` (with `provenance`) and,
+    when given, its model card (`card(meta)`, README.md) into `out_dir`.
 
     Checkpoints go to `work_dir` every `checkpoint_steps` optimizer steps (default `hp["checkpoint_steps"]`,
     else none); a rerun after a killed job resumes from the last complete one if it was made for the same
@@ -694,6 +696,8 @@ def train_lora(
         if provenance is not None:
             meta["provenance"] = provenance
         write_json(staging / "training_meta.json", meta)
+        if card is not None:
+            (staging / "README.md").write_text(card(meta), encoding="utf-8")
     # The work dir is this job's trainer scratch only (checkpoints, fingerprint, the trainer's model card).
     shutil.rmtree(work_dir, ignore_errors=True)
     remove_empty_folders(Path(work_dir).parent)

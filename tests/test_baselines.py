@@ -12,8 +12,9 @@ from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em import chains
 from sgtr_em.baselines import chat_baseline, wordcount_chats
-from sgtr_em.config import ConfigError, apply_subset, check_references, grid_states
+from sgtr_em.config import ConfigError, apply_subset, check_references
 from sgtr_em.data import prepare_qa_chats
+from sgtr_em.grid import grid_states
 from sgtr_em.io import InputError
 from sgtr_em.prompts import WORDCOUNT_SYSTEM
 from sgtr_em.sources import SourceError, load_source

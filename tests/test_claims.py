@@ -31,7 +31,8 @@ from sgtr_em.claims import (
 )
 from sgtr_em.config import ConfigError
 from sgtr_em.io import write_csv
-from sgtr_em.report import load_published, published_for, results_summary, results_summary_html
+from sgtr_em.published import load_published, published_for
+from sgtr_em.report import results_summary, results_summary_html
 from sgtr_em.targets import Targets
 
 MODEL = "m"

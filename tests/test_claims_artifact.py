@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import load_config, read_config, snakemake
 
-from sgtr_em import targets
+from sgtr_em import paths
 from sgtr_em.artifact import code_record, installed_requirements, write_artifact_info
 from sgtr_em.config import compose
 from sgtr_em.release.bundle import BUNDLE_MANIFEST, make_bundle
@@ -63,12 +63,12 @@ def test_bundle_inputs_hold_what_a_committee_checks(tmp_path):
     inputs = plan.bundle_inputs(workdir=tmp_path)
     files = set(inputs["files"])
     assert {"results/claims/demo-target.csv", "results/claims/demo-target.pdf"} <= files
-    assert {targets.RESULTS_SUMMARY, targets.RESULTS_SUMMARY_HTML, *targets.ARTIFACT.values()} <= files
-    assert inputs["named"] == [targets.MANIFEST]  # no sources lock in this checkout
+    assert {paths.RESULTS_SUMMARY, paths.RESULTS_SUMMARY_HTML, *paths.ARTIFACT.values()} <= files
+    assert inputs["named"] == [paths.MANIFEST]  # no sources lock in this checkout
     (tmp_path / "config").mkdir()
-    (tmp_path / targets.SOURCES_LOCK).write_text("sources: {}\n")
-    assert plan.bundle_inputs(workdir=tmp_path)["named"] == [targets.MANIFEST, targets.SOURCES_LOCK]
-    assert set(targets.BUNDLE_NAMES) == {targets.MANIFEST, targets.SOURCES_LOCK}
+    (tmp_path / paths.SOURCES_LOCK).write_text("sources: {}\n")
+    assert plan.bundle_inputs(workdir=tmp_path)["named"] == [paths.MANIFEST, paths.SOURCES_LOCK]
+    assert set(paths.BUNDLE_NAMES) == {paths.MANIFEST, paths.SOURCES_LOCK}
 
 
 def test_named_files_are_bundled_under_their_names_and_the_bundle_manifest_stays_its_own(tmp_path):

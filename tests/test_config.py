@@ -11,7 +11,8 @@ import yaml
 from conftest import REPO, copy_workflow, load_config, snakemake
 
 from sgtr_em import chains
-from sgtr_em.config import ConfigError, compose, load, trained_chains, training_hyperparameters
+from sgtr_em.config import ConfigError, compose, load
+from sgtr_em.grid import trained_chains, training_hyperparameters
 
 
 def read(name):
@@ -217,7 +218,8 @@ def test_released_summaries_overlay_gives_the_base_models_the_authors_summaries(
     for model in ("qwen2.5-32b", "seed-oss-36b", "gpt-4.1"):
         source = config["models"][model]["summaries"]["xsum"]["source"]
         assert "/830321012fef843427587255649f7ea404dbd710/" in source["url"] and len(source["sha256"]) == 64
-    from sgtr_em.targets import RELEASED_SUMMARIES, Targets
+    from sgtr_em.paths import RELEASED_SUMMARIES
+    from sgtr_em.targets import Targets
 
     pair_self = Targets(config).base_summaries("qwen2.5-32b", "xsum")
     assert pair_self == RELEASED_SUMMARIES.format(model="qwen2.5-32b", dataset="xsum")
@@ -246,7 +248,7 @@ def test_paper_config_runs_the_authors_protocol_first():
     for key in ("self_recognition", "truthfulqa", "em_questions"):
         assert paper["eval"][key]["primary_protocol"] == "reference"
         assert paper["eval"][key]["protocols"] == ["reference", "logprob"]
-    from sgtr_em.config import sampling_for
+    from sgtr_em.grid import sampling_for
 
     selfrec = paper["eval"]["self_recognition"]["sampling"]
     assert sampling_for(selfrec, api=False) == {"max_new_tokens": 10, "temperature": 0.7, "top_p": 0.9, "top_k": 50}

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from sgtr_em import chains, targets
+from sgtr_em import chains, paths, targets
 from sgtr_em.aggregate import SUMMARY_COLUMNS, TIDY_COLUMNS, read_summary, summarise, tidy_rows
-from sgtr_em.config import OPTIONAL_EVALS
+from sgtr_em.evaluations import EVALUATIONS, OPTIONAL, table_kind
 from sgtr_em.io import read_csv, write_csv
 from sgtr_em.plot import DPI, FIGSIZE, draw_figure
 
@@ -28,12 +28,12 @@ CHAINS = [
 
 def workflow_figures() -> list[str]:
     """Figure names the workflow draws."""
-    return sorted(targets.FIGURES)
+    return sorted(paths.FIGURES)
 
 
 def optional_evals() -> dict[str, str]:
     """Optional evaluation table -> its figure."""
-    return {key: figure for key, (_, figure) in OPTIONAL_EVALS.items()}
+    return {key: EVALUATIONS[key].figure for key in OPTIONAL}
 
 
 def pdf_font_types(path: Path) -> set[str]:
@@ -134,7 +134,7 @@ def test_figure_renders_at_paper_size(figure, tables, tmp_path):
 
 def test_the_papers_numbers_are_drawn_only_with_the_protocol_they_were_measured_with(tables, tmp_path):
     from sgtr_em.plot import paper_values
-    from sgtr_em.report import load_published, published_for
+    from sgtr_em.published import load_published, published_for
 
     qwen = published_for(load_published(), "qwen2.5-32b")
     assert paper_values(qwen, "truthfulqa", "reference")["em-unpop"] == 0.226
@@ -253,7 +253,7 @@ def test_every_figure_has_a_caption_that_renders(figure, demo_config):
 
 @pytest.mark.parametrize("table", ["self_recognition-claude-21", "truthfulqa", *optional_evals()])
 def test_every_table_has_a_caption_that_renders(table, demo_config):
-    kind, _ = targets.table_kind(table)
+    kind, _ = table_kind(table)
     assert (REPO / "report" / "tables" / f"{kind}.rst").exists(), f"add report/tables/{kind}.rst"
     html = render_caption(REPO / "report" / "table.rst", _Snakemake(demo_config, table=table))
     assert table in html and len(html) > 400
@@ -388,7 +388,7 @@ def test_report_entries_keep_the_figure_numbers_in_order():
     number, so the sort is the paper's order."""
     from sgtr_em.report import figure_title
 
-    titles = [figure_title(figure) for figure in targets.FIGURES]
+    titles = [figure_title(figure) for figure in paths.FIGURES]
     assert all(title.startswith("Fig ") for title in titles)
     assert sorted(titles) == titles
 

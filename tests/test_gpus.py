@@ -108,13 +108,12 @@ def test_a_job_scheduled_with_fewer_gpus_than_its_config_asks_for_stops():
 
 
 def test_a_failed_start_is_an_exit_with_the_message_in_the_log(tmp_path):
-    """The scripts' helper (scripts/job_models.py): exit 1, the message logged, nothing else run."""
+    """The scripts' job reader (sgtr_em.jobs.Job): exit 1, the message logged, nothing else run."""
     script = textwrap.dedent(
         f"""
         import sys
         from types import SimpleNamespace
-        sys.path.insert(0, {str(REPO / "scripts")!r})
-        from job_models import claim_gpus
+        from sgtr_em.jobs import Job
         from sgtr_em.runtime import setup_logging
         setup_logging({str(tmp_path / "job.log")!r})
         snakemake = SimpleNamespace(
@@ -123,7 +122,7 @@ def test_a_failed_start_is_an_exit_with_the_message_in_the_log(tmp_path):
             resources=SimpleNamespace(gpu=1),
             config={{"models": {{"m": {{"resources": {{"gpu": 1}}}}}}}},
         )
-        claim_gpus(snakemake, "m")
+        Job(snakemake).claim_gpus("m")
         print("model loaded")
         """
     )

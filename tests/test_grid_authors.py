@@ -10,7 +10,8 @@ from collections import defaultdict
 import pytest
 from conftest import REPO, copy_workflow, fixture_lock, load_config, read_config, snakemake
 
-from sgtr_em.config import ConfigError, apply_subset, load, model_chains, model_extensions
+from sgtr_em.config import ConfigError, apply_subset, load
+from sgtr_em.grid import model_chains, model_extensions
 from sgtr_em.release.names import UnmappedName, parse_self_recognition_name, parse_truthfulqa_name
 
 NAMES = REPO / "tests/fixtures/authors_result_names.txt"

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from conftest import SNAKEMAKE, copy_workflow, load_config, read_config, snakemake, workflow_env
 
-from sgtr_em import targets
+from sgtr_em import paths
 from sgtr_em.bench import MODEL_LIBRARIES, TABLE_SCRIPTS
 from sgtr_em.dag import PlannedJob, loaded_state, planned_jobs, state_loads
 from sgtr_em.targets import Targets
@@ -88,11 +88,11 @@ def test_each_output_of_a_state_is_written_by_one_state_rule_and_core_and_option
     }
     answers = {
         template.format(model=m, chain=c, seed=s)
-        for key, template in (("em_questions", targets.EM_ANSWERS), ("identity", targets.IDENTITY_ANSWERS))
+        for key, template in (("em_questions", paths.EM_ANSWERS), ("identity", paths.IDENTITY_ANSWERS))
         for m, c, s in t.grid_states()
         if c in t.config["eval"][key]["chains"]
     }
-    summaries = {targets.SUMMARIES.format(model=m, chain=c, seed=s, dataset=d) for m, c, s, d in t.summaries_read_from}
+    summaries = {paths.SUMMARIES.format(model=m, chain=c, seed=s, dataset=d) for m, c, s, d in t.summaries_read_from}
     grid_summaries = {f for f in summaries if "/demo-target/" in f}  # demo-other, a comparator, is no grid model
     assert set(written) == evaluations | answers | grid_summaries and set(written.values()) == {1}
 
@@ -104,7 +104,7 @@ def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_core_job():
     t = Targets(load_config(read_config("config.yaml")))
     core = next(job for job in t.state_jobs if job.rule == "eval_state")
     outputs = t.state_job_outputs(core)
-    assert outputs["summaries-cnn"] == targets.SUMMARIES.replace("{dataset}", "cnn")
+    assert outputs["summaries-cnn"] == paths.SUMMARIES.replace("{dataset}", "cnn")
     comparators = [f"self_recognition-{c}" for c in t.config["eval"]["self_recognition"]["comparators"]]
     assert list(outputs) == ["summaries-cnn", *comparators, "truthfulqa"]
     base = next(job for job in t.state_jobs if job.rule == "eval_state_summaries_xsum")
@@ -112,8 +112,8 @@ def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_core_job():
     optional = next(job for job in t.state_jobs if job.rule == "eval_state_em_questions_identity_mmlu")
     wc = type("Wildcards", (), {"model": "qwen2.5-32b", "chain": "base", "seed": "0"})()
     inputs = t.state_job_inputs(core)(wc)
-    assert "self_summaries" not in inputs and inputs["articles-cnn"] == targets.ARTICLES.format(dataset="cnn")
-    assert t.state_job_inputs(optional)(wc)["mmlu"] == targets.MMLU
+    assert "self_summaries" not in inputs and inputs["articles-cnn"] == paths.ARTICLES.format(dataset="cnn")
+    assert t.state_job_inputs(optional)(wc)["mmlu"] == paths.MMLU
     params = {**t.state_job_params(core)(wc), **t.state_job_params(optional)(wc)}
     assert params["truthfulqa"]["sampling"]["max_new_tokens"] == 1
     assert params["mmlu"]["backend"]["batch_size"] == t.config["eval"]["mmlu"]["batch_size"]

@@ -268,7 +268,7 @@ def run_audit(*args: str) -> tuple[int, str]:
     import contextlib
     import io
 
-    from sgtr_em.memory import main
+    from sgtr_em.memory.__main__ import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -299,7 +299,7 @@ def test_the_audit_would_have_caught_the_old_mmlu_grouping():
     has left. Now the subject is cut into batches that each fit."""
     from sgtr_em.batching import padded_length, shared_prefix_batches
     from sgtr_em.memory import InferenceMemory, inference_budget, planned_free_bytes
-    from sgtr_em.memory_audit import Workloads
+    from sgtr_em.memory.audit import Workloads
 
     shape = SHAPES["qwen2.5-32b"]
     memory = InferenceMemory(shape)

@@ -8,12 +8,11 @@ import pytest
 from sgtr_em import chains
 from sgtr_em.aggregate import SUMMARY_COLUMNS, summarise
 from sgtr_em.io import write_csv
+from sgtr_em.published import load_published, published_for
 from sgtr_em.report import (
     DASH,
     format_cell,
-    load_published,
     model_table,
-    published_for,
     results_summary,
     results_summary_html,
     write_results_summary,

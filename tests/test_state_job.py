@@ -20,7 +20,8 @@ JOB = """
 import logging, sys, time
 from sgtr_em.backends.hf import HFChatModel
 from sgtr_em.io import read_json
-from sgtr_em.state_evals import EvaluatedState, run_state_job
+from sgtr_em.evaluated_state import EvaluatedState
+from sgtr_em.state_evals import run_state_job
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 spec = read_json(sys.argv[1])

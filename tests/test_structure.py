@@ -88,3 +88,134 @@ def test_the_import_check_resolves_relative_imports_from_the_package():
         "sgtr_em.backends.Conversation",
     }
     assert not forbidden(imported_modules("from ..io import read_json\nfrom . import hf", "sgtr_em.backends.x"))
+
+
+# ------------------------------------------------------------------------------------ the layers --
+# Every module of the package on one floor; a module imports only from its own floor or below (imports inside
+# functions included), so the package has no circle and no arrow back up. docs/extending.md draws the map.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "ground": (
+        "io",
+        "chains",
+        "evaluations",
+        "batching",
+        "memory",
+        "published",
+        "gpus",
+        "paths",
+        "api_cache",
+        "checkpoints",
+        "hub",
+        "runtime",
+        "data",
+        "prompts",
+        "sources",
+        "lock",
+        "grid",
+        "release.names",
+        "release.series",
+        "release.authors",
+        "release.bundle",
+    ),
+    "backends": ("backends",),
+    "science": (
+        "evaluated_state",
+        "sampling",
+        "evals",
+        "em_judge",
+        "identity",
+        "mmlu",
+        "pairs",
+        "baselines",
+        "paper_prompts",
+        "tiny",
+        "train",
+        "openai_ft",
+        "finetune",
+        "state_evals",
+    ),
+    "config": ("config",),
+    "results": (
+        "aggregate",
+        "claims",
+        "report",
+        "plot",
+        "forest",
+        "headline",
+        "rescore",
+        "curves",
+        "release.figures",
+        "release.importer",
+        "release.compare",
+        "release.targets",
+    ),
+    "workflow": (
+        "targets",
+        "dag",
+        "cost",
+        "manifest",
+        "artifact",
+        "states",
+        "jobs",
+        "schema_doc",
+        "memory.audit",
+        "memory.__main__",
+    ),
+    "tools": ("bench", "acceptance"),
+}
+FLOORS = list(LAYERS)
+
+
+def floor_of(module: str) -> int | None:
+    """The floor of `sgtr_em.<module>` (a submodule of a listed package shares its floor unless listed)."""
+    name = module.removeprefix("sgtr_em.")
+    best = None
+    for floor, names in enumerate(LAYERS.values()):
+        for listed in names:
+            if (name == listed or name.startswith(f"{listed}.")) and (best is None or len(listed) > best[1]):
+                best = (floor, len(listed))
+    return best[0] if best else None
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Every module of the package and the modules of the package it imports."""
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module, is_package = module_name(path)
+        modules[module] = (path, is_package)
+    edges = {}
+    for module, (path, is_package) in modules.items():
+        imported = imported_modules(path.read_text(encoding="utf-8"), module, is_package)
+        edges[module] = {m for m in imported if m in modules and m != module and m != "sgtr_em"}
+    return edges
+
+
+def test_every_module_has_a_floor_and_imports_nothing_above_it():
+    edges = package_imports()
+    unplaced = sorted(m for m in edges if m not in ("sgtr_em", "sgtr_em.release") and floor_of(m) is None)
+    assert not unplaced, f"add these modules to LAYERS: {unplaced}"
+    upward = [
+        f"{module} ({FLOORS[floor_of(module)]}) imports {target} ({FLOORS[floor_of(target)]})"
+        for module, targets in edges.items()
+        for target in targets
+        if floor_of(module) is not None and floor_of(target) is not None and floor_of(target) > floor_of(module)
+    ]
+    assert not upward, upward
+
+
+def test_the_package_has_no_import_circle():
+    edges = package_imports()
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        seen[module] = 1
+        for target in sorted(edges[module]):
+            if seen.get(target) == 1:
+                raise AssertionError(" -> ".join([*path[path.index(target) :], target]))
+            if target not in seen:
+                visit(target, [*path, target])
+        seen[module] = 2
+
+    for module in sorted(edges):
+        if module not in seen:
+            visit(module, [module])

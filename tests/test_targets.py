@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import load_config, read_config
 
-from sgtr_em import targets
-from sgtr_em.config import OPTIONAL_EVALS
+from sgtr_em import evaluations, paths, targets
+from sgtr_em.evaluations import OPTIONAL
 from sgtr_em.targets import Targets
 
 
@@ -32,17 +32,17 @@ def test_default_target_is_every_table_figure_the_summary_and_the_manifest(demo)
     tables = {path.removeprefix("results/tables/").removesuffix(".csv") for path in demo.all_tables()}
     assert tables == {
         f"{name}{suffix}"
-        for name in ("self_recognition-demo-other", "truthfulqa", *OPTIONAL_EVALS)
+        for name in ("self_recognition-demo-other", "truthfulqa", *OPTIONAL)
         for suffix in ("", "_summary")
     }
     figures = set(demo.all_figures())
-    assert len(figures) == 2 * len(targets.FIGURES)  # the demo has every figure, the ablation included
+    assert len(figures) == 2 * len(paths.FIGURES)  # the demo has every figure, the ablation included
     # Figures of an evaluation with a second protocol are drawn again in it (the demo's primary is logprob).
     variants = set(demo.figure_variants())
     assert "results/figures/demo-target/reference/fig1_self_recognition.png" in variants
     assert not any("fig5_identity" in path or "fig6_mmlu" in path for path in variants)
     assert figures | variants | set(demo.all_claims()) <= set(wanted)
-    assert wanted[-2:] == [targets.RESULTS_SUMMARY, targets.MANIFEST]
+    assert wanted[-2:] == [paths.RESULTS_SUMMARY, paths.MANIFEST]
 
 
 def test_optional_evaluations_cover_their_listed_chains_only(demo):
@@ -85,7 +85,7 @@ def test_own_pair_source_names_the_parent_state():
     assert pair_file == "results/pairs/demo-target/own-em-unpop-seed1/sgtr/detection/default.jsonl"
     # The first stage trains on the base model: its pairs are the base model's.
     assert "/base/" in own.stage_train_file(wc(model="demo-target", chain="sgtr", seed="1"))
-    source = re.match(targets.WILDCARD_CONSTRAINTS["source"] + "$", "own-em-unpop-seed1")
+    source = re.match(paths.WILDCARD_CONSTRAINTS["source"] + "$", "own-em-unpop-seed1")
     assert source is not None
     assert own.pair_self_summaries(wc(model="demo-target", source="own-em-unpop-seed1")) == (
         "results/summaries/demo-target/em-unpop/seed1/xsum.jsonl"
@@ -184,19 +184,19 @@ def test_the_paper_grid(paper):
     assert paper.api_grid_models() == ["gpt-4.1"]
     assert all("gpt-4.1" in path for path in paper.api_model_outputs())
     files = paper.api_cost_files()
-    assert files["truthfulqa"] == targets.TRUTHFULQA and "unpop/default" in files["em"]
+    assert files["truthfulqa"] == paths.TRUTHFULQA and "unpop/default" in files["em"]
 
 
 def test_every_template_wildcard_is_constrained():
     templates = [value for name, value in vars(targets).items() if name.isupper() and isinstance(value, str)]
     names = {name for template in templates for name in re.findall(r"{(\w+)}", template)}
-    assert names - {"ext", "evaluation"} <= set(targets.WILDCARD_CONSTRAINTS)
+    assert names - {"ext", "evaluation"} <= set(paths.WILDCARD_CONSTRAINTS)
 
 
 def test_table_names_parse_one_way():
-    assert targets.table_kind("self_recognition-claude-21") == ("self_recognition", "claude-21")
-    assert targets.table_kind("em_questions") == ("em_questions", None)
-    table = re.compile(f"(?:{targets.WILDCARD_CONSTRAINTS['table']})$")
+    assert evaluations.table_kind("self_recognition-claude-21") == ("self_recognition", "claude-21")
+    assert evaluations.table_kind("em_questions") == ("em_questions", None)
+    table = re.compile(f"(?:{paths.WILDCARD_CONSTRAINTS['table']})$")
     assert table.match("self_recognition-claude-21") and table.match("mmlu")
     assert not table.match("selfrec-claude-21")
 
@@ -206,7 +206,8 @@ def test_the_manifest_waits_for_every_other_default_target():
     results summary too (a variant drawn after the manifest was missing from it)."""
     from conftest import load_config, read_config
 
-    from sgtr_em.targets import MANIFEST, Targets
+    from sgtr_em.paths import MANIFEST
+    from sgtr_em.targets import Targets
 
     targets = Targets(load_config(read_config("demo.yaml")))
     assert set(targets.manifest_inputs()) == set(targets.all_targets()) - {MANIFEST}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from sgtr_em import chains  # noqa: E402
 from sgtr_em.config import compose, load, training_hyperparameters  # noqa: E402
 from sgtr_em.dag import TRAINING_RULE, dry_run, loaded_state  # noqa: E402
-from sgtr_em.evaluations import summaries_dataset, table_kind  # noqa: E402
+from sgtr_em.evaluations import SUMMARIES_GPU_TOKENS, evaluation_of, summaries_step  # noqa: E402
 from sgtr_em.memory import SHAPES, ModelShape  # noqa: E402
 from sgtr_em.memory import model_shape as planned_shape  # noqa: E402
 from sgtr_em.targets import Targets  # noqa: E402
@@ -47,21 +47,6 @@ MAX_NEW_TOKENS_PER_S = 3_000
 MAX_PROMPT_TOKENS_PER_S = 60_000
 MAX_TRAINED_TOKENS_PER_S = 40_000
 MIN_LOAD_MINUTES = 0.5
-# Workload per evaluation step of a state, as in config/config.yaml: (prompt tokens scored, new tokens sampled).
-STEP_TOKENS = {
-    # 1,000 CNN articles: ~800-token prompts, ~60 new tokens
-    "summaries": (1_000 * 800, 1_000 * 60),
-    # per comparator, both protocols: ~2.5M prompt tokens, less the ~30% the shared article prefix saves
-    "self_recognition": (0.7 * 2_500_000, 0),
-    # 817 questions, 3 prompts of ~100 tokens each
-    "truthfulqa": (817 * 3 * 100, 0),
-    # 8 questions x 50 answers of up to 512 new tokens
-    "em_questions": (0, 8 * 50 * 512),
-    # 4 questions x 20 answers of up to 80 new tokens
-    "identity": (0, 4 * 20 * 80),
-    # 14,042 five-shot prompts, ~10M input tokens
-    "mmlu": (10_000_000, 0),
-}
 # Tokens of one epoch of a stage's training file (rows x tokens per rendered row). Pair files: 1,000 XSum
 # articles in both orders, ~650 tokens each (Self=Random twice as many rows). EM and baseline files: rows as
 # the authors' files at the pinned commit have them, tokens from their characters / 4 plus ~35 tokens of chat
@@ -100,7 +85,9 @@ class Speeds:
         )
 
     def step_minutes(self, step: str) -> float:
-        prompt, new = STEP_TOKENS["summaries" if summaries_dataset(step) else table_kind(step)[0]]
+        """A state-job step's estimated minutes: its evaluation's workload (sgtr_em.evaluations.gpu_tokens)."""
+        evaluation = evaluation_of(step)
+        prompt, new = SUMMARIES_GPU_TOKENS if evaluation is None else evaluation.gpu_tokens
         return (prompt / self.prompt_tokens_per_s + new / self.new_tokens_per_s) / 60
 
     def training_minutes(self, tokens: float) -> float:
@@ -151,7 +138,9 @@ def estimate(configfiles: list[str], subset: str | None) -> dict[str, float]:
             continue
         states.add(state)
         speed = speeds[state[0]]
-        work = ["summaries"] if job.rule.startswith("generate_summaries") else steps[job.rule]
+        work = (
+            [summaries_step(job.wildcards["dataset"])] if job.rule.startswith("generate_summaries") else steps[job.rule]
+        )
         loads += 1
         minutes += speed.load_minutes + sum(speed.step_minutes(s) for s in work)
     return {
@@ -173,7 +162,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.plan:
-        from sgtr_em.memory_audit import main as audit
+        from sgtr_em.memory.audit import main as audit
 
         raise SystemExit(audit(["--configfile", PAPER, *args.preset, "--gpu-gib", "80"]))
     subsets = [None if s == "full" else s for s in args.subsets] or list(SUBSETS)

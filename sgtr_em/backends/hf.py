@@ -15,7 +15,7 @@ from ..batching import PrefixBatch, bucketed_batches, shared_prefix_batches, sha
 from ..io import sha256_json
 from ..memory import GIB, InferenceMemory, ModelShape, inference_budget
 from ..runtime import Progress
-from . import Conversation
+from .base import Conversation
 
 log = logging.getLogger(__name__)
 

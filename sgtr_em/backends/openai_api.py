@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from ..api_cache import DEFAULT_PROVIDER, ApiCache, InFlight, legacy_request_key, request_key
 from ..io import sha256_json
 from ..runtime import Progress
-from . import Conversation
+from .base import Conversation
 
 log = logging.getLogger(__name__)
 

@@ -26,19 +26,13 @@ from typing import Any
 
 import yaml
 
-from . import chains
-from .batching import bucketed_batches, shared_prefix_batches
-from .config import (
-    ConfigError,
-    compose,
-    inference_settings,
-    load,
-    model_seeds,
-    trained_chains,
-    training_hyperparameters,
-)
-from .evaluations import SELF_RECOGNITION, summaries_dataset, table_kind
-from .memory import (
+from .. import chains
+from ..batching import bucketed_batches, shared_prefix_batches
+from ..config import ConfigError, compose, load
+from ..evaluations import SELF_RECOGNITION, summaries_dataset, table_kind
+from ..grid import inference_settings, model_seeds, trained_chains, training_hyperparameters
+from ..targets import Targets
+from . import (
     GIB,
     InferenceMemory,
     ModelShape,
@@ -46,7 +40,6 @@ from .memory import (
     model_shape,
     planned_free_bytes,
 )
-from .targets import Targets
 
 WORKLOADS = Path(__file__).with_name("workloads.yaml")
 DEFAULT_CONFIG = "config/demo.yaml"
@@ -215,7 +208,7 @@ def planned_step_peak(step: Step, memory: InferenceMemory, budget: float, rows_c
 
 def audit(config: dict[str, Any], gpu_bytes: int, loads: Workloads | None = None) -> list[Finding]:
     """A finding per GPU rule and model of the grid."""
-    from .train import TrainingDoesNotFit, fitted_plan
+    from ..train import TrainingDoesNotFit, fitted_plan
 
     loads = loads or Workloads()
     targets = Targets(config)

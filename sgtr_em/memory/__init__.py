@@ -412,21 +412,3 @@ def saved_activation_bytes(run: Callable[[], Any], parameters: Iterable[Any]) ->
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         run()
     return sum(saved.values())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sgtr_em.memory audit ...`: the GPU memory audit of a config (sgtr_em.memory_audit)."""
-    import argparse
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m sgtr_em.memory", description="GPU memory plans.")
-    parser.add_argument("command", choices=["audit"], help="audit: plan every GPU job of a config (see audit --help)")
-    parser.parse_args(args[:1] or ["--help"])
-    from .memory_audit import main as audit
-
-    return audit(args[1:])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
