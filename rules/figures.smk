@@ -37,13 +37,13 @@ rule figure:
         unpack(T.figure_inputs),
     output:
         png=report(
-            "results/figures/{model}/{figure}.png",
+            paths.FIGURE.replace("{ext}", "png"),
             caption="../report/figure.rst",
             category="Figures",
             subcategory="{model}",
             labels=reportlib.figure_labels,
         ),
-        pdf="results/figures/{model}/{figure}.pdf",
+        pdf=paths.FIGURE.replace("{ext}", "pdf"),
     log:
         "logs/figures/{model}/{figure}.log",
     conda:
@@ -59,30 +59,18 @@ rule figure:
 
 
 # The same figure drawn with an evaluation's other protocol (e.g. logprob where the paper's protocol is primary).
-rule figure_variant:
-    input:
-        unpack(T.figure_inputs),
+use rule figure as figure_variant with:
     output:
         png=report(
-            "results/figures/{model}/{protocol}/{figure}.png",
+            paths.FIGURE_VARIANT.replace("{ext}", "png"),
             caption="../report/figure.rst",
             category="Figures in other protocols",
             subcategory="{model}: {protocol}",
             labels=reportlib.figure_labels,
         ),
-        pdf="results/figures/{model}/{protocol}/{figure}.pdf",
+        pdf=paths.FIGURE_VARIANT.replace("{ext}", "pdf"),
     log:
         "logs/figures/{model}/{protocol}/{figure}.log",
-    conda:
-        "../envs/core.yaml"
-    params:
-        protocols=T.figure_protocols,
-        published=T.published_numbers,
-        comparator=config["eval"]["self_recognition"]["comparators"][0],
-        run_name=config["run_name"],
-        extensions=T.figure_extensions,
-    script:
-        "../scripts/plot_figure.py"
 
 
 # Loss against step of every trained stage, seeds overlaid, with the learning-rate schedule (from the adapters'

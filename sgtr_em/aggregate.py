@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import chains
+from .evaluations import table_kind
 from .io import read_csv
 
 TIDY_COLUMNS = [
@@ -44,16 +45,15 @@ SUMMARY_COLUMNS = [
 ]
 # An evaluation JSON's metric `name:part` is the metric `name` of one question, subject or identity.
 SUBGROUP_SEPARATOR = ":"
-SELF_RECOGNITION_PREFIX = "self_recognition-"
 
 
 def comparator_of(result: Mapping[str, Any]) -> str | None:
     """The 'other' source of a self-recognition evaluation (its `other_source`, else the name after
     `self_recognition-`); None for other evaluations."""
-    name = str(result["eval"])
-    if not name.startswith(SELF_RECOGNITION_PREFIX):
+    _, other = table_kind(str(result["eval"]))
+    if other is None:
         return None
-    return str(result.get("other_source") or name.removeprefix(SELF_RECOGNITION_PREFIX))
+    return str(result.get("other_source") or other)
 
 
 def tidy_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

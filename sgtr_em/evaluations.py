@@ -160,6 +160,7 @@ EVALUATIONS: dict[str, Evaluation] = {
             # 14,042 five-shot prompts, ~10M input tokens
             gpu_tokens=(10_000_000, 0),
         ),
+        # A new evaluation's entry goes here (docs/extending.md).
     )
 }
 # The evaluations switched on per config and run in a state's optional job.

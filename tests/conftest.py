@@ -144,14 +144,18 @@ def workflow_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1500, pythonpath: Path | None = None
+) -> subprocess.CompletedProcess:
+    """A Snakemake run in `workdir`; with `pythonpath`, the package found there first (a modified copy)."""
+    extra = {"PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])} if pythonpath else {}
     return subprocess.run(
         [SNAKEMAKE, *args],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=workflow_env(),
+        env=workflow_env(**extra),
     )
 
 

@@ -166,9 +166,21 @@ LAYERS: dict[str, tuple[str, ...]] = {
 FLOORS = list(LAYERS)
 
 
+def evaluation_modules() -> set[str]:
+    """The modules the evaluation registry names functions of: each an evaluation's code, on the science
+    floor without being listed (adding an evaluation touches no test, docs/extending.md)."""
+    from sgtr_em.evaluations import EVALUATIONS
+
+    named = (f for e in EVALUATIONS.values() for f in (e.run, e.items, e.prepare) if f)
+    return {f.split(":")[0].removeprefix("sgtr_em.") for f in named}
+
+
 def floor_of(module: str) -> int | None:
-    """The floor of `sgtr_em.<module>` (a submodule of a listed package shares its floor unless listed)."""
+    """The floor of `sgtr_em.<module>` (a submodule of a listed package shares its floor unless listed; an
+    evaluation's own module is on the science floor)."""
     name = module.removeprefix("sgtr_em.")
+    if name in evaluation_modules() and not any(name in names for names in LAYERS.values()):
+        return FLOORS.index("science")
     best = None
     for floor, names in enumerate(LAYERS.values()):
         for listed in names:
