@@ -24,7 +24,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .memory import GIB, GPU_80GB_BYTES, RESERVED_BYTES, SHAPES, choose_checkpointing, inference_bytes, training_plan
+from .memory import (
+    GIB,
+    GPU_80GB_BYTES,
+    RESERVED_BYTES,
+    SHAPES,
+    InferenceMemory,
+    choose_checkpointing,
+    inference_budget,
+    planned_free_bytes,
+    training_plan,
+)
 from .runtime import versions
 
 # `--shape` names: random-init models with Qwen2.5's shapes (sgtr_em.memory.SHAPES). 32B is left to the
@@ -518,7 +528,7 @@ def bench_startup(model_dir: Path, out: Path, work: Path) -> list[dict[str, Any]
 
 def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
     """The memory plan of the paper's open models on one 80 GB GPU (an H100's `total_memory` by default):
-    LoRA training per recipe step, and inference at the summary-generation batch."""
+    LoRA training per recipe step, and the inference budget of summary generation."""
     recipe: dict[str, Any] = dict(
         lora_r=32,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -538,7 +548,20 @@ def bench_memory(out: Path, gpu_bytes: int = GPU_80GB_BYTES) -> dict[str, Any]:
             print(
                 f"{name:14s} train seq {length}: {plan.summary()['per_gpu_gib']:5.1f} GiB per GPU of {gpu_bytes / GIB:.1f}, checkpointing {plan.checkpointing}, fits {plan.fits}, largest micro-batch {plan.largest_micro_batch()}, GPUs needed {plan.gpus_needed()}"
             )
-        rows["inference_batch16_seq1300_gib"] = round(inference_bytes(shape, batch=16, sequence_length=1300) / GIB, 1)
+        # Inference on the GPUs the paper config gives the model: what its batches may plan once the weights
+        # are loaded, and how many 1,300-token prompts (a CNN article and its instructions) generating 200
+        # tokens fit in it: the token budget the generation batches are cut to.
+        gpus = 2 if name == "seed-oss-36b" else 1
+        budget = inference_budget(planned_free_bytes(shape, gpu_bytes, gpus))
+        memory = InferenceMemory(shape, gpus=gpus)
+        rows_fitting = 0
+        while memory.generation(rows_fitting + 1, 1300, 200) <= budget:
+            rows_fitting += 1
+        rows["inference"] = {
+            "gpus": gpus,
+            "budget_gib": round(budget / GIB, 1),
+            "generation_rows_1300_plus_200": rows_fitting,
+        }
         rows["parameters"] = shape.parameters()
         plans[name] = rows
     result = {"benchmark": "memory", "gpu_bytes": gpu_bytes, "recipe": recipe, "plans": plans, "versions": versions()}

@@ -315,12 +315,6 @@ def choose_checkpointing(plan: TrainingPlan) -> TrainingPlan:
     return without if without.fits else replace(plan, checkpointing=True)
 
 
-def inference_bytes(shape: ModelShape, *, batch: int, sequence_length: int, dtype_bytes: int = 2) -> float:
-    """Peak memory of generating a batch on one GPU: weights, reserve and `InferenceMemory.generation`."""
-    activations = InferenceMemory(shape, dtype_bytes).generation(batch, sequence_length, 0)
-    return shape.parameters() * dtype_bytes + RESERVED_BYTES + activations
-
-
 # Of the memory a device has free once the weights are loaded, what inference batches may plan to use: the
 # caching allocator fragments, and cuBLAS and attention kernels take workspace of their own.
 INFERENCE_USABLE_FRACTION = 0.9
