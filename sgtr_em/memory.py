@@ -417,15 +417,18 @@ def saved_activation_bytes(run: Callable[[], Any], parameters: Iterable[Any]) ->
 def main(argv: list[str] | None = None) -> int:
     """`python -m sgtr_em.memory audit ...`: the GPU memory audit of a config (sgtr_em.memory_audit)."""
     import argparse
-    import sys
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    # imported here, not at the top: memory_audit imports this module
+    from . import memory_audit
+
     parser = argparse.ArgumentParser(prog="python -m sgtr_em.memory", description="GPU memory plans.")
-    parser.add_argument("command", choices=["audit"], help="audit: plan every GPU job of a config (see audit --help)")
-    parser.parse_args(args[:1] or ["--help"])
-    from .memory_audit import main as audit
-
-    return audit(args[1:])
+    commands = parser.add_subparsers(dest="command", required=True)
+    memory_audit.add_arguments(
+        commands.add_parser(
+            "audit", help="plan every GPU job of a config (see audit --help)", description=memory_audit.DESCRIPTION
+        )
+    )
+    return memory_audit.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
