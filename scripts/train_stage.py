@@ -45,6 +45,7 @@ meta = train_stage(
     model_id=snakemake.params.model_id,
     model=wc.model,
     chain=wc.chain,
+    rule=snakemake.rule,
     api_config=api_config(snakemake),
 )
 # Provenance joins the stage's record (training_meta.json, or openai_model.json for an API model).

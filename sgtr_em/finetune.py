@@ -23,11 +23,14 @@ def train_stage(
     model_id: str,
     model: str,
     chain: str,
+    rule: str,
     api_config: dict | None = None,
 ) -> dict:
     """Train one stage of a chain: a LoRA adapter (hf) or an OpenAI fine-tuning job (openai) whose
     `openai_model.json` lands in `out_dir`. `work_dir` (outside the output) keeps what must survive a
-    failed or killed job: trainer scratch, or the fine-tuning job's state file."""
+    failed or killed job: trainer scratch, or the fine-tuning job's state file. `rule` (the job's, which differs
+    by model kind) names the job in messages."""
+    who = f"{rule} {model}/{chain}/seed{seed}"
     if model_kind(source) == "openai":
         from .backends.openai_api import ApiSettings
         from .backends.openai_state import parent_model_id
@@ -44,12 +47,12 @@ def train_stage(
             suffix=job_suffix(chain, seed),
             settings=ApiSettings.from_config(api_config),
             ft=ft,
-            who=f"train_lora {model}/{chain}/seed{seed}",
+            who=who,
         )
     from .train import train_lora
 
     return train_lora(
-        local_model_dir(model_dir, f"train_lora {model}/{chain}/seed{seed}"),
+        local_model_dir(model_dir, who),
         parents,
         train_file,
         out_dir,
