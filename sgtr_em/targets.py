@@ -1193,9 +1193,6 @@ class Targets:
         from . import report
 
         return report.published_for(report.load_published(), wc.model, self.model_identity(wc.model))
-        """The default target: every table and figure of the grid, the claims, the results summary and the
-        manifest."""
-        return [*self.all_tables(), *self.all_figures(), *self.all_claims(), RESULTS_SUMMARY, MANIFEST]
 
     # --------------------------------------------------------------------------------- API models --
     def api_grid_models(self) -> list[str]:
