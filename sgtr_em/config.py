@@ -660,13 +660,3 @@ def trained_chains(config: dict[str, Any], model: str | None = None) -> list[str
             if prefix not in out:
                 out.append(prefix)
     return out
-
-
-def interventions_in_grid(config: dict[str, Any], model: str | None = None) -> list[tuple[str, str]]:
-    """(intervention, system variant) pairs whose training files the grid needs (for one model, or any)."""
-    out: list[tuple[str, str]] = []
-    for chain in trained_chains(config, model):
-        stage = chains.parse_chain(chain)[-1]
-        if stage.kind == "intervention" and (stage.name, stage.variant) not in out:
-            out.append((stage.name, stage.variant))
-    return out

@@ -60,7 +60,6 @@ EVAL_SELF_RECOGNITION = "results/eval/self_recognition-{other}/{model}/{chain}/s
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em_questions/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
-EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 # Sampled answers awaiting their judge (not evaluation results themselves).
 EM_ANSWERS = "results/em_answers/{model}/{chain}/seed{seed}.json"
 IDENTITY_ANSWERS = "results/identity_answers/{model}/{chain}/seed{seed}.json"
@@ -168,8 +167,6 @@ WILDCARD_CONSTRAINTS = {
     "protocol": "reference|logprob",
 }
 
-# Cluster resources of a model job (per model in the config: models.<name>.resources).
-JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cpus_per_gpu")
 # Resources a model job asks for only when its model's config names one, else what the profile's
 # default-resources say: an empty config value never overrides a site's partition.
 PROFILE_RESOURCES = ("slurm_partition", "gpu_model", "cpus_per_gpu")
@@ -606,20 +603,6 @@ class Targets:
         return local_path(self.comparator_spec(wc)["source"])
 
     # -------------------------------------------------------------------------------- evaluations --
-    @property
-    def self_recognition_articles(self) -> str:
-        return ARTICLES.format(dataset=self.config["eval"]["self_recognition"]["dataset"])
-
-    def self_recognition_self_summaries(self, wc: Wildcards) -> str:
-        """'Self' summaries of the self-recognition eval: the state's own fresh ones, or the base model's."""
-        settings = self.config["eval"]["self_recognition"]
-        if settings["self_source"] == "base":
-            return self.base_summaries(wc.model, settings["dataset"])
-        return SUMMARIES.format(model=wc.model, chain=wc.chain, seed=wc.seed, dataset=settings["dataset"])
-
-    def self_recognition_other_summaries(self, wc: Wildcards) -> str:
-        return self.comparator_summaries(wc.other, self.config["eval"]["self_recognition"]["dataset"])
-
     def enabled_optional_evals(self) -> list[str]:
         """Optional evaluations switched on, and with at least one listed chain in the grid: a smaller grid
         runs a smaller DAG, so listed chains outside the grid are not evaluated, and an eval none of whose
