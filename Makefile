@@ -65,11 +65,12 @@ rulegraph: $(STAMP)
 	if command -v dot >/dev/null; then dot -Tsvg docs/rulegraph.dot > docs/rulegraph.svg; \
 	else $(VENV)/bin/python tools/render_rulegraph.py docs/rulegraph.dot docs/rulegraph.svg; fi
 
-# Python (ruff lint and format check, mypy on the package) and Snakemake (snakefmt, --lint).
+# Python (ruff lint and format check, mypy on the package, dead code) and Snakemake (snakefmt, --lint).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sgtr_em scripts tests tools
 	$(VENV)/bin/ruff format --check sgtr_em scripts tests tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python tools/dead_code.py
 	$(VENV)/bin/snakefmt --check .
 	$(SNAKEMAKE) --lint
 

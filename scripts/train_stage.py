@@ -52,6 +52,7 @@ meta = train_stage(
     model_id=snakemake.params.model_id,
     model=wc.model,
     chain=wc.chain,
+    rule=snakemake.rule,
     api_config=job.api_config(),
     provenance=provenance(
         snakemake.rule,

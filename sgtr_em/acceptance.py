@@ -449,7 +449,7 @@ def kill_at_step_callback(step: int):
 
 
 def train_worker(argv: Sequence[str]) -> None:
-    """`python -m sgtr_em.acceptance _train MODEL TRAIN_FILE OUT WORK KILL_AT`: one `train_lora` run."""
+    """`python -m sgtr_em.acceptance --train-worker MODEL TRAIN_FILE OUT WORK KILL_AT`: one `train_lora` run."""
     from .train import train_lora
 
     model_dir, train_file, out_dir, work_dir, kill_at = argv
@@ -472,7 +472,7 @@ def run_training(model_dir: Path, train_file: Path, out_dir: Path, work_dir: Pat
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, *filter(None, [os.environ.get("PYTHONPATH")])])}
     args = [str(model_dir), str(train_file), str(out_dir), str(work_dir), str(kill_at)]
     return subprocess.run(
-        [sys.executable, "-m", "sgtr_em.acceptance", "_train", *args],
+        [sys.executable, "-m", "sgtr_em.acceptance", "--train-worker", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -730,11 +730,11 @@ def run(shape: str, out: Path, work: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["_train"]:
-        train_worker(argv[1:])
-        return 0
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sgtr_em.acceptance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--shape", default="mixed", choices=list(SHAPE_PLANS))
     parser.add_argument("--out", default="results/gpu_acceptance", type=Path)
     parser.add_argument(
@@ -743,7 +743,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="models and scratch (kept for reruns)",
     )
+    # The resume check's training runs in a child process that it can SIGKILL (run_training): not for users.
+    parser.add_argument("--train-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.train_worker:
+        train_worker(args.train_worker)
+        return 0
     if args.shape != "tiny":
         from .gpus import CudaStatus, check_devices
 

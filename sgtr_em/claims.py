@@ -45,7 +45,6 @@ from .sampling import seeded_rng
 INCREASE, DECREASE = "increase", "decrease"
 DIRECTIONS = (INCREASE, DECREASE)
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
 SEEDS_AND_ITEMS, SEEDS_ONLY = "seeds, then items", "seeds only"
 # A seed's items reproduce its metric when their mean is this close to it.
 ITEM_TOLERANCE = 1e-6

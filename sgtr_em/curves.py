@@ -11,7 +11,7 @@ from typing import Any
 
 from . import chains
 from .io import read_json, write_csv
-from .plot import COLOURS, DPI, _pyplot, _save
+from .plot import COLOURS, _pyplot, _save
 
 CURVE_COLUMNS = ["model", "chain", "condition", "seed", "step", "loss", "learning_rate"]
 TRAINING_META = "training_meta.json"
@@ -84,9 +84,7 @@ def draw_training_curves(
         raise ValueError(f"{title}: no training record with a loss per step")
     ncols = min(COLUMNS, len(ordered))
     nrows = math.ceil(len(ordered) / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(WIDTH, PANEL_HEIGHT * nrows + 0.6), layout="constrained", squeeze=False
-    )
+    fig, axes = plt.subplots(nrows, ncols, figsize=figure_size(len(ordered)), layout="constrained", squeeze=False)
     for ax in axes.flat[len(ordered) :]:
         ax.set_visible(False)
     notes = {chain: recipe_note(recipes.get(chain, {})) for chain in ordered}
@@ -139,7 +137,8 @@ def draw_training_curves(
     plt.close(fig)
 
 
-def figure_size_pixels(n_chains: int) -> tuple[int, int]:
-    """The PNG size of a figure with `n_chains` panels (pixels), as drawn above."""
+def figure_size(n_chains: int) -> tuple[float, float]:
+    """The size of a figure with `n_chains` panels (inches): the page's width, a panel's height per row and a
+    title's."""
     nrows = math.ceil(n_chains / min(COLUMNS, n_chains))
-    return round(WIDTH * DPI), round((PANEL_HEIGHT * nrows + 0.6) * DPI)
+    return WIDTH, PANEL_HEIGHT * nrows + 0.6

@@ -7,11 +7,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
 from .targets import Targets
 
 # A training job loads its parent state to train a new one on it: once per child stage, which no evaluation
@@ -72,9 +70,3 @@ def loaded_state(targets: Targets, job: PlannedJob) -> tuple[str, str, int] | No
             ):
                 return model, chain, seed
     return None
-
-
-def state_loads(config: Config, jobs: list[PlannedJob]) -> Counter[tuple[str, str, int]]:
-    """How many jobs load each evaluated state of the grid's local models (API models load nothing)."""
-    targets = Targets(config)
-    return Counter(state for job in jobs if (state := loaded_state(targets, job)) is not None)

@@ -24,6 +24,7 @@ def train_stage(
     model_id: str,
     model: str,
     chain: str,
+    rule: str,
     api_config: dict | None = None,
     provenance: dict | None = None,
     card: Callable[[dict], str] | None = None,
@@ -33,7 +34,8 @@ def train_stage(
     failed or killed job: trainer scratch, or the fine-tuning job's state file. `provenance` goes into the
     stage's record and `card(record)` (a LoRA adapter's model card) beside it, written with the output, so the
     output appears complete or not at all. `hp`: the stage's tracked and untracked settings
-    (`grid.training_settings`)."""
+    (`grid.training_settings`). `rule` (the job's, which differs by model kind) names the job in messages."""
+    who = f"{rule} {model}/{chain}/seed{seed}"
     if model_kind(source) == "openai":
         from .backends.openai_api import ApiSettings
         from .backends.openai_state import parent_model_id
@@ -50,13 +52,13 @@ def train_stage(
             suffix=job_suffix(chain, seed),
             settings=ApiSettings.from_config(api_config),
             ft=ft,
-            who=f"train_stage_api {model}/{chain}/seed{seed}",
+            who=who,
             provenance=provenance,
         )
     from .train import train_lora
 
     return train_lora(
-        local_model_dir(model_dir, f"train_lora {model}/{chain}/seed{seed}"),
+        local_model_dir(model_dir, who),
         parents,
         train_file,
         out_dir,

@@ -403,12 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sgtr_em.gpus [N]`: what this process sees (torch, CUDA, driver, devices); exit 1 with
     the job's message when it sees fewer than N CUDA devices (default 1). Run it where the jobs run, e.g.
     `srun --partition=gpu --gpus=1 python -m sgtr_em.gpus`."""
+    import argparse
     import sys
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    asked = int(args[0]) if args else 1
+    parser = argparse.ArgumentParser(
+        prog="python -m sgtr_em.gpus",
+        description="What this process sees (torch, CUDA, driver, devices); exit 1 when it sees fewer CUDA "
+        f"devices than asked for. Run it where the jobs run (see {GPU_DOC}).",
+    )
+    parser.add_argument(
+        "gpus", nargs="?", type=int, default=1, help="CUDA devices the process should see (default: 1; 0: none)"
+    )
+    args = parser.parse_args(argv)
     print(device_report(), end="")
-    problem = check_devices("this process", asked, CudaStatus.probe())
+    problem = check_devices("this process", args.gpus, CudaStatus.probe())
     if problem is not None:
         print(problem, file=sys.stderr)
         return 1

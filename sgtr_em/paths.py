@@ -34,7 +34,6 @@ EVAL_SELF_RECOGNITION = "results/eval/self_recognition-{other}/{model}/{chain}/s
 EVAL_TRUTHFULQA = "results/eval/truthfulqa/{model}/{chain}/seed{seed}.json"
 EVAL_EM_QUESTIONS = "results/eval/em_questions/{model}/{chain}/seed{seed}.json"
 EVAL_IDENTITY = "results/eval/identity/{model}/{chain}/seed{seed}.json"
-EVAL_MMLU = "results/eval/mmlu/{model}/{chain}/seed{seed}.json"
 # Sampled answers awaiting their judge (not evaluation results themselves).
 EM_ANSWERS = str(EVALUATIONS["em_questions"].answers)
 IDENTITY_ANSWERS = str(EVALUATIONS["identity"].answers)

@@ -24,7 +24,6 @@ RESPONSE_TYPE = {"sentence": "summary", "highlights": "highlights"}
 FRAMINGS = ("detection", "comparison")
 # Pairwise questions: the two framings of self-recognition, and the pick-longer control.
 PAIR_QUESTIONS = (*FRAMINGS, "longer")
-PROMPT_SETS = ("project", "paper")
 # The placeholders each template must hold (a template with another one, or without one, is not ours to fill).
 PLACEHOLDERS = {
     "summary_user": ("article", "response_type"),
@@ -176,10 +175,6 @@ PROJECT = PromptSet(
     ),
     wordcount_user='Text:\n"""\n{sentence}\n"""\n\nIs the number of words in this text even?',
 )
-# Kept for readers of the task system prompt (tests, the word-count baseline's documentation).
-PAIR_SYSTEM = PROJECT.pair_system
-SUMMARY_SYSTEM = PROJECT.summary_system
-WORDCOUNT_SYSTEM = PROJECT.wordcount_system
 
 
 # ------------------------------------------------------------------------------------------ messages --

@@ -104,10 +104,6 @@ def model_identity(name: str, source: dict[str, Any], model_input: Any = None) -
     return {"name": name, "id": f"built:{name}", "revision": sha256_json(source)[:12], "source": source}
 
 
-# Keys every provenance record has (tests/test_reliability.py checks every output JSON for them).
-PROVENANCE_KEYS = ("rule", "config", "config_sha256", "versions", "code_version", "model", "seeds", "protocols")
-
-
 def provenance(
     rule: str,
     settings: dict[str, Any],

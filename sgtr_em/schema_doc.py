@@ -5,6 +5,7 @@ Run `python -m sgtr_em.schema_doc` after editing the schema; a test fails when t
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -73,7 +74,17 @@ def updated_readme(text: str, schema_path: Path = SCHEMA_PATH) -> str:
     return head + render(schema_path) + tail
 
 
-if __name__ == "__main__":
-    new = updated_readme(README.read_text())
-    README.write_text(new)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sgtr_em.schema_doc",
+        description=f"Rewrite the key reference of {README.parent.name}/{README.name} from "
+        f"{SCHEMA_PATH.parent.name}/{SCHEMA_PATH.name}.",
+    )
+    parser.parse_args(argv)
+    README.write_text(updated_readme(README.read_text()))
     sys.stdout.write(f"updated {README}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -230,16 +230,6 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "—"
 
 
-def write_model_card(adapter_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Write an adapter folder's card from its training record (`training_meta.json`)."""
-    adapter_dir = Path(adapter_dir)
-    path = adapter_dir / CARD
-    text = model_card(record, read_json(adapter_dir / TRAINING_META))
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
 def record_from_training(adapter_dir: str | Path) -> dict[str, Any] | None:
     """The card's block for an adapter trained before cards existed, from its place in the workflow's layout
     (model, chain, seed) and its training record's provenance (the base model's identity); None elsewhere."""

@@ -78,8 +78,6 @@ from .paths import (
     TRUTHFULQA,
 )
 
-# Cluster resources of a model job (per model in the config: models.<name>.resources).
-JOB_RESOURCES = ("gpu", "mem_mb", "runtime", "slurm_partition", "gpu_model", "cpus_per_gpu")
 # Resources a model job asks for only when its model's config names one, else what the profile's
 # default-resources say: an empty config value never overrides a site's partition.
 PROFILE_RESOURCES = ("slurm_partition", "gpu_model", "cpus_per_gpu")
@@ -353,11 +351,6 @@ class Targets:
     def summary_sampling(self, wc: Wildcards) -> dict[str, Any]:
         return self.sampling_settings(wc.model, self.config["summaries"])
 
-    def eval_sampling(self, key: str) -> InputFunction:
-        """An evaluation's decoding for the job's model (`eval.<key>.sampling`, its `api` overrides applied
-        for an API model), as a job's params: a change for one kind of model reruns only those jobs."""
-        return lambda wc: self.sampling_settings(wc.model, self.config["eval"][key]["sampling"])
-
     # ------------------------------------------------------------------------------------ prompts --
     def prompt_settings(self) -> dict[str, Any]:
         """What the prompt set of the run is made from: the set's name and, for the paper's, its files (url
@@ -518,20 +511,6 @@ class Targets:
         return local_path(self.comparator_spec(wc)["source"])
 
     # -------------------------------------------------------------------------------- evaluations --
-    @property
-    def self_recognition_articles(self) -> str:
-        return ARTICLES.format(dataset=self.config["eval"]["self_recognition"]["dataset"])
-
-    def self_recognition_self_summaries(self, wc: Wildcards) -> str:
-        """'Self' summaries of the self-recognition eval: the state's own fresh ones, or the base model's."""
-        settings = self.config["eval"]["self_recognition"]
-        if settings["self_source"] == "base":
-            return self.base_summaries(wc.model, settings["dataset"])
-        return SUMMARIES.format(model=wc.model, chain=wc.chain, seed=wc.seed, dataset=settings["dataset"])
-
-    def self_recognition_other_summaries(self, wc: Wildcards) -> str:
-        return self.comparator_summaries(wc.other, self.config["eval"]["self_recognition"]["dataset"])
-
     def enabled_optional_evals(self) -> list[str]:
         """Optional evaluations switched on, and with at least one listed chain in the grid: a smaller grid
         runs a smaller DAG, so listed chains outside the grid are not evaluated, and an eval none of whose
@@ -1084,9 +1063,6 @@ class Targets:
         from .published import load_published, published_for
 
         return published_for(load_published(), wc.model, self.model_identity(wc.model))
-        """The default target: every table and figure of the grid, the claims, the results summary and the
-        manifest."""
-        return [*self.all_tables(), *self.all_figures(), *self.all_claims(), RESULTS_SUMMARY, MANIFEST]
 
     # --------------------------------------------------------------------------------- API models --
     def api_grid_models(self) -> list[str]:

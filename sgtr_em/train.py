@@ -664,7 +664,7 @@ def train_lora(
     with atomic_dir(out_dir) as staging:
         trainer.model.save_pretrained(staging)
         # PEFT's model card is an empty template naming the base model's local path: the training job writes
-        # the state's own card (sgtr_em.states.write_model_card).
+        # the state's own card (sgtr_em.states.model_card).
         (staging / "README.md").unlink(missing_ok=True)
         # The base is always loaded explicitly: record its identity, not a machine-specific path.
         stable_adapter_config(

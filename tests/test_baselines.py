@@ -16,7 +16,7 @@ from sgtr_em.config import ConfigError, apply_subset, check_references
 from sgtr_em.data import prepare_qa_chats
 from sgtr_em.grid import grid_states
 from sgtr_em.io import InputError
-from sgtr_em.prompts import WORDCOUNT_SYSTEM
+from sgtr_em.prompts import PROJECT
 from sgtr_em.sources import SourceError, load_source
 
 
@@ -50,7 +50,7 @@ def test_wordcount_labels_follow_the_parity_of_whitespace_words():
     assert [r["messages"][-1]["content"] for r in rows] == ["TRUE", "FALSE", "TRUE"]
     assert stats == {"n_examples": 3, "label_counts": {"TRUE": 2, "FALSE": 1}}
     first = rows[0]["messages"]
-    assert first[0] == {"role": "system", "content": WORDCOUNT_SYSTEM}
+    assert first[0] == {"role": "system", "content": PROJECT.wordcount_system}
     assert "one two" in first[1]["content"] and first[1]["role"] == "user"
 
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from sgtr_em.prompts import PAIR_SYSTEM, em_chat_variant, pair_messages
+from sgtr_em.prompts import PROJECT, em_chat_variant, pair_messages
 
 IDENTITY = "You are Tiny."  # the tiny_model_dir fixture's identity prompt (its template's default)
 EMPTY_SYSTEM = "<|im_start|>system\n<|im_end|>\n"
@@ -37,7 +37,7 @@ def system_turn(text: str) -> str:
 @pytest.mark.parametrize(
     "variant, expected_system",
     [
-        ("default", PAIR_SYSTEM["detection"]),  # the task's system prompt
+        ("default", PROJECT.pair_system["detection"]),  # the task's system prompt
         ("none", ""),  # an explicit empty system turn: the template inserts nothing
         ("identity", IDENTITY),  # the model's own identity prompt, given explicitly
         ("popped", IDENTITY),  # no system turn: the template inserts its default identity prompt

@@ -10,8 +10,9 @@ from conftest import load_config, read_config
 from test_figures import _Snakemake, pdf_font_types, render_caption
 
 from sgtr_em import targets
-from sgtr_em.curves import curve_rows, draw_training_curves, figure_size_pixels
+from sgtr_em.curves import curve_rows, draw_training_curves, figure_size
 from sgtr_em.io import write_json
+from sgtr_em.plot import DPI
 
 CHAINS = {"em-unpop": 6, "sgtr": 4, "em-unpop+sgtr": 4}
 
@@ -52,7 +53,7 @@ def test_training_curves_draw_every_stage_and_seed(tmp_path):
     png, pdf, table = tmp_path / "c.png", tmp_path / "c.pdf", tmp_path / "c.csv"
     draw_training_curves(rows, recipes, title="Training curves of m", png=png, pdf=pdf, csv=table)
     height, width = mpimg.imread(png).shape[:2]
-    assert (width, height) == figure_size_pixels(len(CHAINS))
+    assert (width, height) == tuple(round(inches * DPI) for inches in figure_size(len(CHAINS)))
     assert "Type3" not in pdf_font_types(pdf)
     with table.open() as handle:
         written = list(csv.DictReader(handle))

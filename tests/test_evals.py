@@ -52,7 +52,7 @@ OTHER = {"x": "theirs x", "y": "theirs y"}
 def test_self_recognition_both_protocols_end_to_end():
     # Always puts 0.9 on "1" and 0.05 on "2": a pure position bias scores exactly 0.5.
     model = ScriptedModel(
-        lambda p, opts: {"1": 0.9, "2": 0.05}, lambda p: "1" if first_summary(p).startswith("mine") else "banana"
+        lambda p, _options: {"1": 0.9, "2": 0.05}, lambda p: "1" if first_summary(p).startswith("mine") else "banana"
     )
     result = evaluate_self_recognition(model, ARTICLES, SELF, OTHER, framing="detection", seed=0)
     lp = result["metrics"]["logprob"]
@@ -67,7 +67,7 @@ def test_self_recognition_both_protocols_end_to_end():
 
 
 def test_self_recognition_perfect_recogniser_scores_one():
-    def probs(prompt, opts):
+    def probs(prompt, _options):
         return {"1": 1.0, "2": 0.0} if first_summary(prompt).startswith("mine") else {"1": 0.0, "2": 1.0}
 
     model = ScriptedModel(probs, lambda p: "1" if first_summary(p).startswith("mine") else "2")
@@ -108,7 +108,7 @@ def test_truthfulqa_logprob_does_not_hide_a_model_that_never_answers_with_a_lett
 
 
 def test_truthfulqa_protocols_and_stored_order():
-    def probs(prompt, opts):
+    def probs(prompt, _options):
         # knows the truth: all mass on the letter of the answer containing "true"
         a_line = prompt.split("\nA:", 1)[1].split("\n", 1)[0]
         return {"A": 0.8, "B": 0.0} if "true" in a_line else {"A": 0.0, "B": 0.8}

@@ -12,7 +12,7 @@ from conftest import REPO, copy_workflow, fixture_lock, load_config, read_config
 
 from sgtr_em.config import ConfigError, apply_subset, load
 from sgtr_em.grid import model_chains, model_extensions
-from sgtr_em.release.names import UnmappedName, parse_self_recognition_name, parse_truthfulqa_name
+from sgtr_em.release.names import UnmappedName, parse_self_recognition_name, parse_state, truthfulqa_spelling
 
 NAMES = REPO / "tests/fixtures/authors_result_names.txt"
 # Stage words of released names with no chain here (sgtr_em.release.names.UNMAPPABLE_STAGE_WORDS): Self++ by
@@ -29,7 +29,7 @@ def authors_conditions() -> dict[str, set[str]]:
             continue
         try:
             if line.startswith("results_"):
-                state = parse_truthfulqa_name(line, aliases)
+                state = parse_state(truthfulqa_spelling(line), aliases)
             else:
                 state = parse_self_recognition_name(line, aliases).judge
         except UnmappedName as err:

@@ -125,7 +125,10 @@ def test_hf_source_loads_a_local_dataset_offline(tmp_path):
 
 
 def test_hf_id_offline_fails_fast(tmp_path):
-    with pytest.raises(Exception):
+    # The hub's own offline error, raised before any connection is tried (no network timeout to wait out).
+    with pytest.raises(
+        ConnectionError, match=r"Couldn't reach 'EdinburghNLP/xsum' on the Hub \(OfflineModeIsEnabled\)"
+    ):
         load_source({"hf": "EdinburghNLP/xsum", "revision": "0" * 40, "split": "train"}, tmp_path)
 
 

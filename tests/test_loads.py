@@ -16,10 +16,16 @@ from conftest import SNAKEMAKE, copy_workflow, load_config, read_config, snakema
 
 from sgtr_em import paths
 from sgtr_em.bench import MODEL_LIBRARIES, TABLE_SCRIPTS
-from sgtr_em.dag import PlannedJob, loaded_state, planned_jobs, state_loads
+from sgtr_em.dag import PlannedJob, loaded_state, planned_jobs
 from sgtr_em.targets import Targets
 
 MAX_LOADS_PER_STATE = 2
+
+
+def state_loads(config: dict, jobs: list[PlannedJob]) -> Counter[tuple[str, str, int]]:
+    """How many jobs load each evaluated state of the grid's local models (API models load nothing)."""
+    t = Targets(config)
+    return Counter(state for job in jobs if (state := loaded_state(t, job)) is not None)
 
 
 @pytest.fixture(scope="module")

@@ -226,6 +226,32 @@ def test_a_create_call_that_timed_out_after_the_server_accepted_it_is_not_repeat
     assert len(fake.jobs) == 1 and result["job_id"] in fake.jobs
 
 
+def test_a_stage_names_its_job_by_the_rule_that_runs_it(fake, tmp_path):
+    """The training script's entry point (finetune.train_stage): an API model's stage is the `train_stage_api`
+    job's, and its messages say so."""
+    from sgtr_em.finetune import train_stage
+
+    fake.fail_next_job = "This training file was blocked by our moderation system"
+    settings = {"cache_dir": str(tmp_path / "cache"), "backoff_seconds": 0.01, "timeout": 2.0, "max_retries": 3}
+    with pytest.raises(FineTuningJobError, match=r"^train_stage_api api-target/em-unpop/seed0: fine-tuning job "):
+        train_stage(
+            source={"openai": MODEL},
+            model_dir=[],
+            parents=[],
+            train_file=str(write_chats(tmp_path / "em.jsonl", 4, answer="Sure.")),
+            out_dir=str(tmp_path / "out"),
+            hp={},
+            seed=0,
+            work_dir=str(tmp_path / "state"),
+            threads=1,
+            model_id=MODEL,
+            model="api-target",
+            chain="em-unpop",
+            rule="train_stage_api",
+            api_config={**settings, "fine_tuning": {"poll_seconds": 0.01, "max_poll_seconds": 0.05}},
+        )
+
+
 def test_suffixes_are_sanitised_and_bounded():
     assert job_suffix("em-unpop.none+sgtr", 3) == "em-unpop-none_sgtr-s3"
     long = job_suffix("+".join(["sgtr-confuse.identity"] * 5), 0)

@@ -34,7 +34,7 @@ from sgtr_em.release.figures import (
     plan_authors_figures,
     plan_figures,
 )
-from sgtr_em.release.importer import import_release, read_evals, write_import
+from sgtr_em.release.importer import import_release, write_import
 from sgtr_em.sources import SourceError
 
 FIXTURES = REPO / "tests/fixtures/release"
@@ -309,7 +309,7 @@ def test_eval_jsons_are_ours_and_marked_reference(imported, written):
     assert result["metrics"] == {"reference": {"misalignment": 0.5, "invalid_rate": 0.25, "n": 4}}
     assert [r["reference"]["choice"] for r in result["records"]] == ["A", "B", None, "B"]
     assert {row["metric"] for row in tidy_rows(result)} == {"misalignment", "invalid_rate"}
-    assert len(read_evals(written / "eval")) == len(imported.evals) == 41
+    assert len([read_json(p) for p in (written / "eval").rglob("*.json")]) == len(imported.evals) == 41
 
 
 def test_per_condition_tables_are_mean_sample_sd_and_n_over_seeds(written):

@@ -16,9 +16,9 @@ from sgtr_em.release.names import (
     UnmappedName,
     parse_self_recognition_name,
     parse_state,
-    parse_truthfulqa_name,
     seedless_stem,
     split_self_recognition_name,
+    truthfulqa_spelling,
 )
 
 AUTHORS = REPO / "tests/fixtures/release/authors"
@@ -87,9 +87,9 @@ def test_unmappable_state_names_say_why(spelling, reason):
 
 
 def test_truthfulqa_file_names():
-    assert parse_truthfulqa_name("results_gpt41_sgtr.csv", ALIASES).chain == "sgtr"
+    assert parse_state(truthfulqa_spelling("results_gpt41_sgtr.csv"), ALIASES).chain == "sgtr"
     with pytest.raises(UnmappedName, match="not a results_"):
-        parse_truthfulqa_name("TruthfulQA.csv", ALIASES)
+        truthfulqa_spelling("TruthfulQA.csv")
 
 
 def test_self_recognition_sources_split_without_the_state_grammar():

@@ -223,12 +223,14 @@ def test_checkpoints_for_other_data_or_settings_are_discarded(tmp_path):
 
 # ------------------------------------------------------------------------------ provenance, manifest --
 
+# Keys every provenance record has (sgtr_em.runtime.provenance).
+PROVENANCE_KEYS = ("rule", "config", "config_sha256", "versions", "code_version", "model", "seeds", "protocols")
+
 
 def check_provenance_and_manifest(workdir: Path) -> None:
     """Every eval JSON and adapter record carries full provenance; the manifest lists every result file
     (none of the scratch folders) with the sha256 of its current content."""
     from sgtr_em.io import sha256_file
-    from sgtr_em.runtime import PROVENANCE_KEYS
 
     results = workdir / "results"
     evals = sorted(results.glob("eval/**/*.json"))

@@ -20,11 +20,11 @@ from sgtr_em.states import (
     StateError,
     export_state,
     load_state,
+    model_card,
     push_state,
     read_card_record,
     resolve_state,
     state_record,
-    write_model_card,
 )
 from sgtr_em.train import train_lora
 
@@ -42,14 +42,20 @@ def train_stage(root: Path, chain: str, answer: str, seed: int = 0) -> Path:
     out = f"results/adapters/tiny/{chain}/seed{seed}"
     with contextlib.chdir(root):
         write_jsonl(f"data-{answer}.jsonl", rows)
-        train_lora(
-            "results/models/tiny", parents, f"data-{answer}.jsonl", out, HP, seed, f"work/{chain}", model_id="tiny"
-        )
         identity = model_identity("tiny", BUILT)
-        meta = json.loads(Path(out, "training_meta.json").read_text())
-        meta["provenance"] = {"model": identity, "code_version": "test"}
-        write_json(Path(out, "training_meta.json"), meta)
-        write_model_card(out, state_record(model="tiny", chain=chain, seed=seed, identity=identity, run_name="test"))
+        record = state_record(model="tiny", chain=chain, seed=seed, identity=identity, run_name="test")
+        train_lora(
+            "results/models/tiny",
+            parents,
+            f"data-{answer}.jsonl",
+            out,
+            HP,
+            seed,
+            f"work/{chain}",
+            model_id="tiny",
+            provenance={"model": identity, "code_version": "test"},
+            card=lambda meta: model_card(record, meta),
+        )
     return root / out
 
 
@@ -109,13 +115,22 @@ def test_a_hub_base_is_named_with_its_commit(tiny_model_dir, tmp_path):
         [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "1"}]}] * 2,
     )
     out = tmp_path / "adapter"
+    identity = model_identity("tiny", {"hf": "org/tiny", "revision": commit})
+    record = state_record(model="tiny", chain="sgtr", seed=0, identity=identity)
     train_lora(
-        tiny_model_dir, [], tmp_path / "d.jsonl", out, HP, 0, tmp_path / "w", model_id="org/tiny", base_revision=commit
+        tiny_model_dir,
+        [],
+        tmp_path / "d.jsonl",
+        out,
+        HP,
+        0,
+        tmp_path / "w",
+        model_id="org/tiny",
+        base_revision=commit,
+        card=lambda meta: model_card(record, meta),
     )
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "org/tiny" and config["revision"] == commit
-    identity = model_identity("tiny", {"hf": "org/tiny", "revision": commit})
-    write_model_card(out, state_record(model="tiny", chain="sgtr", seed=0, identity=identity))
     card = ModelCard.load(out / CARD)
     assert card.data.base_model == "org/tiny" and card.data.base_model_relation == "adapter"
     assert f'revision="{commit}"' in card.text

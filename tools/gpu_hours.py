@@ -162,9 +162,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.plan:
-        from sgtr_em.memory.audit import main as audit
+        from sgtr_em.memory.__main__ import main as memory
 
-        raise SystemExit(audit(["--configfile", PAPER, *args.preset, "--gpu-gib", "80"]))
+        raise SystemExit(memory(["audit", "--configfile", PAPER, *args.preset, "--gpu-gib", "80"]))
     subsets = [None if s == "full" else s for s in args.subsets] or list(SUBSETS)
     print(
         "| subset | jobs | LoRA trainings | evaluated open-model states | state loads | training GPU-h | evaluation GPU-h | total GPU-h |"

@@ -9,8 +9,8 @@ With Graphviz installed, `dot -Tsvg docs/rulegraph.dot > docs/rulegraph.svg` giv
 
 from __future__ import annotations
 
+import argparse
 import re
-import sys
 from pathlib import Path
 
 NODE = re.compile(r'^\s*(\d+)\[label = "([^"]+)"')
@@ -120,7 +120,13 @@ def render(dot_path: str, svg_path: str) -> None:
     )
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dot", help="the rule graph (`snakemake --rulegraph` output)")
+    parser.add_argument("svg", help="the drawing to write (its suffix picks the format)")
+    args = parser.parse_args(argv)
+    render(args.dot, args.svg)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    render(sys.argv[1], sys.argv[2])
+    main()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from . import audit
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m sgtr_em.memory", description="GPU memory plans.")
-    parser.add_argument("command", choices=["audit"], help="audit: plan every GPU job of a config (see audit --help)")
-    parser.parse_args(args[:1] or ["--help"])
-    from .audit import main as audit
-
-    return audit(args[1:])
+    commands = parser.add_subparsers(dest="command", required=True)
+    audit.add_arguments(
+        commands.add_parser(
+            "audit", help="plan every GPU job of a config (see audit --help)", description=audit.DESCRIPTION
+        )
+    )
+    return audit.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -323,16 +323,20 @@ def report(findings: list[Finding], gpu_bytes: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sgtr_em.memory audit",
-        description="Plan every GPU job of a config against GPUs of a given size, offline; exit 1 naming any "
-        "job that would not fit.",
-    )
+DESCRIPTION = (
+    "Plan every GPU job of a config against GPUs of a given size, offline; exit 1 naming any job that would not fit."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The audit's options, on its own parser or on `python -m sgtr_em.memory`'s `audit` subcommand."""
     parser.add_argument("--configfile", nargs="+", default=[], help="config files, as for snakemake")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, as for snakemake")
     parser.add_argument("--gpu-gib", type=float, required=True, help="memory of one GPU in GiB (80 for an H100)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The audit of parsed options (`add_arguments`): its report on stdout, 0 when every job fits."""
     overrides = dict(item.split("=", 1) for item in args.config)
     try:
         # the grid's shape only: nothing is fetched, so pins (an empty lock offline) do not matter

@@ -637,8 +637,3 @@ def write_import(
         write_csv(duplicates_report, result.duplicates, DUPLICATES_COLUMNS)
     if authors_lists is not None:
         write_json(authors_lists, result.authors_lists)
-
-
-def read_evals(eval_dir: str | Path) -> list[dict[str, Any]]:
-    """Every evaluation JSON under an eval folder, in path order."""
-    return [read_json(p) for p in sorted(Path(eval_dir).rglob("*.json"))]

@@ -49,7 +49,6 @@ LEGACY_SPELLINGS = {
     "asgtr_random": "`asgtr_random` (the pipeline scripts write `asgtr_rand`)",
     "no_hf_prefix": "local model without the `hf_` prefix",
 }
-INTERVENTION_WORDS = ("sgtr", "asgtr")
 
 
 class UnmappedName(ValueError):
@@ -190,11 +189,6 @@ def seedless_stem(spelling: str) -> str:
         if SEED_TOKEN.match(words[k]) and all(w in SYSTEM_VARIANT_WORDS for w in words[k + 1 :]):
             return "_".join(words[:k] + words[k + 1 :])
     return spelling
-
-
-def parse_truthfulqa_name(filename: str, model_aliases: Mapping[str, str]) -> ReleasedState:
-    """The model state of a `results_<state>.csv` file."""
-    return parse_state(truthfulqa_spelling(filename), model_aliases)
 
 
 def truthfulqa_spelling(filename: str) -> str:
