@@ -50,8 +50,10 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
-COMMAND_MODULES = sorted(name for name, path in MODULES.items() if _runs_as_main(path))
-PLAIN_MODULES = sorted(set(MODULES) - set(COMMAND_MODULES))
+RUNNABLE = sorted(name for name, path in MODULES.items() if _runs_as_main(path))
+PLAIN_MODULES = sorted(set(MODULES) - set(RUNNABLE))
+# A package runs as its `__main__` module: `python -m sgtr_em.memory`.
+COMMAND_MODULES = [name.removesuffix(".__main__") for name in RUNNABLE]
 TOOLS = sorted(p.name for p in (REPO / "tools").glob("*.py") if _runs_as_main(p))
 # What follows `python`: `-m <module> [subcommand]` or `tools/<tool>.py`.
 COMMANDS = [
