@@ -110,6 +110,47 @@ def load_config(raw: dict) -> dict:
     return load(raw, workdir=REPO, lock=fixture_lock(raw))
 
 
+NUMBERS = REPO / "docs" / "numbers.md"
+
+
+def documented_table(heading: str) -> list[dict[str, str]]:
+    """The first table under a `## heading` of docs/numbers.md (where every counted number is written once), as
+    rows of {column: cell}."""
+    section = NUMBERS.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    start = section.index("\n|") + 1
+    lines = section[start:].split("\n\n", 1)[0].splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)) for line in lines[2:]]
+
+
+# The config column of docs/numbers.md's tables.
+DEMO_ROW, PAPER_ROW = "embedded demo (`snakemake`)", "`config/config.yaml`"
+PRESET_ROW, WHOLE_GRID = "`config/config.yaml config/qwen2.5-<size>.yaml`", "*(whole grid)*"
+
+
+def documented_jobs(config: str, subset: str = WHOLE_GRID) -> dict[str, int]:
+    """A config's row of the jobs table in docs/numbers.md: jobs, LoRA trainings, API fine-tuning jobs."""
+    for row in documented_table("Jobs (counted)"):
+        if row["config"] == config and row["subset"] == subset:
+            return {key: int(row[key]) for key in ("jobs", "LoRA trainings", "API fine-tuning jobs")}
+    raise KeyError(f"docs/numbers.md has no jobs row for {config!r}, subset {subset!r}")
+
+
+def documented_gpu_jobs(config: str) -> int:
+    """How many GPU jobs docs/numbers.md says the memory audit of a config plans."""
+    for row in documented_table("GPU memory (planned)"):
+        if row["config"].startswith(config):
+            return int(row["GPU jobs"])
+    raise KeyError(f"docs/numbers.md has no GPU memory row for {config!r}")
+
+
+def rule_counts(dry_run_output: str) -> dict[str, int]:
+    """The job count per rule (and `total`) of `snakemake -n`'s summary table."""
+    import re
+
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry_run_output, re.M)}
+
+
 # The one-GPU overlays of the paper config (docs/cluster.md#one-gpu-presets).
 ONE_GPU_PRESETS = ("config/qwen2.5-0.5b.yaml", "config/qwen2.5-7b.yaml", "config/qwen2.5-14b.yaml")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import PAPER_ROW, documented_gpu_jobs, load_config, read_config
 
+from sgtr_em.grid import model_seeds, trained_chains
 from sgtr_em.memory import (
     GIB,
     GPU_80GB_BYTES,
@@ -280,7 +282,7 @@ def run_audit(*args: str) -> tuple[int, str]:
 def test_the_audit_passes_the_paper_config_on_80_and_141_gb_cards(gpu_gib):
     code, report = run_audit("--configfile", "config/config.yaml", "--gpu-gib", str(gpu_gib))
     assert code == 0, report
-    assert "All 975 GPU jobs fit." in report
+    assert f"All {documented_gpu_jobs(PAPER_ROW)} GPU jobs fit." in report
     # every GPU rule of both open models is audited, training included
     for rule in ("train_stage", "eval_state", "eval_state_em_questions_identity_mmlu", "eval_state_summaries_xsum"):
         assert f"\n{rule} " in report
@@ -289,7 +291,10 @@ def test_the_audit_passes_the_paper_config_on_80_and_141_gb_cards(gpu_gib):
 def test_the_audit_fails_an_undersized_card_naming_the_jobs():
     code, report = run_audit("--configfile", "config/config.yaml", "--gpu-gib", "40")
     assert code == 1
-    assert "would not fit" in report and "train_stage qwen2.5-32b/em-unpop/seed0 (and 249 more)" in report
+    config = load_config(read_config("config.yaml"))
+    trainings = len(trained_chains(config, "qwen2.5-32b")) * len(model_seeds(config, "qwen2.5-32b"))
+    assert "would not fit" in report
+    assert f"train_stage qwen2.5-32b/em-unpop/seed0 (and {trainings - 1} more)" in report
     assert "resources.gpu: 3" in report and "the weights and CUDA reserve need" in report
 
 

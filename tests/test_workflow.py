@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_workflow, snakemake
+from conftest import (
+    PAPER_ROW,
+    PRESET_ROW,
+    copy_workflow,
+    documented_gpu_jobs,
+    documented_jobs,
+    rule_counts,
+    snakemake,
+)
 
 from sgtr_em.aggregate import read_summary
 
@@ -142,19 +150,25 @@ def test_paper_dag_builds_offline_fast(tmp_path):
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    # The whole paper grid: Qwen 72 trained chains and Seed-OSS 45, 5 seeds each, and 10 GPT-4.1
-    # fine-tuning jobs (1 seed); the figures again in the logprob protocol (figure_variant); a claims table
-    # and forest plot per model.
-    assert re.search(r"train_stage\s+595", text), text[-2000:]
-    assert re.search(r"^claims\s+3$", text, re.M), text[-2000:]
-    assert re.search(r"^total\s+2464$", text, re.M), text[-2000:]
+    # The whole paper grid as docs/numbers.md counts it (Qwen 72 trained chains and Seed-OSS 45, 5 seeds each,
+    # and 10 GPT-4.1 fine-tuning jobs), a claims table and forest plot per model.
+    documented = documented_jobs(PAPER_ROW)
+    counts = rule_counts(text)
+    assert counts["train_stage"] == documented["LoRA trainings"], text[-2000:]
+    assert counts["train_stage_api"] == documented["API fine-tuning jobs"], text[-2000:]
+    assert counts["claims"] == 3
+    assert counts["total"] == documented["jobs"], text[-2000:]
+    # The memory audit plans exactly the GPU jobs the DAG runs (every open model's trainings and state jobs).
+    gpu_rules = {rule: n for rule, n in counts.items() if rule == "train_stage" or re.fullmatch(r"eval_state\w*", rule)}
+    assert not any(rule.endswith("_api") for rule in gpu_rules)
+    assert sum(gpu_rules.values()) == documented_gpu_jobs(PAPER_ROW)
     assert elapsed < 30, elapsed
 
 
 @pytest.mark.parametrize("size", ["0.5b", "7b", "14b"])
 def test_each_one_gpu_preset_plans_the_papers_grid_for_its_model(tmp_path, size):
     """The preset overlays plan offline, before the lock exists (docs/cluster.md#one-gpu-presets): the paper's
-    grid for one model (46 conditions, 5 seeds, 50 trained chains), its claims and training curves."""
+    grid for one model (the jobs docs/numbers.md counts), its claims and training curves."""
     workdir = copy_workflow(tmp_path / "preset", lock=False)
     preset = f"config/qwen2.5-{size}.yaml"
     result = snakemake(
@@ -162,7 +176,8 @@ def test_each_one_gpu_preset_plans_the_papers_grid_for_its_model(tmp_path, size)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    assert re.search(r"^train_stage\s+250$", text, re.M), text[-2000:]
-    assert re.search(r"^claims\s+1$", text, re.M) and re.search(r"^training_curves\s+1$", text, re.M)
-    assert re.search(r"^total\s+996$", text, re.M), text[-2000:]
+    documented, counts = documented_jobs(PRESET_ROW), rule_counts(text)
+    assert counts["train_stage"] == documented["LoRA trainings"], text[-2000:]
+    assert counts["claims"] == 1 and counts["training_curves"] == 1
+    assert counts["total"] == documented["jobs"], text[-2000:]
     assert f"results/claims/qwen2.5-{size}.csv" in text and "gpt-4.1" not in text and "seed-oss" not in text
