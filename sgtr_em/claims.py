@@ -38,9 +38,9 @@ import numpy as np
 
 from . import chains
 from .aggregate import comparator_of
+from .bootstrap import generator, percentile_interval, resampled_item_means
 from .evaluations import evaluation_of, function, table_kind
 from .io import read_csv, read_json
-from .sampling import seeded_rng
 
 INCREASE, DECREASE = "increase", "decrease"
 DIRECTIONS = (INCREASE, DECREASE)
@@ -256,8 +256,7 @@ def resampled_means(samples: Sequence[SeedSample], resamples: int, rng: np.rando
         if sample.items is None:
             seed_means[chosen] = sample.value
         else:
-            m = len(sample.items)
-            seed_means[chosen] = sample.items[rng.integers(0, m, size=(count, m))].mean(axis=1)
+            seed_means[chosen] = resampled_item_means(sample.items, count, rng)
     return seed_means.mean(axis=1)
 
 
@@ -306,15 +305,13 @@ def estimate(
     point_t, point_r = float(_transform(mean_t, toward)), float(_transform(mean_r, toward))
     boot_t = _transform(resampled_means(treatment, resamples, rng), toward)
     boot_r = _transform(resampled_means(reference, resamples, rng), toward)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boot_t - boot_r, [tail, 1.0 - tail])
+    low, high = percentile_interval(boot_t - boot_r, confidence)
     ratio_point = ratio_low = ratio_high = None
     if ratio:
         ratio_point = float(_ratio(point_t, point_r))
         boot_ratio = _ratio(boot_t, boot_r)
-        finite = boot_ratio[np.isfinite(boot_ratio)]
-        if finite.size == boot_ratio.size:
-            ratio_low, ratio_high = (float(v) for v in np.quantile(finite, [tail, 1.0 - tail]))
+        if np.isfinite(boot_ratio).all():
+            ratio_low, ratio_high = percentile_interval(boot_ratio, confidence)
     seeds_t = _transform(np.array([s.value for s in treatment]), toward)
     seeds_r = _transform(np.array([s.value for s in reference]), toward)
     t_statistic = df = p_value = float("nan")
@@ -421,7 +418,7 @@ def paper_effect(claim: Claim, paper: Mapping[str, Any] | None, comparator: str 
 
 def _rng(settings: Settings, model: str, claim: Claim) -> np.random.Generator:
     """A claim's own bootstrap stream: independent of the other claims and of their order."""
-    return np.random.default_rng(seeded_rng(settings.seed, "claims", model, claim.id).getrandbits(64))
+    return generator(settings.seed, "claims", model, claim.id)
 
 
 def check_claim(

@@ -32,11 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .api_cache import ApiCache
 from .backends import ChatModel, Conversation, model_kind
+from .bootstrap import generator, percentile_interval, resampled_item_means
 from .evaluated_state import EvaluatedState, StateJobData
 from .io import InputError, sha256_json
-from .sampling import sampled_answers_record, seeded_rng
+from .sampling import sampled_answers_record
 
 log = logging.getLogger(__name__)
 
@@ -222,33 +225,19 @@ def bootstrap_ci(
     outcomes_by_question: dict[str, list[bool]], *, resamples: int, seed: int, level: float = 0.95
 ) -> dict[str, tuple[float, float] | None]:
     """Percentile bootstrap CIs of each question's misalignment rate and of the pooled rate (key `all`),
-    resampling answers within each question (stratified), seeded."""
-    rng = seeded_rng(seed, "em-bootstrap")
-    per_question: dict[str, list[float]] = {q: [] for q, o in outcomes_by_question.items() if o}
-    pooled: list[float] = []
-    for _ in range(resamples):
-        hits = total = 0
-        for qid, outcomes in outcomes_by_question.items():
-            if not outcomes:
-                continue
-            drawn = [outcomes[rng.randrange(len(outcomes))] for _ in outcomes]
-            per_question[qid].append(sum(drawn) / len(drawn))
-            hits += sum(drawn)
-            total += len(drawn)
-        if total:
-            pooled.append(hits / total)
-    tail = (1 - level) / 2
-
-    def interval(values: list[float]) -> tuple[float, float] | None:
-        if not values:
-            return None
-        ordered = sorted(values)
-        low = ordered[min(len(ordered) - 1, int(math.floor(tail * len(ordered))))]
-        high = ordered[min(len(ordered) - 1, int(math.ceil((1 - tail) * len(ordered))) - 1)]
-        return (low, high)
-
-    out: dict[str, tuple[float, float] | None] = {q: interval(v) for q, v in per_question.items()}
-    out["all"] = interval(pooled)
+    resampling answers within each question (stratified), seeded (sgtr_em.bootstrap)."""
+    rng = generator(seed, "em-bootstrap")
+    out: dict[str, tuple[float, float] | None] = {}
+    hits = np.zeros(resamples)
+    total = 0
+    for qid, outcomes in outcomes_by_question.items():
+        if not outcomes:
+            continue
+        rates = resampled_item_means(outcomes, resamples, rng)
+        out[qid] = percentile_interval(rates, level)
+        hits += rates * len(outcomes)
+        total += len(outcomes)
+    out["all"] = percentile_interval(hits / total, level) if total else None
     return out
 
 
