@@ -98,19 +98,24 @@ GROUP_COLUMNS = ("eval", "model", "chain", "protocol", "metric", "subgroup")
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Group tidy rows by condition, protocol, metric and subgroup (over seeds), keeping first-seen order.
     Each summary row also holds its per-seed `values` (in memory only: the tidy table has them as rows)."""
-    groups: dict[tuple, list[float]] = {}
-    first: dict[tuple, dict[str, Any]] = {}
-    for row in rows:
-        key = tuple(row.get(c, "") for c in GROUP_COLUMNS)
-        groups.setdefault(key, []).append(float(row["value"]))
-        first.setdefault(key, row)
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), dtype=object)
+    if frame.empty:
+        return []
+    described = [c for c in SUMMARY_COLUMNS[:-3] if c in frame]
+    # a group column a row lacks is "" (tidy rows of an evaluation without subgroups have none)
+    labels = list(dict.fromkeys([*GROUP_COLUMNS, *described]))
+    frame = frame.reindex(columns=[*labels, "value"])
+    frame[labels] = frame[labels].fillna("")
     out = []
-    for key, values in groups.items():
+    for _, group in frame.groupby(list(GROUP_COLUMNS), sort=False):
+        values = [float(v) for v in group["value"]]
         mean, sd = mean_sd(values)
-        row = first[key]
+        first = group.iloc[0]
         out.append(
             {
-                **{c: row.get(c, "") for c in SUMMARY_COLUMNS[:-3]},
+                **{c: first[c] if c in described else "" for c in SUMMARY_COLUMNS[:-3]},
                 "mean": mean,
                 "sd": sd,
                 "n": len(values),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -251,14 +250,28 @@ def read_articles(path: str | Path) -> dict[str, str]:
 
 
 def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
-    """CSV with fixed columns; list values are stored as JSON text."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+    """A table with fixed columns (other keys of a row left out, a missing or None one empty); list values are
+    stored as JSON text. Cells are written as Python writes them (`dtype=object`: an integer column with a gap
+    stays integers)."""
+    import pandas as pd
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        return json.dumps(value) if isinstance(value, list) else value
+
+    frame = pd.DataFrame([[cell(row.get(c)) for c in columns] for row in rows], columns=columns, dtype=object)
+    with atomic_path(path) as tmp:
+        # a NaN (a single seed's standard deviation) reads back as a float: written `nan`, as Python spells it
+        frame.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8", na_rep="nan")
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+    """A table's rows as {column: text} (every cell a string, an empty one "")."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        return []
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
