@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from . import chains
-from .io import atomic_dir, atomic_path, read_json
+from .io import atomic_dir, read_json
 from .plot import ORDER_LABELS
 
 CARD = "README.md"
