@@ -4,6 +4,10 @@
 # submit host (local executor) before or beside the SLURM run; see docs/api.md.
 
 
+from sgtr_em import cost
+from sgtr_em.io import sha256_json
+
+
 localrules:
     api_cost,
     api_models,
@@ -11,7 +15,8 @@ localrules:
 
 rule api_cost:
     input:
-        T.api_cost_inputs,
+        # The data the estimate reads (sgtr_em.cost), worked out only when the job is planned.
+        lambda wildcards: cost.prepared_inputs(T),
     output:
         json=f"{paths.API_COST}.json",
         md=f"{paths.API_COST}.md",
@@ -20,7 +25,8 @@ rule api_cost:
     conda:
         "../envs/core.yaml"
     params:
-        files=T.api_cost_files(),
+        # Any setting may change the estimate (grid, prices, evaluations): a changed config reruns it.
+        config_sha256=sha256_json(config),
     script:
         "../scripts/api_cost.py"
 

@@ -3,7 +3,7 @@
 import logging
 
 from sgtr_em.io import read_articles, read_summaries, write_json, write_jsonl
-from sgtr_em.pairs import build_pairs, check_pairs, draw_other_summaries
+from sgtr_em.pairs import check_pairs, pair_file_rows
 from sgtr_em.prompts import read_prompt_set
 from sgtr_em.runtime import setup_logging
 
@@ -18,17 +18,12 @@ other_files = (
     if isinstance(snakemake.input.other_summaries, str)
     else list(snakemake.input.other_summaries)
 )
-other_source = None
-if len(comparators) == 1:
-    others = read_summaries(other_files[0])
-else:
-    # Several comparators: each article's 'other' is drawn from one of them (seeded by pairs.seed).
-    sources = {name: read_summaries(path) for name, path in zip(comparators, other_files, strict=True)}
-    others, other_source = draw_other_summaries(sources, list(articles), snakemake.params.seed)
-rows, stats = build_pairs(
+# With several comparators each article's 'other' is drawn from one of them (seeded by pairs.seed).
+sources = {name: read_summaries(path) for name, path in zip(comparators, other_files, strict=True)}
+rows, stats = pair_file_rows(
     articles,
     read_summaries(snakemake.input.self_summaries),
-    others,
+    sources,
     wc.intervention,
     framing=wc.framing,
     system_variant=wc.sysvariant,
@@ -37,7 +32,6 @@ rows, stats = build_pairs(
     seed=snakemake.params.seed,
     missing_summaries=snakemake.params.missing_summaries,
     prompts=prompts,
-    other_source=other_source,
 )
 check_pairs(
     stats,

@@ -2,7 +2,7 @@
 
 import logging
 
-from sgtr_em.em_judge import EMQuestion, judge_cache, judged_record
+from sgtr_em.em_judge import judge_cache, judged_record, questions_from_records
 from sgtr_em.io import read_json, write_json
 from sgtr_em.jobs import Job
 from sgtr_em.runtime import provenance, setup_logging
@@ -15,9 +15,7 @@ record = judged_record(
     job.load_judge_model(),
     state={"model": wc.model, "chain": wc.chain, "seed": int(wc.seed)},
     sampled=read_json(snakemake.input.answers),
-    questions=[
-        EMQuestion(q["id"], tuple(q["paraphrases"]), q["judge_prompts"]) for q in read_json(snakemake.input.questions)
-    ],
+    questions=questions_from_records(read_json(snakemake.input.questions)),
     settings=snakemake.params.settings,
     judge_spec=spec,
     cache=judge_cache(snakemake.params.settings["cache_dir"], job.source(spec["name"])),

@@ -153,6 +153,25 @@ def build_pairs(
     return rows, stats
 
 
+def pair_file_rows(
+    articles: dict[str, str],
+    self_summaries: dict[str, str],
+    comparator_summaries: Mapping[str, Mapping[str, str]],
+    intervention: str,
+    *,
+    seed: int,
+    **options: Any,
+) -> tuple[list[dict[str, Any]], PairStats]:
+    """The rows of a pair file (rule build_pairs) from the 'other' summaries of its comparators, in the rule's
+    order: one comparator's, or with several each article's drawn from one of them (`draw_other_summaries`,
+    seeded by `seed`). `options`: the rest of `build_pairs`'s settings."""
+    if len(comparator_summaries) == 1:
+        others, other_source = dict(next(iter(comparator_summaries.values()))), None
+    else:
+        others, other_source = draw_other_summaries(comparator_summaries, list(articles), seed)
+    return build_pairs(articles, self_summaries, others, intervention, seed=seed, other_source=other_source, **options)
+
+
 def check_pairs(stats: PairStats, where: str) -> None:
     """Stop on a degenerate pair file: no example at all (no article has both a self and an other summary,
     or every pick-longer article is a tie), or examples of one label only (training would teach the model

@@ -1065,9 +1065,6 @@ class Targets:
         return published_for(load_published(), wc.model, self.model_identity(wc.model))
 
     # --------------------------------------------------------------------------------- API models --
-    def api_grid_models(self) -> list[str]:
-        return [m for m in self.config["grid"]["models"] if self.is_api_model(m)]
-
     def api_model_outputs(self) -> list[str]:
         """Every evaluation of the grid's API models (which pulls in their summaries and fine-tuning jobs)."""
         out = []
@@ -1078,69 +1075,3 @@ class Targets:
             for other in self.config["eval"]["self_recognition"]["comparators"]:
                 out.append(EVAL_SELF_RECOGNITION.format(other=other, model=model, chain=chain, seed=seed))
         return out
-
-    def api_cost_files(self) -> dict[str, Any]:
-        """Prepared inputs the cost estimate reads, by role (only local data rules, never an API job)."""
-        config = self.config
-        datasets = list(
-            dict.fromkeys([config["pairs"]["train_dataset"], config["eval"]["self_recognition"]["dataset"]])
-        )
-        api_models = self.api_grid_models()
-        em: dict[str, str] = {}
-        baselines: dict[str, str] = {}
-        for model in api_models:
-            for chain in trained_chains(config, model):
-                stage = chains.parse_chain(chain)[-1]
-                if stage.kind == "em":
-                    em[f"{stage.name}/{stage.variant}"] = EM_DATA.format(dataset=stage.name, sysvariant=stage.variant)
-                elif stage.kind == "baseline":
-                    baselines[f"{stage.name}/{stage.variant}"] = BASELINE_DATA.format(
-                        baseline=stage.name, sysvariant=stage.variant
-                    )
-        static = {
-            f"{other}/{dataset}": STATIC_SUMMARIES.format(other=other, dataset=dataset)
-            for other, spec in config["comparators"].items()
-            if "summaries" in spec
-            for dataset in datasets
-            if dataset in spec["summaries"]
-        }
-        released = {
-            f"{model}/{dataset}": RELEASED_SUMMARIES.format(model=model, dataset=dataset)
-            for model in self.api_models_in_use()
-            for dataset in self.model_settings(model)["summaries"]
-            if dataset in datasets
-        }
-        enabled = self.enabled_optional_evals()
-        return {
-            "articles": {d: ARTICLES.format(dataset=d) for d in datasets},
-            "truthfulqa": TRUTHFULQA,
-            "em": em,
-            "baselines": baselines,
-            "static_summaries": static,
-            "released_summaries": released,
-            "mmlu": MMLU if "mmlu" in enabled else None,
-            **{
-                questions: QUESTIONS.format(question_set=questions) if key in enabled else None
-                for key, questions in (("em_questions", "em_questions"), ("identity", "identity_questions"))
-            },
-        }
-
-    def api_models_in_use(self) -> list[str]:
-        """API models the run calls: targets, comparators that generate summaries, and judges."""
-        config = self.config
-        used = [*config["grid"]["models"]]
-        used += [spec["model"] for spec in config["comparators"].values() if "model" in spec]
-        used += [j for key in OPTIONAL if (j := config["eval"][key].get("judge")) and config["eval"][key]["enabled"]]
-        return [m for m in dict.fromkeys(used) if m in config["models"] and self.is_api_model(m)]
-
-    def api_cost_inputs(self, wc: Wildcards) -> list[str]:
-        files = self.api_cost_files()
-        return [
-            *files["articles"].values(),
-            files["truthfulqa"],
-            *files["em"].values(),
-            *files["baselines"].values(),
-            *files["static_summaries"].values(),
-            *files["released_summaries"].values(),
-            *(files[key] for key in ("mmlu", "em_questions", "identity_questions") if files[key]),
-        ]

@@ -27,9 +27,9 @@ from sgtr_em.backends.openai_api import (
     option_probabilities,
 )
 from sgtr_em.backends.openai_state import parent_model_id
-from sgtr_em.cost import API_RULES, DataFiles
 from sgtr_em.cost import estimate as estimate_cost
 from sgtr_em.openai_ft import FineTuneSettings, FineTuningJobError, fine_tune, job_suffix
+from sgtr_em.targets import Targets
 
 SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
 MODEL = "gpt-4.1-2025-04-14"
@@ -380,55 +380,47 @@ def test_a_failed_job_fails_the_rule_and_is_bought_again_only_after_clearing(ser
     assert served.count("POST", "/v1/fine_tuning/jobs") == 1 and len(jobs_with_suffix(served, "sgtr-confuse-s0")) == 2
 
 
-def test_api_cost_counts_tokens_from_the_inputs(api_demo):
+def test_api_cost_names_the_workflows_rules(api_demo):
+    """`snakemake api_cost` in the finished API demo: every API job of the run, named by its rule (one the
+    workflow lists), the four fine-tuning jobs among them."""
     result = snakemake(api_demo, "api_cost", "--cores", "1", "--configfile", "config/demo-api.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     estimate = json.loads((api_demo / "results/api/cost_estimate.json").read_text())
+    listed = snakemake(api_demo, "--list-rules", "--configfile", "config/demo-api.yaml")
+    assert listed.returncode == 0, listed.stderr[-3000:]
     rules = {t["rule"] for t in estimate["totals"]}
-    assert rules == set(API_RULES)
-    train = next(t for t in estimate["totals"] if t["rule"] == "train_stage")
+    assert rules <= set(listed.stdout.split())
+    assert {
+        "generate_summaries_api",
+        "train_stage_api",
+        "eval_state_api",
+        "eval_em_questions",
+        "eval_identity",
+    } <= rules
+    train = next(t for t in estimate["totals"] if t["rule"] == "train_stage_api")
     assert train["jobs"] == 4 and train["training_tokens"] > 0 and estimate["total_usd"] > 0
     assert "Total" in (api_demo / "results/api/cost_estimate.md").read_text()
 
 
-def demo_inputs(workdir: Path) -> DataFiles:
-    """The API demo's prepared inputs, and its jobs' outputs (the summaries and answers they read)."""
-    results = workdir / "results"
-
-    def existing(path: Path) -> str | None:
-        return str(path) if path.exists() else None
-
-    return DataFiles(
-        articles={d: str(results / f"data/articles/{d}.jsonl") for d in ("xsum", "cnn")},
-        truthfulqa=str(results / "data/truthfulqa.jsonl"),
-        em={"unpop/default": str(results / "data/em/unpop/default.jsonl")},
-        mmlu=str(results / "data/mmlu.jsonl"),
-        em_questions=str(results / "data/questions/em_questions.json"),
-        identity_questions=str(results / "data/questions/identity_questions.json"),
-        existing_summaries=lambda m, c, s, d: existing(results / f"summaries/{m}/{c}/seed{s}/{d}.jsonl"),
-        existing_answers=lambda key, m, c, s: existing(
-            results / f"{'em_answers' if key == 'em_questions' else 'identity_answers'}/{m}/{c}/seed{s}.json"
-        ),
-    )
-
-
 def test_the_cost_estimate_matches_what_the_server_measured(served, api_demo):
-    """On the API demo (every API rule runs), the fake server's own counts: 4 job creates, 2 uploads (the
-    EM file and the Self++ pair file, each reused by a second stage) and every chat request; the
-    estimate, from the same inputs, names exactly as many chat requests and within 5% of the tokens it
-    was sent and trained on (output tokens are upper bounds)."""
+    """On the API demo (every API rule runs, the optional evaluations included), the fake server's own
+    counts: 4 job creates, 2 uploads (the EM file and the Self++ pair file, each reused by a second stage) and
+    every chat request. The estimate, from the same inputs and the run's outputs (the summaries and answers
+    its jobs read), counts as many fine-tuning jobs and exactly the chat requests, prompt tokens and trained
+    tokens the server received; output tokens are upper bounds."""
     measured = served.after_demo
     assert (measured["job_creates"], measured["uploads"], measured["jobs"]) == (4, 2, 4)
     config = cfglib.load(yaml.safe_load((api_demo / "config/demo-api.yaml").read_text()), workdir=api_demo)
-    result = estimate_cost(config, demo_inputs(api_demo))
-    assert result["complete"] and {t["rule"] for t in result["totals"]} == set(API_RULES)
+    result = estimate_cost(Targets(config), api_demo)
     total = result["total"]
-    trainings = sum(t["jobs"] for t in result["totals"] if t["rule"] == "train_stage")
     print(f"measured {measured}; estimated {total}")
-    assert total["requests"] - trainings == measured["chat_requests_received"] == measured["chat_requests_answered"]
-    assert abs(total["input_tokens"] - measured["prompt_tokens"]) <= 0.05 * measured["prompt_tokens"]
-    assert abs(total["training_tokens"] - measured["trained_tokens"]) <= 0.05 * measured["trained_tokens"]
+    assert sum(t["jobs"] for t in result["totals"] if t["rule"] == "train_stage_api") == measured["job_creates"]
+    assert total["requests"] == measured["chat_requests_received"] == measured["chat_requests_answered"]
+    assert total["input_tokens"] == measured["prompt_tokens"]
+    assert total["training_tokens"] == measured["trained_tokens"]
     assert measured["completion_tokens"] <= total["output_tokens"]
+    steps = {step for job in result["jobs"] if job["rule"].startswith("eval_state") for step in job["steps"]}
+    assert {"em_questions", "identity", "mmlu"} <= steps  # the optional evaluations are in the count
 
 
 def test_the_key_is_never_written(served, api_demo):

@@ -181,10 +181,7 @@ def test_the_paper_grid(paper):
     states = paper.grid_states()
     assert len(states) == len(set(states))
     assert {m for m, _, _ in states} == {"qwen2.5-32b", "seed-oss-36b", "gpt-4.1"}
-    assert paper.api_grid_models() == ["gpt-4.1"]
     assert all("gpt-4.1" in path for path in paper.api_model_outputs())
-    files = paper.api_cost_files()
-    assert files["truthfulqa"] == paths.TRUTHFULQA and "unpop/default" in files["em"]
 
 
 def test_every_template_wildcard_is_constrained():

@@ -47,17 +47,6 @@ FRAMEWORK_NAMES = {
     "whitespace_split": "shlex.shlex reads it",
     "pytestmark": "pytest reads a module's marks",
     "cluster": "a pytest fixture that the SLURM tests request for its effect (a running cluster)",
-    **dict.fromkeys(
-        (
-            "generate_summaries",
-            "eval_self_recognition",
-            "eval_truthfulqa",
-            "eval_mmlu",
-            "sample_em_answers",
-            "sample_identity_answers",
-        ),
-        "cost.Estimator calls the method named after a job's rule (getattr)",
-    ),
 }
 # Package code that only tests use, on purpose.
 TESTS_ONLY = {
