@@ -121,6 +121,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "science": (
         "evaluated_state",
         "sampling",
+        "bootstrap",
         "evals",
         "em_judge",
         "identity",

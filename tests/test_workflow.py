@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    DEMO_ROW,
     PAPER_ROW,
     PRESET_ROW,
     copy_workflow,
@@ -141,6 +142,14 @@ def test_changing_one_hyperparameter_reruns_only_the_trainings_using_it(demo):
     # each retrained state's evaluation job (one per state: every evaluation of it), and no other state's
     evals = planned_outputs(demo, "config/changed.yaml", r"eval_state\w*")
     assert {Path(e).parent.name for e in evals} == {"pick-longer", "em-unpop+pick-longer", "pick-longer+em-unpop"}
+
+
+def test_the_demo_plans_the_jobs_docs_numbers_counts(tmp_path):
+    workdir = copy_workflow(tmp_path / "demo", lock=False)
+    result = snakemake(workdir, "-n", timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts, documented = rule_counts(result.stdout + result.stderr), documented_jobs(DEMO_ROW, "")
+    assert counts["total"] == documented["jobs"] and counts["train_stage"] == documented["LoRA trainings"]
 
 
 def test_paper_dag_builds_offline_fast(tmp_path):
