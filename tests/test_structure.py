@@ -232,3 +232,15 @@ def test_the_package_has_no_import_circle():
     for module in sorted(edges):
         if module not in seen:
             visit(module, [module])
+
+
+def test_scripts_read_the_config_through_the_package():
+    """A rule script reads its job's settings through `sgtr_em.jobs.Job` (or its params), never by indexing
+    `snakemake.config`: what a job reads from the config is then listed in one place."""
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((PACKAGE.parent / "scripts").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "snakemake.config" in line
+    ]
+    assert offenders == []
