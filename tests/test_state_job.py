@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,3 +181,41 @@ def test_a_kept_step_is_not_taken_back_for_other_settings_inputs_or_earlier_step
     (tmp_path / "work" / "truthfulqa").write_text("{}")
     output.unlink()
     assert not kept.restore("truthfulqa", output, {"n": 1}, {"summaries-cnn": "x"})
+
+
+def test_a_state_evaluated_at_three_batch_sizes_writes_the_same_outputs(job_inputs, tmp_path):
+    """Batch size is no rerun trigger because it changes nothing: the same state's summaries, self-recognition
+    and TruthfulQA outputs at batch sizes 1, 3 and 16 are byte-identical, apart from the provenance record (its
+    clock times)."""
+    from sgtr_em.backends.hf import HFChatModel
+    from sgtr_em.evaluated_state import EvaluatedState
+    from sgtr_em.io import read_json
+    from sgtr_em.state_evals import run_state_job
+
+    spec = read_json(job_spec(job_inputs, tmp_path))
+    state = EvaluatedState("eval_state", "demo-target", "base", 0, {"name": "demo-target"}, {"dtype": "auto"}, "test")
+    written: dict[int, dict[str, bytes]] = {}
+    for batch_size in (1, 3, 16):
+        # the same output paths each time (the self-recognition record names the summaries file it read)
+        outputs = spec["outputs"]
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        run_state_job(
+            steps=spec["steps"],
+            inputs=spec["inputs"],
+            outputs=outputs,
+            state=state,
+            load_model=lambda b=batch_size: HFChatModel(spec["model"], batch_size=b),
+            work_dir=tmp_path / f"work-{batch_size}",
+            summary_seed=0,
+            batch_sizes=dict.fromkeys(spec["steps"], batch_size),
+        )
+        written[batch_size] = {}
+        for step, path in outputs.items():
+            text = Path(path).read_text()
+            if path.endswith(".json"):
+                record = json.loads(text)
+                record.pop("provenance")
+                text = json.dumps(record, sort_keys=True)
+            written[batch_size][step] = text.encode()
+    assert written[1] == written[3] == written[16]
+    assert set(written[1]) == {"summaries-cnn", "self_recognition-other", "truthfulqa"}
