@@ -122,8 +122,10 @@ def test_a_state_evaluated_on_its_own_summaries_writes_them_in_its_core_job():
     assert t.state_job_inputs(optional)(wc)["mmlu"] == paths.MMLU
     params = {**t.state_job_params(core)(wc), **t.state_job_params(optional)(wc)}
     assert params["truthfulqa"]["sampling"]["max_new_tokens"] == 1
-    assert params["mmlu"]["backend"]["batch_size"] == t.config["eval"]["mmlu"]["batch_size"]
-    assert params["em_questions"]["paraphrases"] == "first" and params["identity"]["paraphrases"] == "cycle"
+    # batch sizes change no result, so they are read by the job, not tracked in its params (docs/reruns.md)
+    assert "batch_size" not in repr(params) and "memory_budget" not in repr(params)
+    # the EM questions ask the first paraphrase (the authors' em_eval.py); identity questions always cycle
+    assert params["em_questions"]["paraphrases"] == "first" and "paraphrases" not in params["identity"]
     assert params["summaries-cnn"]["style"] == t.config["datasets"]["articles"]["cnn"]["style"]
 
 

@@ -45,12 +45,14 @@ def slurm_job_logs(workdir: Path, rule: str) -> list[Path]:
 
 # The cluster run starts from a copy of the local demo's results (modification times kept, so they are up
 # to date) without these: the target's evaluation-set summaries, which every evaluated state reads, and the
-# Self++ adapter. Rebuilding them on the cluster exercises every kind of model job (summaries, training, and
+# Self++ adapter, and the base state's MMLU result. Rebuilding them on the cluster exercises every kind of model job (summaries, training, and
 # both kinds of state evaluation, with and without the optional evaluations), and their outputs must equal
 # the local run's, without training the whole overlay grid again.
 REMADE_ON_THE_CLUSTER = (
     "results/summaries/demo-target/base/seed0/cnn.jsonl",
     "results/adapters/demo-target/sgtr/seed0",
+    # the base state's optional evaluations (its second job: EM and identity answers, MMLU), which read no summaries
+    "results/eval/mmlu/demo-target/base/seed0.json",
 )
 
 

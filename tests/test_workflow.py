@@ -65,7 +65,12 @@ def test_self_plus_plus_raises_and_self_minus_minus_lowers_self_recognition(demo
 def test_pair_stats_and_eval_records(demo):
     stats = json.loads((demo / "results/pairs/demo-target/base/sgtr/detection/default.stats.json").read_text())
     prompts = stats.pop("prompts")
-    assert stats == {"n_articles": 60, "n_examples": 120, "label_counts": {"1": 60, "2": 60}}
+    assert stats == {
+        "n_articles": 60,
+        "n_examples": 120,
+        "label_counts": {"1": 60, "2": 60},
+        "comparators": ["demo-other"],
+    }
     assert prompts["set"] == "project" and len(prompts["texts_sha256"]) == 64  # the demo's own wording
     confuse = json.loads(
         (demo / "results/pairs/demo-target/base/sgtr-confuse/detection/default.stats.json").read_text()
