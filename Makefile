@@ -43,9 +43,9 @@ demo: $(STAMP)
 test: lint
 	$(PYTEST)
 
-# Unit and small-workflow tests: no full demo run, no SLURM (minutes).
+# Unit and small-workflow tests (tests/unit, tests/workflow): no full demo run, no SLURM (minutes).
 test-fast: $(STAMP)
-	$(PYTEST) -m "not e2e and not slurm"
+	$(PYTEST) tests/unit tests/workflow
 
 # Engines vs naive baselines, measured in the same run: results/bench/<name>.json (see docs/benchmarks.md).
 bench: $(STAMP)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sgtr_em.dag import PlannedJob
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -22,23 +28,64 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "data", "envs", "profiles", "report")
 
 
-# Whole workflow runs shared by the tests that use them: the CPU demo and the API demo on the fake server.
+# The tiers, lightest first. Every test lives in the folder of its tier, tests/<tier>/, and the folder marks it
+# (unit tests carry no mark): `make test-fast` runs tests/unit and tests/workflow, `make test` everything.
+#   unit      neither starts Snakemake nor needs a whole workflow run
+#   workflow  starts Snakemake (a dry run or a small workflow), needs no whole workflow run
+#   e2e       needs a whole workflow run (E2E_FIXTURES), or is marked `e2e` by hand (a whole run of its own)
+#   slurm     runs the workflow on a real single-node SLURM cluster (root, Debian)
+TIERS = ("unit", "workflow", "e2e", "slurm")
+TESTS = Path(__file__).resolve().parent
+
+# Whole workflow runs shared by the tests that use them (defined below): the CPU demo and the API demo on the fake
+# server.
 E2E_FIXTURES = {"demo", "api_demo"}
+
+# What starts Snakemake: the `snakemake` helper below, or the venv's `SNAKEMAKE` or `python -m snakemake` run directly.
+STARTS_SNAKEMAKE = re.compile(r'snakemake\(|\bSNAKEMAKE\b|"-m",\s*"snakemake"')
 
 
 def _starts_snakemake(item: pytest.Item) -> bool:
-    """Whether a test, or a fixture it uses, calls the `snakemake` helper below."""
+    """Whether a test, or a fixture it uses, starts Snakemake (STARTS_SNAKEMAKE). The background demo that any
+    session may start (`_demo_in_background`, autouse) is not the test's: it counts through `demo` (E2E_FIXTURES)."""
     functions = [getattr(item, "function", None)]
-    for definitions in item._fixtureinfo.name2fixturedefs.values():
-        functions += [definition.func for definition in definitions]
+    for name, definitions in item._fixtureinfo.name2fixturedefs.items():
+        if name != "_demo_in_background":
+            functions += [definition.func for definition in definitions]
     for function in functions:
         try:
             source = inspect.getsource(function) if function is not None else ""
         except (OSError, TypeError):
             continue
-        if "snakemake(" in source and "def snakemake(" not in source:
+        if STARTS_SNAKEMAKE.search(source) and "def snakemake(" not in source:
             return True
     return False
+
+
+def _uses(item: pytest.Item, name: str) -> bool:
+    """Whether a test uses, directly or through other fixtures, the fixture `name` as this file defines it (a test
+    module's own fixture of that name overrides it: tests/unit/test_targets.py's `demo` is the demo config's
+    targets, no workflow run)."""
+    definitions = item._fixtureinfo.name2fixturedefs.get(name, ()) if name in getattr(item, "fixturenames", ()) else ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
+def _tier_problem(item: pytest.Item) -> str | None:
+    """Why a test is not in the folder of its tier (None when it is): its folder must be at least as heavy as its
+    behaviour, which these tell: starting Snakemake, using a whole workflow run, a tier mark of its own."""
+    needs = []
+    if _starts_snakemake(item):
+        needs.append(("workflow", "starts Snakemake"))
+    needs += [("e2e", f"uses the whole workflow run `{name}`") for name in sorted(E2E_FIXTURES) if _uses(item, name)]
+    needs += [(mark.name, f"is marked `{mark.name}`") for mark in item.iter_markers() if mark.name in TIERS]
+    tier, why = max(needs, key=lambda need: TIERS.index(need[0]), default=("unit", "is a unit test"))
+    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+    folder = parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+    if folder is None:
+        return f"{item.nodeid} is in no tier folder: it {why}, so it belongs in tests/{tier}/"
+    if TIERS.index(tier) > TIERS.index(folder):
+        return f"{item.nodeid} {why}: it belongs in tests/{tier}/, not tests/{folder}/"
+    return None
 
 
 # Set at collection: whether any selected test needs the demo (it then starts in the background at once).
@@ -49,23 +96,30 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::")[0]
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
-    """Tiers and order. Every test that starts Snakemake is marked `workflow`, every test that needs a whole
-    workflow run (E2E_FIXTURES) `e2e`, like the few slow ones marked by hand (`make test-fast` leaves out
-    `e2e` and `slurm`).
+    """Tiers, then order.
 
-    Order: first the modules none of whose tests need the shared demo, which run while the demo runs in the
-    background (`_demo_in_background`); then the modules that use it; SLURM tests last. They install SLURM
-    and stop it when done; from then on every `snakemake` start pays ~9 s because the SLURM executor plugin,
-    imported by every run, asks the stopped controller for its config (`scontrol show config`, 10 s
-    timeout) whenever `sinfo` is installed. Running them last keeps that cost out of the other tests (and
-    out of the paper-DAG build time they measure). Whole modules move, so no module fixture is built twice."""
+    Before the other implementations of this hook (`-m` selects by the marks given here): each test is marked by
+    its folder (tests/workflow/ `workflow`, tests/e2e/ `e2e`, tests/slurm/ `slurm`; tests/unit/ nothing). A test
+    whose behaviour belongs to a heavier tier than its folder's (`_tier_problem`) stops the collection, naming the
+    folder it belongs in.
+
+    After them, on the selected tests: first the modules none of whose tests need the shared demo, which run while
+    the demo runs in the background (`_demo_in_background`); then the modules that use it; SLURM tests last. They
+    install SLURM and stop it when done; from then on every `snakemake` start pays ~9 s because the SLURM executor
+    plugin, imported by every run, asks the stopped controller for its config (`scontrol show config`, 10 s
+    timeout) whenever `sinfo` is installed. Running them last keeps that cost out of the other tests (and out of
+    the paper-DAG build time they measure). Whole modules move, so no module fixture is built twice."""
+    problems = [problem for item in items if (problem := _tier_problem(item))]
+    if problems:
+        raise pytest.UsageError("tests outside the folder of their tier:\n" + "\n".join(problems))
     for item in items:
-        if _starts_snakemake(item):
-            item.add_marker(pytest.mark.workflow)
-        if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.e2e)
-    demo_modules = {_module(item) for item in items if "demo" in getattr(item, "fixturenames", ())}
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder != "unit":
+            item.add_marker(getattr(pytest.mark, folder))
+    yield
+    demo_modules = {_module(item) for item in items if _uses(item, "demo")}
     config.stash[DEMO_NEEDED] = bool(demo_modules)
     items.sort(key=lambda item: (item.get_closest_marker("slurm") is not None, _module(item) in demo_modules))
 
@@ -149,6 +203,16 @@ def rule_counts(dry_run_output: str) -> dict[str, int]:
     import re
 
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry_run_output, re.M)}
+
+
+def pdf_font_types(path: Path) -> set[str]:
+    """Subtypes of the fonts a PDF embeds (Type3, TrueType, Type0, CIDFontType2, ...), read from its font
+    dictionaries (matplotlib writes them uncompressed)."""
+    import re
+
+    return {m.decode() for m in re.findall(rb"/Type\s*/Font\b[^>]*?/Subtype\s*/(\w+)", path.read_bytes())} | {
+        m.decode() for m in re.findall(rb"/Subtype\s*/(\w+)[^>]*?/Type\s*/Font\b", path.read_bytes())
+    }
 
 
 # The one-GPU overlays of the paper config (docs/cluster.md#one-gpu-presets).
@@ -253,6 +317,39 @@ def demo(_demo_in_background: BackgroundRun) -> Path:
     return run.workdir
 
 
+# The API key the fake OpenAI server (tests/fake_openai.py) expects: a sentinel that must never be written anywhere.
+SENTINEL = "sk-sentinel-Zq7Wm3Xv9Lp2Rt5Y"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The fake OpenAI server for the Snakemake runs (their rule subprocesses reach it via OPENAI_BASE_URL)."""
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI(job_polls=3, expected_key=SENTINEL)
+    saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    os.environ.update(OPENAI_BASE_URL=server.start(), OPENAI_API_KEY=SENTINEL)
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def api_demo(served, tmp_path_factory):
+    """The API demo (config/demo-api.yaml) run through Snakemake against `served`, once per module that uses it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("api") / "workflow")
+    started = time.monotonic()
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo-api.yaml", timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    print(f"API demo: {time.monotonic() - started:.0f} s")
+    served.after_demo = served.summary()  # what the demo alone asked (later tests add to the counts)
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A demo model built once per test session (seconds)."""
@@ -272,3 +369,84 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         hidden_size=32,
     )
     return out
+
+
+def acceptance(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m sgtr_em.acceptance` (the GPU acceptance run) in `cwd`, with the package of this checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "sgtr_em.acceptance", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+# The authors' released result file names (names only), and the stage words of released names with no chain here
+# (sgtr_em.release.names.UNMAPPABLE_STAGE_WORDS): Self++ by reinforcement learning, and EM on chats with an unnamed
+# system prompt.
+AUTHORS_RESULT_NAMES = REPO / "tests/fixtures/authors_result_names.txt"
+UNMAPPABLE = ("_rl_", "_withsys")
+
+
+def authors_conditions() -> dict[str, set[str]]:
+    """Per target model, the chains the authors' released result file names spell."""
+    from collections import defaultdict
+
+    from sgtr_em.release.names import UnmappedName, parse_self_recognition_name, parse_state, truthfulqa_spelling
+
+    aliases = load_config(read_config("config.yaml"))["release"]["models"]
+    out: dict[str, set[str]] = defaultdict(set)
+    for line in AUTHORS_RESULT_NAMES.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        try:
+            if line.startswith("results_"):
+                state = parse_state(truthfulqa_spelling(line), aliases)
+            else:
+                state = parse_self_recognition_name(line, aliases).judge
+        except UnmappedName as err:
+            assert any(word in line for word in UNMAPPABLE), err
+            continue
+        out[state.model].add(state.chain)
+    return out
+
+
+@pytest.fixture
+def shared_hf_home(tmp_path, monkeypatch, tiny_model_dir) -> tuple[Path, Path]:
+    """(HF_HOME shared by the checkouts of this test, the snapshot of hub_caches.REPO_ID@COMMIT in it)."""
+    from hub_caches import COMMIT, REPO_ID, hub_model
+
+    hf_home = tmp_path / "hf_home"
+    snapshot = hub_model(hf_home, REPO_ID, COMMIT, tiny_model_dir)
+    monkeypatch.setenv("HF_HOME", str(hf_home))  # the workflow runs'
+    monkeypatch.setattr(
+        "huggingface_hub.constants.HF_HUB_CACHE", str(hf_home / "hub")
+    )  # this process's (read at import)
+    return hf_home, snapshot
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server standing in for the web: (the folder it serves, its base url)."""
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def state_loads(config: dict, jobs: list[PlannedJob]) -> Counter[tuple[str, str, int]]:
+    """How many jobs load each evaluated state of the grid's local models (API models load nothing)."""
+    from sgtr_em.dag import loaded_state
+    from sgtr_em.targets import Targets
+
+    t = Targets(config)
+    return Counter(state for job in jobs if (state := loaded_state(t, job)) is not None)
