@@ -1,5 +1,5 @@
 """The planned DAG as `snakemake -n` prints it: its jobs (rule, inputs, wildcards), and the model states
-they load. Used to count loads per evaluated state (tests/test_loads.py) and to estimate GPU-hours per
+they load. Used to count loads per evaluated state (tests/workflow/test_loads_dry_run.py) and to estimate GPU-hours per
 grid subset (tools/gpu_hours.py)."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def score_label_positions_only_on_cpu() -> bool:
 
     TRL 1.16 compacts to label positions on Triton devices (GPUs) but scores every position elsewhere (to
     avoid recompiles on Neuron). On CPU that spends ~70% of a demo step on masked-out positions, with the
-    same result: the per-token log-probs at label positions are identical (tests/test_models.py checks
+    same result: the per-token log-probs at label positions are identical (tests/unit/test_models.py checks
     the loss). Returns False, changing nothing, if TRL's private hook is not there.
     """
     try:

@@ -51,7 +51,7 @@ FRAMEWORK_NAMES = {
 # Package code that only tests use, on purpose.
 TESTS_ONLY = {
     "saved_activation_bytes": "the instrument that measured sgtr_em.memory's activation coefficients, kept beside "
-    "them; tests/test_memory.py re-measures with it",
+    "them; tests/unit/test_memory.py re-measures with it",
 }
 # pytest calls its hooks and fixtures by name.
 IGNORE_NAMES = ["pytest_*"]

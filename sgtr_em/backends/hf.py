@@ -541,7 +541,7 @@ class HFChatModel:
         """The new tokens of each row of a left-padded batch, decoded with the key/value cache as
         `model.generate` does (the same warpers and seeded sampler; greedy at temperature 0), except that a
         row leaves the batch when it has drawn an end-of-sequence token: later steps compute only the rows still
-        writing. Greedy replies equal one-prompt-at-a-time `model.generate` (tests/test_models.py)."""
+        writing. Greedy replies equal one-prompt-at-a-time `model.generate` (tests/unit/test_models.py)."""
         import torch
         from transformers import LogitsProcessorList
 

@@ -4,7 +4,7 @@ model's config alone (no weights loaded).
 Training, per GPU: the frozen base weights, the LoRA parameters with their fp32 gradients and Adam states,
 and the activations saved for the backward pass. The activation coefficients are measured, not derived: they
 are the bytes autograd keeps per token and decoder layer for a LoRA under bf16 autocast
-(`saved_activation_bytes`; `tests/test_memory.py` re-measures small Qwen2 shapes and checks the formula
+(`saved_activation_bytes`; `tests/unit/test_memory.py` re-measures small Qwen2 shapes and checks the formula
 to 10%). Measured on CPU; not yet checked against a GPU's peak memory. The LM head adds little: TRL scores
 label positions in chunks and never holds a full logits tensor.
 """
