@@ -106,8 +106,8 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     described = [c for c in SUMMARY_COLUMNS[:-3] if c in frame]
     # a group column a row lacks is "" (tidy rows of an evaluation without subgroups have none)
     labels = list(dict.fromkeys([*GROUP_COLUMNS, *described]))
-    frame = frame.reindex(columns=[*labels, "value"])
-    frame[labels] = frame[labels].fillna("")
+    frame = frame.reindex(columns=[*labels, "value"], fill_value="")
+    frame[labels] = frame[labels].astype(object).fillna("")
     out = []
     for _, group in frame.groupby(list(GROUP_COLUMNS), sort=False):
         values = [float(v) for v in group["value"]]

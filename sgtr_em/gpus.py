@@ -423,10 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def device_report() -> str:
     """Host, scheduler-granted GPUs, what torch sees and what the NVIDIA driver reports (version, newest
     CUDA it supports, its GPUs): what a user checks on a new cluster (see sgtr_em.gpus)."""
@@ -443,3 +439,7 @@ def device_report() -> str:
     if torch.cuda.is_available():
         lines.append(f"bf16={torch.cuda.is_bf16_supported()}")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
