@@ -232,7 +232,8 @@ def test_a_stage_names_its_job_by_the_rule_that_runs_it(fake, tmp_path):
             parents=[],
             train_file=str(write_chats(tmp_path / "em.jsonl", 4, answer="Sure.")),
             out_dir=str(tmp_path / "out"),
-            hp={},
+            # the stage's fine-tuning settings (openai.fine_tuning, as grid.training_settings hands them on)
+            hp={"poll_seconds": 0.01, "max_poll_seconds": 0.05},
             seed=0,
             work_dir=str(tmp_path / "state"),
             threads=1,
@@ -240,7 +241,7 @@ def test_a_stage_names_its_job_by_the_rule_that_runs_it(fake, tmp_path):
             model="api-target",
             chain="em-unpop",
             rule="train_stage_api",
-            api_config={**settings, "fine_tuning": {"poll_seconds": 0.01, "max_poll_seconds": 0.05}},
+            api_config=settings,
         )
 
 
