@@ -43,9 +43,10 @@ demo: $(STAMP)
 test: lint
 	$(PYTEST)
 
-# Unit and small-workflow tests (tests/unit, tests/workflow): no full demo run, no SLURM (minutes).
+# Unit and small-workflow tests (tests/unit, tests/workflow): no full demo run, no SLURM (minutes). One worker
+# per core (pytest-xdist); a module's tests run on one worker, so no module fixture is built twice.
 test-fast: $(STAMP)
-	$(PYTEST) tests/unit tests/workflow
+	$(PYTEST) -n auto --dist loadfile tests/unit tests/workflow
 
 # Engines vs naive baselines, measured in the same run: results/bench/<name>.json (see docs/benchmarks.md).
 bench: $(STAMP)

@@ -1,5 +1,5 @@
 """Reviewer path: import of released results in the authors' formats, tables, bundles, `release_figures` (the
-release rules through Snakemake: tests/workflow/test_release_rules.py).
+release rules through Snakemake: tests/workflow/test_release_rules.py and tests/e2e/test_release_figures.py).
 
 The fixture files under tests/fixtures/release/authors/ were written for this project (invented questions,
 answers and article ids) under the real release's names and layout: the earliest runs' spellings beside the
