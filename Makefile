@@ -39,9 +39,11 @@ demo: $(STAMP)
 	@echo
 	@$(VENV)/bin/python -m sgtr_em.headline results/claims/*.csv --summary results/report/results_summary.md
 
-# Everything: lint, then every test (unit, small workflows, the demo end to end, real SLURM).
+# Everything: lint, then every test (unit, small workflows, the demo end to end, real SLURM), one pytest-xdist
+# worker per core, modules handed out in the order tests/conftest.py gives them (the demo runs in the
+# background from the start; the modules that need it come last).
 test: lint
-	$(PYTEST)
+	$(PYTEST) -n auto --dist loadfile --no-loadscope-reorder
 
 # Unit and small-workflow tests (tests/unit, tests/workflow): no full demo run, no SLURM (minutes). One worker
 # per core (pytest-xdist); a module's tests run on one worker, so no module fixture is built twice.

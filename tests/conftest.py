@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +95,10 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::")[0]
 
 
+def _folder(item: pytest.Item) -> str:
+    return item.path.relative_to(TESTS).parts[0]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
     """Tiers, then order.
@@ -110,18 +113,26 @@ def pytest_collection_modifyitems(config, items):
     install SLURM and stop it when done; from then on every `snakemake` start pays ~9 s because the SLURM executor
     plugin, imported by every run, asks the stopped controller for its config (`scontrol show config`, 10 s
     timeout) whenever `sinfo` is installed. Running them last keeps that cost out of the other tests (and out of
-    the paper-DAG build time they measure). Whole modules move, so no module fixture is built twice."""
+    the paper-DAG build time they measure). Whole modules move, so no module fixture is built twice.
+
+    Under pytest-xdist (`make test`: `-n auto --dist loadfile --no-loadscope-reorder`, so modules are handed to
+    the workers in this order, a module's tests to one worker) the modules that need the demo come last, so no
+    worker waits for it while there is other work, and the heaviest tier first on both sides: the SLURM module
+    (the longest) starts as soon as the demo is done, beside the other modules that need it."""
     problems = [problem for item in items if (problem := _tier_problem(item))]
     if problems:
         raise pytest.UsageError("tests outside the folder of their tier:\n" + "\n".join(problems))
     for item in items:
-        folder = item.path.relative_to(TESTS).parts[0]
-        if folder != "unit":
-            item.add_marker(getattr(pytest.mark, folder))
+        if _folder(item) != "unit":
+            item.add_marker(getattr(pytest.mark, _folder(item)))
     yield
     demo_modules = {_module(item) for item in items if _uses(item, "demo")}
     config.stash[DEMO_NEEDED] = bool(demo_modules)
-    items.sort(key=lambda item: (item.get_closest_marker("slurm") is not None, _module(item) in demo_modules))
+    if config.getoption("numprocesses", None):
+        # the heaviest tier first on both sides (modules are handed out in this order)
+        items.sort(key=lambda item: (_module(item) in demo_modules, -TIERS.index(_folder(item))))
+    else:
+        items.sort(key=lambda item: (_folder(item) == "slurm", _module(item) in demo_modules))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -264,57 +275,97 @@ def snakemake(
     )
 
 
-@dataclass
-class BackgroundRun:
-    """A workflow run started in the background: its private workflow copy, process and output log."""
+class SharedDemo:
+    """The embedded demo, run once per test session in the background, in a private copy of the workflow under
+    the session's temporary root, which every pytest-xdist worker shares. The first process to need it starts
+    it; the others find it started. Its exit status is written to a file when it ends, so
+    any process can wait for it."""
 
-    workdir: Path
-    process: subprocess.Popen
-    log: Path
-    started: float
+    def __init__(self, root: Path) -> None:
+        self.folder = root / "demo"
+        self.workdir = self.folder / "workflow"
+        self.log = self.folder / "snakemake.log"
+        self.status = self.folder / "exit-status"
+        self.pid_file = self.folder / "pid"
+        self.process: subprocess.Popen | None = None  # in the process that started it
+
+    def start(self) -> None:
+        try:
+            self.folder.mkdir()  # atomic: one process makes it, and starts the run
+        except FileExistsError:
+            return
+        copy_workflow(self.workdir)
+        run = '"$0" --cores 2 --configfile config/demo.yaml > "$1" 2>&1; echo $? > "$2.part" && mv "$2.part" "$2"'
+        self.process = subprocess.Popen(
+            ["sh", "-c", run, SNAKEMAKE, self.log, self.status],
+            cwd=self.workdir,
+            env=workflow_env(),
+            start_new_session=True,  # its own process group: stopped with its jobs (`stop`)
+        )
+        self.pid_file.write_text(str(self.process.pid))
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit status, once it has ended (None: still running after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while not self.status.exists():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(1)
+        return int(self.status.read_text())
+
+    def stop(self) -> None:
+        """Stops it with its jobs, if it is still running."""
+        if self.pid_file.exists() and not self.status.exists():
+            try:
+                os.killpg(int(self.pid_file.read_text()), signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            if self.process is not None:
+                self.process.wait(timeout=120)
+
+
+def _session_root(config: pytest.Config) -> Path:
+    """The temporary folder of the whole test session: xdist workers' own (popen-gw<N>) are inside it."""
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _demo_in_background(request, tmp_path_factory, _hf_home):
-    """The embedded demo, started as the session starts when a selected test needs it, in a private copy of
-    the workflow. The tests that do not need it (ordered first) run meanwhile: many of them wait on
-    subprocesses, sockets and timers more than they compute, and the demo fills the idle cores."""
-    if not request.config.stash.get(DEMO_NEEDED, False):
-        yield None
-        return
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
-    log = tmp_path_factory.mktemp("demo-log") / "snakemake.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [SNAKEMAKE, "--cores", "2", "--configfile", "config/demo.yaml"],
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=workflow_env(),
-            start_new_session=True,  # stopped with its jobs if the session ends first
-        )
-    run = BackgroundRun(workdir, process, log, time.monotonic())
+def _demo_in_background(request, _hf_home):
+    """The demo (`SharedDemo`), started as the session starts when a selected test needs it. The tests that do
+    not need it run first, meanwhile: many of them wait on subprocesses, sockets and timers more than they
+    compute, and the demo fills the idle cores. A single process stops it when its session ends; an xdist
+    worker leaves it to the others, and the controller stops it when all are done (`pytest_sessionfinish`)."""
+    shared = SharedDemo(_session_root(request.config))
+    if request.config.stash.get(DEMO_NEEDED, False):
+        shared.start()
     try:
-        yield run
+        yield shared
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=120)
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            shared.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller, once every worker is done: the demo stops if it is still running (an interrupted
+    or failed session)."""
+    if session.config.getoption("numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        SharedDemo(_session_root(session.config)).stop()
 
 
 @pytest.fixture(scope="session")
-def demo(_demo_in_background: BackgroundRun) -> Path:
+def demo(_demo_in_background: SharedDemo) -> Path:
     """The embedded demo's finished run (see `_demo_in_background`)."""
-    run = _demo_in_background
+    shared = _demo_in_background
+    waited = time.monotonic()
     # About 8 minutes on an idle 2-core machine, longer beside the other tests; the bound leaves room.
-    try:
-        returncode = run.process.wait(timeout=max(60.0, 3600 - (time.monotonic() - run.started)))
-    except subprocess.TimeoutExpired:
-        os.killpg(run.process.pid, signal.SIGTERM)
-        pytest.fail(f"the demo did not finish within an hour: {run.log.read_text()[-3000:]}")
-    assert returncode == 0, run.log.read_text()[-6000:]
-    print(f"demo workflow: {time.monotonic() - run.started:.0f} s (finished or waited for)")
-    return run.workdir
+    returncode = shared.wait(timeout=3600)
+    if returncode is None:
+        shared.stop()
+        pytest.fail(f"the demo did not finish within an hour: {shared.log.read_text()[-3000:]}")
+    assert returncode == 0, shared.log.read_text()[-6000:]
+    print(f"demo workflow: waited {time.monotonic() - waited:.0f} s for it")
+    return shared.workdir
 
 
 # The API key the fake OpenAI server (tests/fake_openai.py) expects: a sentinel that must never be written anywhere.
