@@ -1,5 +1,5 @@
 """The slurm profile against a real single-node SLURM cluster (Debian's slurmctld/slurmd/munge), started
-by tools/slurm/start-slurm.sh and stopped when the module ends, whatever happened."""
+by tools/slurm/start-slurm.sh and stopped when the test session ends, whatever happened."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ CONFIGS = ("--configfile", "config/demo.yaml", "config/demo-slurm.yaml")
 SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "2")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    # The cluster's GPU is a fake GRES on a CPU machine: model jobs would stop at the CUDA check (sgtr_em.gpus).
-    os.environ["SGTR_EM_GPU_CHECK"] = "warn"
+@pytest.fixture(scope="session")
+def slurm_daemons():
+    """The cluster's daemons, up until the session ends: once SLURM is installed, every `snakemake` start asks
+    its controller for its config (the SLURM executor plugin), which waits out a 10 s timeout when the
+    controller is down, so it stays up while other tests of the session may still start Snakemake."""
     start = subprocess.run(
         ["bash", str(REPO / "tools/slurm/start-slurm.sh")], capture_output=True, text=True, timeout=900
     )
@@ -33,6 +34,15 @@ def cluster():
         yield
     finally:
         subprocess.run(["bash", str(REPO / "tools/slurm/stop-slurm.sh")], capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cluster(slurm_daemons):
+    # The cluster's GPU is a fake GRES on a CPU machine: model jobs would stop at the CUDA check (sgtr_em.gpus).
+    os.environ["SGTR_EM_GPU_CHECK"] = "warn"
+    try:
+        yield
+    finally:
         os.environ.pop("SGTR_EM_GPU_CHECK", None)
 
 
@@ -85,6 +95,72 @@ def slurm_run(cluster, demo, tmp_path_factory):
     result = snakemake(workdir, *REMADE_ON_THE_CLUSTER, "all", *SLURM, *CONFIGS, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
+
+
+# The tests that need only the cluster come first: under xdist this module starts at once, and they run while
+# the demo that `slurm_run` copies is still running.
+FLAKY_SNAKEFILE = """
+rule all:
+    input: "done.txt"
+
+rule flaky:
+    output: "done.txt"
+    log: "flaky.log"
+    # fails on its first attempt only
+    shell: "if [ -e attempted ]; then echo ok > {output}; else touch attempted; exit 3; fi"
+"""
+
+
+def test_failing_job_is_retried(cluster, tmp_path):
+    (tmp_path / "Snakefile").write_text(FLAKY_SNAKEFILE)
+    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
+    result = snakemake(tmp_path, *SLURM, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "done.txt").read_text().strip() == "ok"
+    assert len(slurm_job_logs(tmp_path, "flaky")) == 2
+
+
+def test_gpu_check_reports_the_devices(cluster, tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    result = snakemake(workdir, "gpu_check", *SLURM, *CONFIGS, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (workdir / "results/gpu_check.txt").read_text()
+    assert "CUDA_VISIBLE_DEVICES=0" in report and "torch" in report
+
+
+def test_api_model_jobs_run_on_the_submit_host_never_through_sbatch(cluster, tmp_path):
+    """The API demo (a fake OpenAI server on this host) under the SLURM profile: fine-tuning, summaries and the
+    state evaluations of an API model are local rules (a compute node may have no network); only the CPU work
+    between them goes through sbatch."""
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI(job_polls=2, expected_key="sk-slurm-test")
+    url = server.start()
+    try:
+        workdir = copy_workflow(tmp_path / "workflow")
+        result = subprocess.run(
+            [
+                SNAKEMAKE,
+                *SLURM,
+                "--configfile",
+                "config/demo-api.yaml",
+                "--config",
+                'grid={"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]}',
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=workflow_env(OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-slurm-test"),
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (workdir / "results/adapters/api-target/sgtr/seed0/openai_model.json").is_file()
+    submitted = {p.name.removeprefix("rule_") for p in (workdir / "logs/slurm").iterdir()}
+    assert submitted and not [rule for rule in submitted if rule.endswith("_api")], submitted
+    ran = result.stdout + result.stderr
+    assert "localrule train_stage_api:" in ran and re.search(r"localrule eval_state\w*_api:", ran)
 
 
 def test_model_jobs_went_through_sbatch_on_the_gpu_partition(slurm_run):
@@ -167,67 +243,3 @@ def test_cancelled_gpu_job_is_rerun_to_completion(slurm_run):
     assert cancelled in job_ids and len(job_ids) >= 3  # first run, the cancelled one, its retry
     # the retry finished the same training: the adapter is back, bit for bit
     assert (adapter / "adapter_model.safetensors").read_bytes() == before
-
-
-FLAKY_SNAKEFILE = """
-rule all:
-    input: "done.txt"
-
-rule flaky:
-    output: "done.txt"
-    log: "flaky.log"
-    # fails on its first attempt only
-    shell: "if [ -e attempted ]; then echo ok > {output}; else touch attempted; exit 3; fi"
-"""
-
-
-def test_failing_job_is_retried(cluster, tmp_path):
-    (tmp_path / "Snakefile").write_text(FLAKY_SNAKEFILE)
-    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
-    result = snakemake(tmp_path, *SLURM, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (tmp_path / "done.txt").read_text().strip() == "ok"
-    assert len(slurm_job_logs(tmp_path, "flaky")) == 2
-
-
-def test_gpu_check_reports_the_devices(cluster, tmp_path):
-    workdir = copy_workflow(tmp_path / "workflow")
-    result = snakemake(workdir, "gpu_check", *SLURM, *CONFIGS, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = (workdir / "results/gpu_check.txt").read_text()
-    assert "CUDA_VISIBLE_DEVICES=0" in report and "torch" in report
-
-
-def test_api_model_jobs_run_on_the_submit_host_never_through_sbatch(cluster, tmp_path):
-    """The API demo (a fake OpenAI server on this host) under the SLURM profile: fine-tuning, summaries and the
-    state evaluations of an API model are local rules (a compute node may have no network); only the CPU work
-    between them goes through sbatch."""
-    from fake_openai import FakeOpenAI
-
-    server = FakeOpenAI(job_polls=2, expected_key="sk-slurm-test")
-    url = server.start()
-    try:
-        workdir = copy_workflow(tmp_path / "workflow")
-        result = subprocess.run(
-            [
-                SNAKEMAKE,
-                *SLURM,
-                "--configfile",
-                "config/demo-api.yaml",
-                "--config",
-                'grid={"models": ["api-target"], "chains": ["base", "sgtr"], "seeds": [0]}',
-            ],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=workflow_env(OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-slurm-test"),
-        )
-    finally:
-        server.stop()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (workdir / "results/adapters/api-target/sgtr/seed0/openai_model.json").is_file()
-    submitted = {p.name.removeprefix("rule_") for p in (workdir / "logs/slurm").iterdir()}
-    assert submitted and not [rule for rule in submitted if rule.endswith("_api")], submitted
-    ran = result.stdout + result.stderr
-    assert "localrule train_stage_api:" in ran and re.search(r"localrule eval_state\w*_api:", ran)
