@@ -47,6 +47,7 @@ FRAMEWORK_NAMES = {
     "whitespace_split": "shlex.shlex reads it",
     "pytestmark": "pytest reads a module's marks",
     "cluster": "a pytest fixture that the SLURM tests request for its effect (a running cluster)",
+    "slurm_daemons": "a pytest fixture that `cluster` requests for its effect (SLURM's daemons up)",
 }
 # Package code that only tests use, on purpose.
 TESTS_ONLY = {
