@@ -39,11 +39,11 @@ demo: $(STAMP)
 	@echo
 	@$(VENV)/bin/python -m sgtr_em.headline results/claims/*.csv --summary results/report/results_summary.md
 
-# Everything: lint, then every test (unit, small workflows, the demo end to end, real SLURM), one pytest-xdist
-# worker per core, modules handed out in the order tests/conftest.py gives them (the demo runs in the
-# background from the start; the modules that need it come last).
+# Everything: lint, then every test (unit, small workflows, the demo end to end, real SLURM), in one process
+# with the demo in the background (tests/conftest.py): the demo's jobs and the tests fill both cores of a
+# 2-core machine, so more pytest workers gain nothing here.
 test: lint
-	$(PYTEST) -n auto --dist loadfile --no-loadscope-reorder
+	$(PYTEST)
 
 # Unit and small-workflow tests (tests/unit, tests/workflow): no full demo run, no SLURM (minutes). One worker
 # per core (pytest-xdist); a module's tests run on one worker, so no module fixture is built twice.

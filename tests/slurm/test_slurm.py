@@ -97,8 +97,7 @@ def slurm_run(cluster, demo, tmp_path_factory):
     return workdir
 
 
-# The tests that need only the cluster come first: under xdist this module starts at once, and they run while
-# the demo that `slurm_run` copies is still running.
+# The tests that need only the cluster first: they fail at once when the cluster does not work.
 FLAKY_SNAKEFILE = """
 rule all:
     input: "done.txt"
