@@ -120,10 +120,9 @@ def pytest_collection_modifyitems(config, items):
     last keeps even a running controller out of the other tests (and out of the paper-DAG build time they
     measure). Whole modules move, so no module fixture is built twice.
 
-    Under pytest-xdist (`pytest -n auto --dist loadfile`) each worker orders the modules so, a module's tests run
-    on one worker, and the demo is shared by the workers (`SharedDemo`): measured on 2 cores, the whole suite took
-    as long as in one process (both ~22 min), because the demo's jobs and the tests already fill both cores;
-    the unit and workflow tiers alone gain (`make test-fast`: 528 s in one process, 221 s on two workers)."""
+    Under pytest-xdist (`pytest -n auto --dist loadfile`) each worker orders its modules so, a module's tests run
+    on one worker, and the workers share one demo run (`SharedDemo`). On 2 cores the whole suite took no less
+    time that way (docs/numbers.md); the unit and workflow tiers alone gain (`make test-fast`)."""
     problems = [problem for item in items if (problem := _tier_problem(item))]
     if problems:
         raise pytest.UsageError("tests outside the folder of their tier:\n" + "\n".join(problems))
