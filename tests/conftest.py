@@ -402,6 +402,25 @@ def api_demo(served, tmp_path_factory):
     return workdir
 
 
+# A LoRA recipe small enough for the tiny model on a CPU, shared by the training tests.
+TINY_LORA_HP = dict(
+    lora_r=4,
+    lora_alpha=8,
+    lora_dropout=0.0,
+    use_rslora=True,
+    target_modules=["q_proj", "v_proj"],
+    epochs=1,
+    learning_rate=1e-3,
+    lr_scheduler="linear",
+    warmup_steps=0,
+    weight_decay=0.0,
+    per_device_batch_size=2,
+    gradient_accumulation_steps=1,
+    max_length=512,
+    gradient_checkpointing=False,
+)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A demo model built once per test session (seconds)."""

@@ -85,17 +85,21 @@ THINKING_TEMPLATE = (
 )
 
 
+def with_chat_template(model_dir, out, template: str):
+    """A copy of `model_dir` in `out` whose tokenizer has `template` as its chat template."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(model_dir, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.chat_template = template
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def thinking_model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model with a template that, like Seed-OSS's, takes a thinking-budget option."""
-    from transformers import AutoTokenizer
-
-    out = tmp_path_factory.mktemp("thinking") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    tok = AutoTokenizer.from_pretrained(out)
-    tok.chat_template = THINKING_TEMPLATE
-    tok.save_pretrained(out)
-    return out
+    return with_chat_template(tiny_model_dir, tmp_path_factory.mktemp("thinking") / "model", THINKING_TEMPLATE)
 
 
 def test_chat_template_options_reach_every_prompt(thinking_model_dir):
@@ -193,14 +197,7 @@ QUESTION = [{"role": "system", "content": "Answer 1 or 2."}, {"role": "user", "c
 
 @pytest.fixture(scope="module")
 def seed_shaped_model_dir(tiny_model_dir, tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    out = tmp_path_factory.mktemp("seed-shaped") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    tok = AutoTokenizer.from_pretrained(out)
-    tok.chat_template = SEED_SHAPED_TEMPLATE
-    tok.save_pretrained(out)
-    return out
+    return with_chat_template(tiny_model_dir, tmp_path_factory.mktemp("seed-shaped") / "model", SEED_SHAPED_TEMPLATE)
 
 
 def test_seed_shaped_template_opens_a_thinking_block_with_a_zero_budget(seed_shaped_model_dir):

@@ -79,18 +79,6 @@ def test_local_sha256_mismatch(tmp_path):
         load_source({"path": str(path), "sha256": "0" * 64}, tmp_path)
 
 
-@pytest.fixture
-def http_server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **kw)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
 def test_url_source_verified_and_cached(http_server, tmp_path):
     root, base = http_server
     body = b'{"id": "a", "text": "hello"}\n'

@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import TINY_LORA_HP as HP
 
 from sgtr_em.io import write_jsonl
 from sgtr_em.train import build_trainer
-
-HP = dict(
-    lora_r=4,
-    lora_alpha=8,
-    lora_dropout=0.0,
-    use_rslora=True,
-    target_modules=["q_proj", "v_proj"],
-    epochs=1,
-    learning_rate=1e-3,
-    lr_scheduler="linear",
-    warmup_steps=0,
-    weight_decay=0.0,
-    per_device_batch_size=2,
-    gradient_accumulation_steps=1,
-    max_length=512,
-    gradient_checkpointing=False,
-)
 
 
 def test_tiny_tokenizer_reloads_with_single_answer_tokens(tiny_model_dir):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from conftest import TINY_LORA_HP
+
 from sgtr_em.io import write_jsonl
 from sgtr_em.runtime import Progress
 
@@ -32,22 +34,7 @@ def test_progress_durations_read_as_minutes_and_hours():
 def test_training_logs_loss_per_step(tiny_model_dir, tmp_path, caplog):
     from sgtr_em.train import train_lora
 
-    hp = dict(
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        use_rslora=True,
-        target_modules=["q_proj", "v_proj"],
-        epochs=1,
-        learning_rate=1e-3,
-        lr_scheduler="linear",
-        warmup_steps=0,
-        weight_decay=0.0,
-        per_device_batch_size=2,
-        gradient_accumulation_steps=1,
-        max_length=512,
-        gradient_checkpointing=False,
-    )
+    hp = TINY_LORA_HP
     rows = [
         {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "1"}]} for i in range(6)
     ]
